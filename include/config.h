@@ -1,0 +1,86 @@
+/* config -- the typed run configuration.
+ *
+ * One table (config.c: OPTIONS) declares every option: key "section.name",
+ * type, default, bounds or choices, and help.  It drives parsing of JSON
+ * files, "--set section.key=value" overrides, validation, --help, the dump
+ * stored in every output file and the broadcast to other ranks (as JSON).
+ * Precedence: defaults < config file < --set.  Unknown keys, wrong types and
+ * out-of-range values are errors naming the key and the file.
+ */
+#ifndef HDISTILL_CONFIG_H
+#define HDISTILL_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util.h"
+
+typedef struct {
+    struct {
+        char *dir;       /* run directory: run.h5, ckpt/ */
+        int threads;     /* kernel + OpenBLAS threads per rank; 0 = auto */
+        int log_every;   /* print a progress line every N steps */
+    } run;
+    struct {
+        char *pairs;     /* training pairs: .jsonl or .h5 */
+        int64_t max_examples; /* 0 = all */
+        char *too_long;  /* "error" | "skip" */
+        double val_fraction; /* held-out share of the pairs for validation loss */
+    } data;
+    struct {
+        char *type;      /* "bpe" (trained on the run's text) | "gpt2" */
+        int vocab_size;  /* bpe: ids in all, including 256 bytes and 2 specials */
+        char *gpt2_vocab;
+        char *gpt2_merges;
+        char *separator; /* gpt2: text between prompt and target */
+    } tokenizer;
+    struct {
+        char *preset;    /* tiny | mini | small | gpt2-124m | gpt2-350m */
+        int n_layer, n_head, d_model, max_seq_len; /* 0 = from the preset */
+    } model;
+    struct {
+        int seq_len;     /* T: tokens per row */
+        int batch_size;  /* rows per optimizer step, over all ranks */
+        int micro_batch; /* rows per rank per forward/backward; 0 = batch_size/ranks */
+        int64_t steps;   /* optimizer steps; 0 = from epochs */
+        double epochs;
+        double lr, min_lr_frac;
+        int64_t warmup_steps;
+        char *schedule;  /* "cosine" | "constant" */
+        double weight_decay, beta1, beta2, eps, grad_clip;
+        int64_t seed;
+        int64_t ckpt_every;
+        int ckpt_keep;
+        int64_t eval_every;
+        double max_run_time; /* seconds; 0 = no limit */
+    } train;
+    char *source; /* the file the configuration came from (for messages) */
+} Config;
+
+/* Fills every option with its default. */
+void config_init(Config *c);
+void config_free(Config *c);
+
+/* Applies a JSON object {"section": {"key": value}} from a file / a string.
+ * source names the origin in error messages.  Returns 0 or -1 with e set. */
+int config_load_file(Config *c, const char *path, Err *e);
+int config_load_json(Config *c, const char *text, const char *source, Err *e);
+/* Applies one "section.key=value" override. */
+int config_set(Config *c, const char *assignment, Err *e);
+/* Cross-field checks (heads divide d_model, ...). */
+int config_validate(const Config *c, Err *e);
+
+/* The resolved configuration as a JSON object (caller frees). */
+char *config_to_json(const Config *c);
+/* Prints "section.key = value" lines. */
+void config_print(const Config *c, FILE *f);
+/* Prints the option table (all sections, or those named in the comma list). */
+void config_print_help(FILE *f, const char *sections);
+
+/* Resolved model dimensions from preset + explicit values. */
+typedef struct {
+    int n_layer, n_head, d_model, max_seq_len;
+} ModelDims;
+int config_model_dims(const Config *c, ModelDims *d, Err *e);
+
+#endif

@@ -1,0 +1,156 @@
+/* util -- errors, logging, allocation, growable arrays, RNG, timing, files
+ * and a small thread pool.  Everything else in hdistill builds on this; it
+ * knows nothing of MPI or HDF5 (comm installs an abort hook so that DIE
+ * takes every rank down instead of hanging the others).
+ *
+ * Three kinds of error (STYLE.md):
+ *  - programmer errors: CHECK(cond, fmt, ...) -- always on, never assert();
+ *  - fatal environment errors: DIE(fmt, ...) prints "[rank r] file:line: msg"
+ *    and calls the abort hook (MPI_Abort once comm is up);
+ *  - recoverable errors: functions return a negative status and fill an Err
+ *    with a one-line message naming the file/field and a hint.
+ */
+#ifndef HDISTILL_UTIL_H
+#define HDISTILL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Process exit codes (documented in README "Exit codes"). */
+enum {
+    EXIT_OK = 0,
+    EXIT_RUNTIME = 1,   /* an environment error during the run (I/O, MPI)   */
+    EXIT_USAGE = 2,     /* bad command line, configuration or input data    */
+    EXIT_STOPPED = 3,   /* stopped early (signal, STOP file, time); resumable */
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+typedef struct {
+    char msg[768];
+} Err;
+
+/* Formats a message into e (if e is non-NULL) and returns -1. */
+int err_set(Err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Called by DIE/CHECK after printing; defaults to abort().  comm installs one
+ * that calls MPI_Abort so all ranks stop. */
+void util_set_abort_hook(void (*hook)(int code));
+void util_set_rank(int rank);
+int util_rank(void);
+
+void util_die(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+
+#define DIE(...) util_die(__FILE__, __LINE__, __VA_ARGS__)
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (!(cond)) util_die(__FILE__, __LINE__, "check failed: " #cond     \
+                              " -- " __VA_ARGS__);                           \
+    } while (0)
+
+/* ---- logging ------------------------------------------------------------ */
+
+/* log_info prints on rank 0 only, to stdout, flushed line by line. */
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* log_warn/log_error print on any rank to stderr with a "[rank r]" prefix. */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* When quiet, log_info prints nothing (used by tests and --json output). */
+void log_set_quiet(int quiet);
+
+/* ---- allocation (DIE on failure) ---------------------------------------- */
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* 64-byte aligned, zeroed; free with free(). */
+void *xmalloc_aligned(size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- growable arrays ------------------------------------------------------ */
+
+typedef struct {
+    int *a;
+    size_t n, cap;
+} IntVec;
+void intvec_push(IntVec *v, int x);
+void intvec_reserve(IntVec *v, size_t cap);
+void intvec_free(IntVec *v);
+
+typedef struct {
+    char *a; /* always NUL-terminated when n > 0 or after bytebuf_putc */
+    size_t n, cap;
+} ByteBuf;
+void bytebuf_put(ByteBuf *b, const void *p, size_t n);
+void bytebuf_putc(ByteBuf *b, char c);
+void bytebuf_printf(ByteBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bytebuf_free(ByteBuf *b);
+
+/* ---- random numbers --------------------------------------------------------
+ * xoshiro256** (Blackman & Vigna 2018), seeded through splitmix64.  The state
+ * is four words so checkpoints can store and restore it exactly. */
+typedef struct {
+    uint64_t s[4];
+} Rng;
+void rng_seed(Rng *r, uint64_t seed);
+uint64_t rng_u64(Rng *r);
+/* uniform in [0, 1) with 24 random bits (float) / 53 bits (double) */
+float rng_float(Rng *r);
+double rng_double(Rng *r);
+/* standard normal (Box-Muller, one value per call, no cached spare) */
+double rng_normal(Rng *r);
+/* uniform integer in [0, n) without modulo bias; n > 0 */
+uint64_t rng_below(Rng *r, uint64_t n);
+/* Seed derived from (seed, stream, index) so independent streams need no
+ * shared state (e.g. the shuffle of epoch e). */
+uint64_t rng_derive(uint64_t seed, uint64_t stream, uint64_t index);
+
+/* ---- time ---------------------------------------------------------------- */
+double util_now(void); /* monotonic seconds */
+double util_wall(void); /* seconds since the epoch */
+
+/* ---- files ----------------------------------------------------------------- */
+
+/* Reads a whole file; returns a NUL-terminated buffer (caller frees) or NULL
+ * with e set ("PATH: No such file or directory"). */
+char *util_read_file(const char *path, size_t *len, Err *e);
+/* mkdir -p; returns 0 or -1 with e set. */
+int util_mkdir_p(const char *path, Err *e);
+int util_file_exists(const char *path);
+/* fsync a file by path and then its directory; returns 0 or -1. */
+int util_fsync_path(const char *path);
+/* rename(tmp, final) and fsync the directory; returns 0 or -1 with e set. */
+int util_rename_durable(const char *tmp, const char *final, Err *e);
+const char *util_basename(const char *path);
+int util_ends_with(const char *s, const char *suffix);
+
+/* ---- stop signals -----------------------------------------------------------
+ * SIGTERM, SIGINT, SIGUSR1 (Slurm's --signal) set a flag instead of killing
+ * the process; long loops poll it and stop at a step boundary. */
+void util_install_stop_signals(void);
+/* The first stop signal received, or 0. */
+int util_stop_signal(void);
+
+/* ---- thread pool ------------------------------------------------------------
+ * A fixed pool of worker threads for the non-GEMM kernels (LayerNorm, GELU,
+ * attention, softmax, cross-entropy).  Workers spin briefly and then block,
+ * so they give the cores back to OpenBLAS between parallel regions (PERF.md:
+ * two spinning runtimes on two cores fight).  The calling thread takes part.
+ */
+typedef void (*ParFn)(void *ctx, long begin, long end, int tid);
+
+/* Starts the pool with nthreads threads in all (>= 1).  Idempotent for the
+ * same count; changing the count restarts the pool. */
+void par_init(int nthreads);
+int par_nthreads(void);
+void par_shutdown(void);
+/* Calls fn on [0, n) split into par_nthreads() contiguous chunks, chunk k on
+ * thread k (deterministic partition for a given thread count); returns when
+ * all are done.  Runs inline when n < grain or the pool has one thread. */
+void par_for(long n, long grain, ParFn fn, void *ctx);
+
+#endif

@@ -1,0 +1,111 @@
+/* hdistill -- distil humor from a large language model into a small student
+ * (Ravi et al., "Small But Funny", ACL 2024) on CPU nodes with MPI.
+ * main only parses the subcommand and dispatches; see README.md. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "comm.h"
+#include "config.h"
+#include "prov.h"
+#include "train.h"
+#include "util.h"
+
+static const char *USAGE =
+    "usage: hdistill SUBCOMMAND [ARGS]\n"
+    "\n"
+    "subcommands:\n"
+    "  train CONFIG [--set section.key=value]... [--dry-run]\n"
+    "        supervised fine-tuning of the student on (prompt, target) pairs, data parallel\n"
+    "        under mpirun/srun; resumes from the newest checkpoint in run.dir\n"
+    "  tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
+    "        print GPT-2 token ids of each stdin line\n"
+    "  help-config [SECTION,...]\n"
+    "        every configuration option with type, default, bounds and meaning\n"
+    "  version\n"
+    "        version, git SHA and library versions\n"
+    "\n"
+    "exit codes: 0 done, 1 runtime error, 2 bad usage/configuration/input,\n"
+    "            3 stopped early (signal, STOP file, train.max_run_time): run again to resume\n"
+    "'hdistill SUBCOMMAND --help' describes one subcommand.\n";
+
+static const char *TRAIN_HELP =
+    "usage: hdistill train CONFIG [--set section.key=value]... [--dry-run]\n"
+    "\n"
+    "Trains the student on pairs from data.pairs (JSONL of {\"prompt\",\"target\"}, or\n"
+    "HDF5) with the loss on target tokens only.  Run with mpirun -np N / srun for data\n"
+    "parallelism: train.batch_size rows per step are split over the ranks.  Writes\n"
+    "run.dir/run.h5 (configuration, provenance, tokenizer, /metrics/train/{step,loss,...})\n"
+    "and run.dir/ckpt/step_NNNNNNNN.h5; started again it resumes from the newest\n"
+    "complete checkpoint.  SIGTERM/SIGUSR1, a file run.dir/STOP or train.max_run_time\n"
+    "checkpoint and exit with code 3.\n"
+    "\n"
+    "  --set k=v   override one option (after the file; repeatable)\n"
+    "  --dry-run   validate configuration and data, print the plan (parameters: N,\n"
+    "              memory per rank, batch layout, steps) and exit 0 without computing\n"
+    "\n"
+    "options (hdistill help-config for all):\n";
+
+static const char *TOKENIZE_HELP =
+    "usage: hdistill tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
+    "\n"
+    "Reads text lines on stdin (a line ends at \\n, which is not part of the text) and\n"
+    "prints each line's GPT-2 token ids, space-separated, one output line per input\n"
+    "line.  FILE: GPT-2's vocab.json/encoder.json and merges.txt/vocab.bpe.\n";
+
+static int wants_help(int argc, char **argv) {
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(USAGE, stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        Comm comm;
+        comm_init(&comm, &argc, &argv);
+        Provenance p;
+        prov_collect(&p, 0, NULL, comm.size);
+        if (comm.rank == 0)
+            for (int i = 0; i < p.n; i++)
+                if (strcmp(p.key[i], "command") && strcmp(p.key[i], "created_utc"))
+                    printf("%-16s %s\n", p.key[i], p.value[i]);
+        prov_free(&p);
+        comm_finalize();
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "help-config") == 0) {
+        config_print_help(stdout, argc > 2 ? argv[2] : NULL);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "tokenize") == 0) {
+        if (wants_help(argc, argv)) {
+            fputs(TOKENIZE_HELP, stdout);
+            return EXIT_OK;
+        }
+        return cli_tokenize(argc, argv);
+    }
+    if (strcmp(cmd, "train") == 0) {
+        if (wants_help(argc, argv)) {
+            fputs(TRAIN_HELP, stdout);
+            config_print_help(stdout, "run,data,tokenizer,model,train");
+            return EXIT_OK;
+        }
+        Comm comm;
+        comm_init(&comm, &argc, &argv);
+        Config cfg;
+        int dry = 0;
+        cli_load_config(&cfg, &comm, argc, argv, 2, &dry);
+        int code = train_main(&cfg, &comm, argc, argv, dry);
+        config_free(&cfg);
+        par_shutdown();
+        comm_exit(code);
+    }
+    fprintf(stderr, "error: unknown subcommand '%s' (hint: hdistill --help)\n", cmd);
+    return EXIT_USAGE;
+}

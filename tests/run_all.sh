@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test program and test script; prints one line per test and the
+# total "N passed, N failed" last; exits non-zero on any failure.
+# Usage: tests/run_all.sh [NAME_FILTER]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+filter=${1:-}
+mkdir -p build/test-logs
+total_p=0; total_f=0; broken=()
+run_one() {  # name, command...
+    local name=$1; shift
+    [[ -n "$filter" && "$name" != *"$filter"* ]] && return
+    local log=build/test-logs/$name.log t0=$SECONDS
+    "$@" >"$log" 2>&1; local rc=$?
+    local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+    local p=0 f=0
+    if [[ -n "$line" ]]; then p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}; fi
+    if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; fi   # crashed or exited non-zero
+    total_p=$((total_p + p)); total_f=$((total_f + f))
+    printf '%-28s %4d passed %3d failed  (%ds)\n' "$name" "$p" "$f" $((SECONDS - t0))
+    if [[ $f -ne 0 ]]; then broken+=("$name"); echo "---- tail of $log"; tail -25 "$log"; echo "----"; fi
+}
+for t in build/tests/test_*; do
+    [[ -x "$t" && "$t" != *.d ]] || continue
+    n=$(basename "$t")
+    run_one "$n" "$t"
+done
+for s in tests/t_*.sh; do
+    [[ -f "$s" ]] || continue
+    n=$(basename "$s" .sh)
+    run_one "$n" bash "$s"
+done
+[[ ${#broken[@]} -gt 0 ]] && echo "failing: ${broken[*]}"
+echo "$total_p passed, $total_f failed"
+[[ $total_f -eq 0 ]]

@@ -1,0 +1,869 @@
+/* test_tokenizer -- unicode classes and UTF-8 decoding, GPT-2 pre-tokenizer
+ * splits, BPE encode against a naive reference, round trips, training
+ * (determinism, compression, errors), TokenizerData round trips and GPT-2
+ * file import errors.  Trains on Debian's fortunes and WordNet glosses
+ * (installed by tools/deps.sh / CI).  Prints training time and encoding
+ * throughput (not asserted).  GPT-2 id compatibility is tested by
+ * tests/t_tokenizer_gpt2.sh. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "tokenizer.h"
+#include "unicode.h"
+#include "util.h"
+
+/* ---- corpus ------------------------------------------------------------------ */
+
+typedef struct {
+    char **texts;
+    size_t *lens;
+    size_t n, cap, bytes;
+} Corpus;
+
+static void corpus_add(Corpus *c, const char *s, size_t n) {
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 1024;
+        c->texts = xrealloc(c->texts, c->cap * sizeof *c->texts);
+        c->lens = xrealloc(c->lens, c->cap * sizeof *c->lens);
+    }
+    c->texts[c->n] = xstrndup(s, n);
+    c->lens[c->n++] = n;
+    c->bytes += n;
+}
+
+static void corpus_free(Corpus *c) {
+    for (size_t i = 0; i < c->n; i++) free(c->texts[i]);
+    free(c->texts);
+    free(c->lens);
+    memset(c, 0, sizeof *c);
+}
+
+static const char *FORTUNE_FILES[] = {
+    "art",       "computers",  "cookie",      "debian",        "definitions", "disclaimer",
+    "drugs",     "education",  "ethnic",      "food",          "fortunes",    "goedel",
+    "humorists", "kids",       "knghtbrd",    "law",           "linux",       "linuxcookie",
+    "literature", "love",      "magic",       "medicine",      "men-women",   "miscellaneous",
+    "news",      "paradoxum",  "people",      "perl",          "pets",        "platitudes",
+    "politics",  "pratchett",  "riddles",     "science",       "songs-poems", "sports",
+    "startrek",  "tao",        "translate-me", "wisdom",       "work",        "zippy",
+};
+
+/* Every fortune ("%" lines separate them): index % 4 == 0 goes to held,
+ * the others to train. */
+static void read_fortunes(Corpus *train, Corpus *held) {
+    size_t k = 0;
+    for (size_t f = 0; f < sizeof FORTUNE_FILES / sizeof *FORTUNE_FILES; f++) {
+        char *path = xasprintf("/usr/share/games/fortunes/%s", FORTUNE_FILES[f]);
+        Err e;
+        size_t len;
+        char *s = util_read_file(path, &len, &e);
+        free(path);
+        if (!s) continue; /* the set of files varies a little between releases */
+        size_t start = 0;
+        for (size_t i = 0; i <= len; i++) {
+            int end = i == len || (s[i] == '%' && (i == 0 || s[i - 1] == '\n') &&
+                                   (i + 1 == len || s[i + 1] == '\n'));
+            if (!end) continue;
+            if (i > start) corpus_add(k++ % 4 == 0 ? held : train, s + start, i - start);
+            start = i + 2;
+            i++;
+        }
+        free(s);
+    }
+}
+
+/* WordNet glosses (text after "| " on each synset line) until max_bytes. */
+static void read_glosses(Corpus *c, const char *file, size_t max_bytes) {
+    char *path = xasprintf("/usr/share/wordnet/%s", file);
+    Err e;
+    size_t len;
+    char *s = util_read_file(path, &len, &e);
+    CHECK(s, "%s (install wordnet-base)", e.msg);
+    free(path);
+    for (size_t i = 0; i < len && c->bytes < max_bytes;) {
+        size_t j = i;
+        while (j < len && s[j] != '\n') j++;
+        if (!(j - i >= 2 && s[i] == ' ' && s[i + 1] == ' ')) {
+            const char *bar = memmem(s + i, j - i, "| ", 2);
+            if (bar) {
+                size_t a = (size_t)(bar + 2 - s), b = j;
+                while (b > a && s[b - 1] == ' ') b--;
+                if (b > a) corpus_add(c, s + a, b - a);
+            }
+        }
+        i = j + 1;
+    }
+    free(s);
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static int data_equal(const TokenizerData *a, const TokenizerData *b) {
+    if (a->n_vocab != b->n_vocab || a->n_merges != b->n_merges || a->eot_id != b->eot_id ||
+        a->sep_id != b->sep_id)
+        return 0;
+    size_t V = (size_t)a->n_vocab;
+    return memcmp(a->offsets, b->offsets, (V + 1) * sizeof *a->offsets) == 0 &&
+           memcmp(a->blob, b->blob, (size_t)a->offsets[V]) == 0 &&
+           memcmp(a->special, b->special, V) == 0 &&
+           memcmp(a->merges, b->merges, 2 * (size_t)a->n_merges * sizeof *a->merges) == 0;
+}
+
+static int roundtrip(const Tokenizer *t, const char *s, size_t n, size_t *n_ids) {
+    IntVec ids = {0};
+    ByteBuf back = {0};
+    Err e;
+    tokenizer_encode(t, s, n, &ids);
+    int ok = tokenizer_decode(t, ids.a, ids.n, &back, &e) == 0 && back.n == n &&
+             (n == 0 || memcmp(back.a, s, n) == 0);
+    for (size_t i = 0; i < ids.n; i++)
+        if (ids.a[i] < 0 || ids.a[i] >= tokenizer_vocab_size(t) || ids.a[i] == tokenizer_eot_id(t) ||
+            ids.a[i] == tokenizer_sep_id(t))
+            ok = 0;
+    if (n_ids) *n_ids = ids.n;
+    intvec_free(&ids);
+    bytebuf_free(&back);
+    return ok;
+}
+
+/* ---- naive reference BPE (GPT-2's encoder.py loop) on a TokenizerData -------- */
+
+typedef struct {
+    int a, b, rank, result;
+} RefMerge;
+
+typedef struct {
+    const TokenizerData *d;
+    RefMerge *m; /* sorted by (a, b) */
+    int *by_bytes; /* ordinary token ids sorted by their bytes */
+    int n_by_bytes;
+} RefBpe;
+
+static const TokenizerData *g_sort_data;
+
+static int cmp_token_bytes(const void *x, const void *y) {
+    const TokenizerData *d = g_sort_data;
+    int i = *(const int *)x, j = *(const int *)y;
+    size_t li = (size_t)(d->offsets[i + 1] - d->offsets[i]);
+    size_t lj = (size_t)(d->offsets[j + 1] - d->offsets[j]);
+    int c = memcmp(d->blob + d->offsets[i], d->blob + d->offsets[j], li < lj ? li : lj);
+    return c ? c : (li > lj) - (li < lj);
+}
+
+static int cmp_merge(const void *x, const void *y) {
+    const RefMerge *p = x, *q = y;
+    if (p->a != q->a) return p->a < q->a ? -1 : 1;
+    return (p->b > q->b) - (p->b < q->b);
+}
+
+static int ref_find_bytes(const RefBpe *r, const uint8_t *p, size_t n) {
+    int lo = 0, hi = r->n_by_bytes;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2, id = r->by_bytes[mid];
+        size_t l = (size_t)(r->d->offsets[id + 1] - r->d->offsets[id]);
+        int c = memcmp(r->d->blob + r->d->offsets[id], p, l < n ? l : n);
+        if (!c) c = (l > n) - (l < n);
+        if (c == 0) return id;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static void ref_init(RefBpe *r, const TokenizerData *d) {
+    r->d = d;
+    r->by_bytes = xmalloc((size_t)d->n_vocab * sizeof *r->by_bytes);
+    r->n_by_bytes = 0;
+    for (int i = 0; i < d->n_vocab; i++)
+        if (!d->special[i]) r->by_bytes[r->n_by_bytes++] = i;
+    g_sort_data = d;
+    qsort(r->by_bytes, (size_t)r->n_by_bytes, sizeof *r->by_bytes, cmp_token_bytes);
+    r->m = xmalloc((size_t)(d->n_merges ? d->n_merges : 1) * sizeof *r->m);
+    ByteBuf cat = {0};
+    for (int k = 0; k < d->n_merges; k++) {
+        int a = d->merges[2 * k], b = d->merges[2 * k + 1];
+        cat.n = 0;
+        bytebuf_put(&cat, d->blob + d->offsets[a], (size_t)(d->offsets[a + 1] - d->offsets[a]));
+        bytebuf_put(&cat, d->blob + d->offsets[b], (size_t)(d->offsets[b + 1] - d->offsets[b]));
+        r->m[k] = (RefMerge){a, b, k, ref_find_bytes(r, (const uint8_t *)cat.a, cat.n)};
+    }
+    bytebuf_free(&cat);
+    qsort(r->m, (size_t)d->n_merges, sizeof *r->m, cmp_merge);
+}
+
+static void ref_free(RefBpe *r) {
+    free(r->m);
+    free(r->by_bytes);
+}
+
+/* BPE of one pre-tokenized chunk, exactly as encoder.py's bpe(). */
+static void ref_encode_chunk(const RefBpe *r, const uint8_t *s, size_t n, IntVec *out) {
+    int *w = xmalloc((n ? n : 1) * sizeof *w);
+    for (size_t i = 0; i < n; i++) w[i] = ref_find_bytes(r, s + i, 1);
+    for (;;) {
+        const RefMerge *best = NULL;
+        for (size_t i = 0; i + 1 < n; i++) {
+            RefMerge key = {w[i], w[i + 1], 0, 0};
+            const RefMerge *m = bsearch(&key, r->m, (size_t)r->d->n_merges, sizeof key, cmp_merge);
+            if (m && (!best || m->rank < best->rank)) best = m;
+        }
+        if (!best) break;
+        size_t k = 0;
+        for (size_t i = 0; i < n;) {
+            if (i + 1 < n && w[i] == best->a && w[i + 1] == best->b) {
+                w[k++] = best->result;
+                i += 2;
+            } else {
+                w[k++] = w[i++];
+            }
+        }
+        n = k;
+    }
+    for (size_t i = 0; i < n; i++) intvec_push(out, w[i]);
+    free(w);
+}
+
+static int ids_equal(const IntVec *a, const IntVec *b) {
+    return a->n == b->n && (a->n == 0 || memcmp(a->a, b->a, a->n * sizeof *a->a) == 0);
+}
+
+/* ---- a tokenizer that makes chunk boundaries visible ------------------------------
+ * Its vocabulary holds every substring of one text, with a merge for every
+ * way to split each; inside a chunk any two neighbouring tokens can merge,
+ * so each chunk encodes to exactly one token, and decoding the ids one by
+ * one lists the pre-tokenizer's chunks. */
+
+static Tokenizer *substring_tokenizer(const char *s, size_t n) {
+    ByteBuf blob = {0};
+    IntVec off = {0}; /* token starts into blob; +1 sentinel at the end */
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        intvec_push(&off, (int)blob.n);
+        bytebuf_put(&blob, &c, 1);
+    }
+    IntVec merges = {0};
+    for (size_t L = 2; L <= n; L++)
+        for (size_t i = 0; i + L <= n; i++) {
+            int dup = 0;
+            for (size_t t = 256; t < off.n && !dup; t++) {
+                size_t tl = (size_t)((t + 1 < off.n ? off.a[t + 1] : (int)blob.n) - off.a[t]);
+                dup = tl == L && memcmp(blob.a + off.a[t], s + i, L) == 0;
+            }
+            if (dup) continue;
+            intvec_push(&off, (int)blob.n);
+            bytebuf_put(&blob, s + i, L);
+        }
+    int V = (int)off.n + 1; /* + end-of-text */
+    TokenizerData d = {0};
+    d.n_vocab = V;
+    d.offsets = xmalloc((size_t)(V + 1) * sizeof *d.offsets);
+    for (int i = 0; i + 1 < V; i++) d.offsets[i] = off.a[i];
+    d.offsets[V - 1] = (int64_t)blob.n;
+    bytebuf_put(&blob, "<|endoftext|>", 13);
+    d.offsets[V] = (int64_t)blob.n;
+    d.blob = (uint8_t *)blob.a;
+    d.special = xcalloc((size_t)V, 1);
+    d.special[V - 1] = 1;
+    d.eot_id = V - 1;
+    d.sep_id = -1;
+    /* merges: for each substring token (shorter first), every split */
+    for (int t = 256; t < V - 1; t++) {
+        const char *p = blob.a + d.offsets[t];
+        size_t L = (size_t)(d.offsets[t + 1] - d.offsets[t]);
+        for (size_t k = 1; k < L; k++) {
+            int ids[2] = {-1, -1};
+            for (int h = 0; h < 2; h++) {
+                const char *q = h ? p + k : p;
+                size_t ql = h ? L - k : k;
+                for (int u = 0; u < V - 1 && ids[h] < 0; u++)
+                    if ((size_t)(d.offsets[u + 1] - d.offsets[u]) == ql &&
+                        memcmp(blob.a + d.offsets[u], q, ql) == 0)
+                        ids[h] = u;
+            }
+            intvec_push(&merges, ids[0]);
+            intvec_push(&merges, ids[1]);
+        }
+    }
+    d.n_merges = (int)(merges.n / 2);
+    d.merges = xmalloc((merges.n ? merges.n : 1) * sizeof *d.merges);
+    for (size_t i = 0; i < merges.n; i++) d.merges[i] = merges.a[i];
+    Err e;
+    Tokenizer *t = tokenizer_from_data(&d, &e);
+    CHECK(t, "substring tokenizer: %s", e.msg);
+    tokenizer_data_free(&d);
+    intvec_free(&off);
+    intvec_free(&merges);
+    return t;
+}
+
+/* Chunks of s as "[chunk][chunk]..." (bytes as they are). */
+static char *split_of(const char *s, size_t n) {
+    Tokenizer *t = substring_tokenizer(s, n);
+    IntVec ids = {0};
+    tokenizer_encode(t, s, n, &ids);
+    ByteBuf out = {0};
+    bytebuf_put(&out, "", 0);
+    for (size_t i = 0; i < ids.n; i++) {
+        size_t l;
+        const uint8_t *p = tokenizer_token_bytes(t, ids.a[i], &l);
+        bytebuf_putc(&out, '[');
+        bytebuf_put(&out, p, l);
+        bytebuf_putc(&out, ']');
+    }
+    intvec_free(&ids);
+    tokenizer_destroy(t);
+    return out.a;
+}
+
+#define EXPECT_SPLIT(text, want)                                                        \
+    do {                                                                                \
+        char *got_ = split_of(text, sizeof(text) - 1);                                  \
+        EXPECT(strcmp(got_, want) == 0, "split of %s: got %s want %s", #text, got_, want); \
+        free(got_);                                                                     \
+    } while (0)
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void test_unicode(void) {
+    EXPECT(unicode_is_letter('A') && unicode_is_letter('z') && !unicode_is_letter('1'), "ascii");
+    EXPECT(unicode_is_letter(0xE9) && unicode_is_letter(0x3B1) && unicode_is_letter(0x436) &&
+               unicode_is_letter(0x6F22) && unicode_is_letter(0x30AB) && unicode_is_letter(0x1D518),
+           "letters: e-acute, alpha, zhe, CJK, katakana, math fraktur");
+    EXPECT(!unicode_is_letter(0x301) && !unicode_is_letter(0x1F600) && !unicode_is_letter(0xD7),
+           "combining acute, emoji, multiplication sign are not letters");
+    EXPECT(unicode_is_number('7') && unicode_is_number(0x663) && unicode_is_number(0xB2) &&
+               unicode_is_number(0x216B) && unicode_is_number(0x2460) && !unicode_is_number('x'),
+           "numbers: 7, Arabic-Indic 3, superscript 2, Roman XII, circled 1");
+    EXPECT(unicode_is_space(' ') && unicode_is_space('\t') && unicode_is_space('\n') &&
+               unicode_is_space(0x0B) && unicode_is_space(0x0C) && unicode_is_space('\r') &&
+               unicode_is_space(0x85) && unicode_is_space(0xA0) && unicode_is_space(0x2009) &&
+               unicode_is_space(0x3000) && unicode_is_space(0x2028),
+           "White_Space members");
+    EXPECT(!unicode_is_space(0x1C) && !unicode_is_space(0x1F) && !unicode_is_space(0xFEFF) &&
+               !unicode_is_space(0x200B) && !unicode_is_space(0x180E),
+           "not White_Space: 1C, 1F, FEFF, ZWSP, 180E");
+    EXPECT(!unicode_is_letter(UNICODE_INVALID) && !unicode_is_number(UNICODE_INVALID) &&
+               !unicode_is_space(UNICODE_INVALID) && !unicode_is_letter(0x110000),
+           "invalid is in no class");
+    EXPECT(strcmp(unicode_version, "14.0.0") == 0, "tables are Unicode %s", unicode_version);
+
+    struct {
+        const char *s;
+        size_t len, used;
+        uint32_t cp;
+    } cases[] = {
+        {"A", 1, 1, 'A'},
+        {"\xc3\xa9", 2, 2, 0xE9},
+        {"\xe2\x82\xac", 3, 3, 0x20AC},
+        {"\xf0\x9f\x98\x80", 4, 4, 0x1F600},
+        {"\xf4\x8f\xbf\xbf", 4, 4, 0x10FFFF},
+        {"\xc0\x80", 2, 1, UNICODE_INVALID},         /* overlong NUL */
+        {"\xe0\x80\xaf", 3, 1, UNICODE_INVALID},     /* overlong '/' */
+        {"\xed\xa0\x80", 3, 1, UNICODE_INVALID},     /* surrogate D800 */
+        {"\xf4\x90\x80\x80", 4, 1, UNICODE_INVALID}, /* 0x110000 */
+        {"\xe2\x82", 2, 1, UNICODE_INVALID},         /* truncated */
+        {"\x80", 1, 1, UNICODE_INVALID},             /* stray continuation */
+        {"\xff", 1, 1, UNICODE_INVALID},
+        {"\xc3(", 2, 1, UNICODE_INVALID},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint32_t cp = 0;
+        size_t used = unicode_decode_utf8((const uint8_t *)cases[i].s, cases[i].len, &cp);
+        EXPECT(used == cases[i].used && cp == cases[i].cp, "decode case %zu: used %zu cp %x", i,
+               used, cp);
+    }
+}
+
+static void test_splits(void) {
+    /* contractions (case-sensitive, as in GPT-2) */
+    EXPECT_SPLIT("I'm here", "[I]['m][ here]");
+    EXPECT_SPLIT("they're we've I'll he'd it's don't",
+                 "[they]['re][ we]['ve][ I]['ll][ he]['d][ it]['s][ don]['t]");
+    EXPECT_SPLIT("IT'S", "[IT]['][S]");
+    EXPECT_SPLIT("'x ?'s", "['][x][ ?'][s]");
+    EXPECT_SPLIT("'''s", "['''][s]");
+    /* " ?\p{L}+" */
+    EXPECT_SPLIT("Hello world", "[Hello][ world]");
+    EXPECT_SPLIT("h\xc3\xa9llo w\xc3\xb6rld", "[h\xc3\xa9llo][ w\xc3\xb6rld]");
+    EXPECT_SPLIT("\xe6\x97\xa5\xe6\x9c\xac \xce\xb1\xce\xb2", "[\xe6\x97\xa5\xe6\x9c\xac][ \xce\xb1\xce\xb2]");
+    /* numbers */
+    EXPECT_SPLIT("abc123 4567", "[abc][123][ 4567]");
+    EXPECT_SPLIT("a1b2", "[a][1][b][2]");
+    EXPECT_SPLIT("3.14", "[3][.][14]");
+    EXPECT_SPLIT("\xd9\xa3\xd9\xa4 \xc2\xb2", "[\xd9\xa3\xd9\xa4][ \xc2\xb2]");
+    /* punctuation runs */
+    EXPECT_SPLIT("hello!!! ...world?", "[hello][!!!][ ...][world][?]");
+    EXPECT_SPLIT("x=(y+z);", "[x][=(][y][+][z][);]");
+    EXPECT_SPLIT("\xf0\x9f\x98\x80\xf0\x9f\x98\x80 ok", "[\xf0\x9f\x98\x80\xf0\x9f\x98\x80][ ok]");
+    /* whitespace: \s+(?!\S) gives the last space to the next word */
+    EXPECT_SPLIT("a   b", "[a][  ][ b]");
+    EXPECT_SPLIT("  hi", "[ ][ hi]");
+    EXPECT_SPLIT("hi  ", "[hi][  ]");
+    EXPECT_SPLIT(" ", "[ ]");
+    EXPECT_SPLIT("a \tb", "[a][ ][\t][b]");
+    EXPECT_SPLIT("\n\nb", "[\n][\n][b]");
+    EXPECT_SPLIT("a\n\n", "[a][\n\n]");
+    EXPECT_SPLIT("a\t\t b", "[a][\t\t][ b]");
+    EXPECT_SPLIT("a\xc2\xa0" "b", "[a][\xc2\xa0][b]");
+    EXPECT_SPLIT("a \xc2\xa0" "b", "[a][ ][\xc2\xa0][b]");
+    EXPECT_SPLIT("x \xe3\x80\x80 y", "[x][ \xe3\x80\x80][ y]");
+    /* bytes that are not UTF-8 are single "other" characters; so is NUL */
+    EXPECT_SPLIT("a\xff\xfe" "b", "[a][\xff\xfe][b]");
+    EXPECT_SPLIT(" \xff" "b", "[ \xff][b]");
+    EXPECT_SPLIT("\xe2\x82x", "[\xe2\x82][x]");
+    EXPECT_SPLIT("\xc3\xa9\x80", "[\xc3\xa9][\x80]");
+    EXPECT_SPLIT("\xed\xa0\x80z", "[\xed\xa0\x80][z]");
+    char nul[] = {'a', 0, 'b', ' ', 0};
+    char *got = split_of(nul, sizeof nul);
+    EXPECT(memcmp(got, "[a][\0][b][ \0]", 14) == 0, "split with NUL bytes");
+    free(got);
+}
+
+typedef struct {
+    const Tokenizer *t;
+    const Corpus *c;
+    const IntVec *want;
+    int ok;
+} ThreadJob;
+
+static void *encode_thread(void *arg) {
+    ThreadJob *j = arg;
+    IntVec ids = {0};
+    for (size_t i = 0; i < j->c->n; i++) tokenizer_encode(j->t, j->c->texts[i], j->c->lens[i], &ids);
+    j->ok = ids_equal(&ids, j->want);
+    intvec_free(&ids);
+    return NULL;
+}
+
+static void test_roundtrips(const Tokenizer *t) {
+    Rng r;
+    rng_seed(&r, 12345);
+    int bad = 0;
+    for (int it = 0; it < 300; it++) {
+        size_t n = (size_t)rng_below(&r, 300);
+        char *s = xmalloc(n + 1);
+        int mode = it % 5;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t x = rng_u64(&r);
+            if (mode == 0) s[i] = (char)(x & 0xff);                        /* any bytes */
+            else if (mode == 1) s[i] = (x & 3) ? 0 : (char)(x >> 8);       /* mostly NUL */
+            else if (mode == 2) s[i] = (x % 10) ? ' ' : "ab\t\n"[(x >> 8) & 3]; /* space runs */
+            else if (mode == 3) s[i] = "the cat's\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80!?\n"[x % 23];
+            else s[i] = (char)(0x80 + (x & 0x7f)); /* continuation bytes and lead bytes */
+        }
+        if (!roundtrip(t, s, n, NULL)) bad++;
+        free(s);
+    }
+    EXPECT(bad == 0, "%d of 300 random byte strings did not round-trip", bad);
+    char *spaces = xmalloc(100000);
+    memset(spaces, ' ', 100000);
+    EXPECT(roundtrip(t, spaces, 100000, NULL), "100000 spaces");
+    spaces[99999] = 'x';
+    EXPECT(roundtrip(t, spaces, 100000, NULL), "99999 spaces and x");
+    free(spaces);
+    EXPECT(roundtrip(t, "", 0, NULL), "empty string");
+
+    /* long single chunks go through the heap merge; compare with the naive
+     * reference loop (short chunks are covered by the corpus comparison) */
+    TokenizerData d;
+    tokenizer_to_data(t, &d);
+    RefBpe ref;
+    ref_init(&ref, &d);
+    int mismatch = 0;
+    for (int it = 0; it < 60; it++) {
+        size_t n = 33 + (size_t)rng_below(&r, it < 50 ? 400 : 5000);
+        char *s = xmalloc(n);
+        size_t i = 0;
+        if (it % 3 == 1) s[i++] = ' ';
+        for (; i < n; i++) {
+            uint64_t x = rng_u64(&r);
+            if (it % 3 == 2) s[i] = "!.,;:-()[]\"'"[x % 12];   /* punctuation run */
+            else s[i] = "etaoinshrdlucmfwypvbgkjqxz"[x % (it % 2 ? 8 : 26)];
+        }
+        IntVec a = {0}, b = {0};
+        tokenizer_encode(t, s, n, &a);
+        ref_encode_chunk(&ref, (const uint8_t *)s, n, &b);
+        if (!ids_equal(&a, &b)) mismatch++;
+        intvec_free(&a);
+        intvec_free(&b);
+        free(s);
+    }
+    EXPECT(mismatch == 0, "%d of 60 long chunks differ from the reference BPE", mismatch);
+    ref_free(&ref);
+    tokenizer_data_free(&d);
+}
+
+/* encode == reference BPE on every chunk of real text: splitting the ids by
+ * the chunk boundaries needs the pre-tokenizer, so compare per word of
+ * letters, which is always one chunk (with or without a leading space). */
+static void test_reference_words(const Tokenizer *t, const Corpus *c) {
+    TokenizerData d;
+    tokenizer_to_data(t, &d);
+    RefBpe ref;
+    ref_init(&ref, &d);
+    int mismatch = 0, checked = 0;
+    for (size_t k = 0; k < c->n && checked < 20000; k += 7) {
+        const char *s = c->texts[k];
+        size_t n = c->lens[k];
+        for (size_t i = 0; i < n && checked < 20000;) {
+            size_t j = i + (s[i] == ' ');
+            size_t e = j;
+            while (e < n && ((s[e] | 32) >= 'a' && (s[e] | 32) <= 'z')) e++;
+            if (e > j && (e == n || (unsigned char)s[e] < 0x80)) {
+                IntVec a = {0}, b = {0};
+                tokenizer_encode(t, s + i, e - i, &a);
+                ref_encode_chunk(&ref, (const uint8_t *)s + i, e - i, &b);
+                mismatch += !ids_equal(&a, &b);
+                checked++;
+                intvec_free(&a);
+                intvec_free(&b);
+            }
+            i = e > i ? e : i + 1;
+        }
+    }
+    EXPECT(checked > 1000 && mismatch == 0, "%d of %d corpus words differ from the reference",
+           mismatch, checked);
+    ref_free(&ref);
+    tokenizer_data_free(&d);
+}
+
+static void test_training(void) {
+    Corpus train = {0}, held = {0}, extra = {0};
+    read_fortunes(&train, &held);
+    EXPECT(train.n > 5000 && held.n > 1000, "fortunes read: %zu train, %zu held out (install "
+                                            "fortunes and fortunes-min)", train.n, held.n);
+    read_glosses(&train, "data.adj", 3000000);
+    read_glosses(&train, "data.verb", 3000000);
+    read_glosses(&extra, "data.noun", 1u << 30);
+    printf("training corpus: %zu texts, %.2f MB; held out %zu texts, %.2f MB\n", train.n,
+           train.bytes / 1e6, held.n, held.bytes / 1e6);
+
+    Err e;
+    double t0 = util_now();
+    Tokenizer *t = tokenizer_train((const char *const *)train.texts, train.lens, train.n, 8192, &e);
+    double dt = util_now() - t0;
+    EXPECT(t != NULL, "train: %s", e.msg);
+    if (!t) {
+        corpus_free(&train);
+        corpus_free(&held);
+        corpus_free(&extra);
+        return;
+    }
+    printf("train to vocab 8192: %.2f s\n", dt);
+    EXPECT(tokenizer_vocab_size(t) == 8192 && tokenizer_eot_id(t) == 8190 &&
+               tokenizer_sep_id(t) == 8191,
+           "vocab %d eot %d sep %d", tokenizer_vocab_size(t), tokenizer_eot_id(t),
+           tokenizer_sep_id(t));
+    size_t l;
+    const uint8_t *p = tokenizer_token_bytes(t, 8190, &l);
+    EXPECT(p && l == 13 && memcmp(p, "<|endoftext|>", 13) == 0, "eot bytes");
+    p = tokenizer_token_bytes(t, 8191, &l);
+    EXPECT(p && l == 7 && memcmp(p, "<|sep|>", 7) == 0, "sep bytes");
+    EXPECT(tokenizer_token_bytes(t, 8192, &l) == NULL && tokenizer_token_bytes(t, -1, &l) == NULL,
+           "token_bytes out of range");
+    p = tokenizer_token_bytes(t, 'A', &l);
+    EXPECT(p && l == 1 && p[0] == 'A', "trained ids 0..255 are the bytes");
+    /* the eot name as text encodes to ordinary tokens */
+    IntVec ids = {0};
+    tokenizer_encode(t, "<|endoftext|>", 13, &ids);
+    int has_special = 0;
+    for (size_t i = 0; i < ids.n; i++) has_special |= ids.a[i] >= 8190;
+    EXPECT(ids.n > 1 && !has_special, "<|endoftext|> as text is not the special id");
+    intvec_free(&ids);
+
+    /* compression on held-out fortunes */
+    size_t n_ids = 0, n_bytes = 0;
+    int bad = 0;
+    for (size_t i = 0; i < held.n; i++) {
+        size_t k;
+        if (!roundtrip(t, held.texts[i], held.lens[i], &k)) bad++;
+        n_ids += k;
+        n_bytes += held.lens[i];
+    }
+    double ipb = (double)n_ids / (double)n_bytes;
+    printf("held-out: %.3f ids per byte (%.2f bytes per id)\n", ipb, 1.0 / ipb);
+    EXPECT(bad == 0, "%d held-out texts did not round-trip", bad);
+    EXPECT(ipb < 0.35, "ids per byte %.3f, want < 0.35", ipb);
+
+    test_roundtrips(t);
+    test_reference_words(t, &held);
+
+    /* to_data -> from_data -> to_data */
+    TokenizerData d1, d2;
+    tokenizer_to_data(t, &d1);
+    Tokenizer *t2 = tokenizer_from_data(&d1, &e);
+    EXPECT(t2 != NULL, "from_data: %s", e.msg);
+    if (t2) {
+        tokenizer_to_data(t2, &d2);
+        EXPECT(data_equal(&d1, &d2), "to_data/from_data round trip differs");
+        tokenizer_data_free(&d2);
+        IntVec a = {0}, b = {0};
+        for (size_t i = 0; i < held.n; i += 10) {
+            tokenizer_encode(t, held.texts[i], held.lens[i], &a);
+            tokenizer_encode(t2, held.texts[i], held.lens[i], &b);
+        }
+        EXPECT(ids_equal(&a, &b), "rebuilt tokenizer encodes differently");
+        intvec_free(&a);
+        intvec_free(&b);
+        tokenizer_destroy(t2);
+    }
+
+    /* determinism: same corpus, same data */
+    Tokenizer *t3 = tokenizer_train((const char *const *)train.texts, train.lens, train.n, 8192, &e);
+    EXPECT(t3 != NULL, "second training: %s", e.msg);
+    if (t3) {
+        tokenizer_to_data(t3, &d2);
+        EXPECT(data_equal(&d1, &d2), "training twice gives different tokenizers");
+        tokenizer_data_free(&d2);
+        tokenizer_destroy(t3);
+    }
+
+    /* inconsistent data is refused */
+    int saved = d1.merges[1];
+    d1.merges[1] = d1.eot_id;
+    t2 = tokenizer_from_data(&d1, &e);
+    EXPECT(!t2 && strstr(e.msg, "merge 0"), "merge with a special id: %s", t2 ? "accepted" : e.msg);
+    d1.merges[1] = saved;
+    d1.special[d1.eot_id] = 0;
+    t2 = tokenizer_from_data(&d1, &e);
+    EXPECT(!t2 && strstr(e.msg, "end-of-text"), "eot not special: %s", t2 ? "accepted" : e.msg);
+    d1.special[d1.eot_id] = 1;
+    d1.blob[d1.offsets[300]] ^= 0x80; /* token 300 no longer merge 44's result */
+    t2 = tokenizer_from_data(&d1, &e);
+    EXPECT(!t2 && strstr(e.msg, "not in the vocabulary"), "merge result missing: %s",
+           t2 ? "accepted" : e.msg);
+    tokenizer_data_free(&d1);
+
+    /* decode: out-of-range ids */
+    ByteBuf out = {0};
+    int bad_ids[] = {65, 8192};
+    EXPECT(tokenizer_decode(t, bad_ids, 2, &out, &e) == -1 && strstr(e.msg, "8192"),
+           "decode of id 8192: %s", e.msg);
+    out.n = 0;
+    int neg[] = {-1};
+    EXPECT(tokenizer_decode(t, neg, 1, &out, &e) == -1 && strstr(e.msg, "-1"), "decode of -1");
+    out.n = 0;
+    int sp[] = {8190, 'x', 8191};
+    EXPECT(tokenizer_decode(t, sp, 3, &out, &e) == 0 && out.n == 21 &&
+               memcmp(out.a, "<|endoftext|>x<|sep|>", 21) == 0,
+           "specials decode to their names");
+    bytebuf_free(&out);
+
+    /* throughput: all texts, serial, then two threads at once */
+    Corpus all = {0};
+    for (size_t i = 0; i < train.n; i++) corpus_add(&all, train.texts[i], train.lens[i]);
+    for (size_t i = 0; i < held.n; i++) corpus_add(&all, held.texts[i], held.lens[i]);
+    for (size_t i = 0; i < extra.n; i++) corpus_add(&all, extra.texts[i], extra.lens[i]);
+    IntVec serial = {0};
+    t0 = util_now();
+    for (size_t i = 0; i < all.n; i++) tokenizer_encode(t, all.texts[i], all.lens[i], &serial);
+    dt = util_now() - t0;
+    printf("encode: %.2f MB in %.3f s = %.1f MB/s, %zu ids\n", all.bytes / 1e6, dt,
+           all.bytes / 1e6 / dt, serial.n);
+    ThreadJob jobs[2] = {{t, &all, &serial, 0}, {t, &all, &serial, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) CHECK(pthread_create(&th[i], NULL, encode_thread, &jobs[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    EXPECT(jobs[0].ok && jobs[1].ok, "concurrent encodes differ from the serial one");
+    intvec_free(&serial);
+    corpus_free(&all);
+
+    tokenizer_destroy(t);
+    corpus_free(&train);
+    corpus_free(&held);
+    corpus_free(&extra);
+}
+
+static void test_train_errors(void) {
+    Err e;
+    const char *texts[] = {"hello hello hello", "abc"};
+    size_t lens[] = {17, 3};
+    Tokenizer *t = tokenizer_train(texts, lens, 2, 257, &e);
+    EXPECT(!t && strstr(e.msg, "258"), "vocab_size 257: %s", t ? "accepted" : e.msg);
+    t = tokenizer_train(texts, lens, 2, 1000, &e);
+    EXPECT(!t && strstr(e.msg, "supports only") && strstr(e.msg, "1000"),
+           "vocab_size 1000 on a tiny corpus: %s", t ? "accepted" : e.msg);
+    t = tokenizer_train(texts, lens, 2, 260, &e);
+    EXPECT(t != NULL, "vocab_size 260 on a tiny corpus: %s", e.msg);
+    tokenizer_destroy(t);
+    t = tokenizer_train(NULL, NULL, 0, 300, &e);
+    EXPECT(!t && strstr(e.msg, "supports only"), "empty corpus");
+    /* ties break on the smaller (left, right): "ab" and "cd" are equally
+     * frequent, so "ab" is merge 0 */
+    const char *tie[] = {"cd", "ab", "cd", "ab"};
+    size_t tl[] = {2, 2, 2, 2};
+    t = tokenizer_train(tie, tl, 4, 259, &e);
+    EXPECT(t != NULL, "tie corpus: %s", e.msg);
+    if (t) {
+        TokenizerData d;
+        tokenizer_to_data(t, &d);
+        EXPECT(d.n_merges == 1 && d.merges[0] == 'a' && d.merges[1] == 'b',
+               "first merge %d %d", d.merges[0], d.merges[1]);
+        tokenizer_data_free(&d);
+        tokenizer_destroy(t);
+    }
+}
+
+/* ---- GPT-2 files ------------------------------------------------------------------ */
+
+static char g_dir[64];
+
+static char *write_file(const char *name, const char *text) {
+    char *path = xasprintf("%s/%s", g_dir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* GPT-2's byte -> code point map, written out independently of the module. */
+static unsigned gpt2_cp(int b) {
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return (unsigned)b;
+    int n = 0;
+    for (int c = 0; c < b; c++)
+        if (!((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || (c >= 174 && c <= 255))) n++;
+    return 256u + (unsigned)n;
+}
+
+/* A small vocab in GPT-2's format: ids 0..255 the bytes, then extra, then
+ * <|endoftext|>. */
+static char *small_vocab_json(const char *const *extra, int n_extra) {
+    ByteBuf b = {0};
+    bytebuf_putc(&b, '{');
+    for (int i = 0; i < 256; i++) bytebuf_printf(&b, "\"\\u%04x\": %d, ", gpt2_cp(i), i);
+    for (int i = 0; i < n_extra; i++) bytebuf_printf(&b, "\"%s\": %d, ", extra[i], 256 + i);
+    bytebuf_printf(&b, "\"<|endoftext|>\": %d}", 256 + n_extra);
+    return b.a;
+}
+
+static void expect_load_error(const char *vocab, const char *merges, const char *want1,
+                              const char *want2) {
+    Err e = {{0}};
+    Tokenizer *t = tokenizer_load_gpt2(vocab, merges, &e);
+    EXPECT(!t && strstr(e.msg, want1) && (!want2 || strstr(e.msg, want2)) && !strchr(e.msg, '\n'),
+           "load error should name %s%s%s: got \"%s\"", want1, want2 ? " and " : "",
+           want2 ? want2 : "", t ? "(loaded)" : e.msg);
+    tokenizer_destroy(t);
+}
+
+/* A merges file error must read "PATH:LINE: ...". */
+static void expect_merges_error(const char *vocab, const char *merges, int line, const char *want) {
+    char *where = xasprintf("%s:%d:", merges, line);
+    expect_load_error(vocab, merges, where, want);
+    free(where);
+}
+
+static void test_gpt2_files(void) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/test_tokenizer.XXXXXX");
+    CHECK(mkdtemp(g_dir), "mkdtemp");
+    const char *extra[] = {"\\u0120t", "he", "\\u0120the", "\\u0120\\u0120"};
+    char *vj = small_vocab_json(extra, 4);
+    char *vocab = write_file("vocab.json", vj);
+    free(vj);
+    char *merges = write_file("merges.txt", "#version: 0.2\n\xc4\xa0 t\nh e\n\xc4\xa0t he\n"
+                                            "\xc4\xa0 \xc4\xa0\n");
+    Err e;
+    Tokenizer *t = tokenizer_load_gpt2(vocab, merges, &e);
+    EXPECT(t != NULL, "small GPT-2 files: %s", e.msg);
+    if (t) {
+        IntVec ids = {0};
+        tokenizer_encode(t, " the the  the", 13, &ids);
+        int want[] = {258, 258, 32, 258};
+        EXPECT(ids.n == 4 && memcmp(ids.a, want, sizeof want) == 0, "small vocab encode: %zu ids",
+               ids.n);
+        EXPECT(tokenizer_eot_id(t) == 260 && tokenizer_sep_id(t) == -1 &&
+                   tokenizer_vocab_size(t) == 261,
+               "eot %d sep %d", tokenizer_eot_id(t), tokenizer_sep_id(t));
+        size_t l;
+        const uint8_t *p = tokenizer_token_bytes(t, 256, &l);
+        EXPECT(p && l == 2 && memcmp(p, " t", 2) == 0, "token 256 is \" t\"");
+        p = tokenizer_token_bytes(t, 10, &l);
+        EXPECT(p && l == 1 && p[0] == 10, "token 10 is the byte 0x0a");
+        EXPECT(roundtrip(t, "\x00\x01 \xff\xfe the\n\n", 12, NULL), "small vocab round trip");
+        intvec_free(&ids);
+        tokenizer_destroy(t);
+    }
+
+    /* missing files */
+    char *nov = xasprintf("%s/no-such-vocab.json", g_dir);
+    char *nom = xasprintf("%s/no-such-merges.txt", g_dir);
+    expect_load_error(nov, merges, nov, "No such file");
+    expect_load_error(vocab, nom, nom, "No such file");
+    /* malformed vocab */
+    char *p1 = write_file("bad1.json", "{\"a\": 0,\n \"b\": }\n");
+    expect_load_error(p1, merges, p1, "invalid JSON");
+    char *p2 = write_file("bad2.json", "[1, 2, 3]");
+    expect_load_error(p2, merges, p2, "JSON object");
+    const char *ex3[] = {"\\u0120t", "he", "\\u0120the", "\\u0120\\u0120"};
+    vj = small_vocab_json(ex3, 4);
+    char *sub = strstr(vj, "\"he\": 257");
+    memcpy(sub, "\"he\": 999", 9);
+    char *p3 = write_file("bad3.json", vj);
+    free(vj);
+    expect_load_error(p3, merges, p3, "\"he\"");
+    vj = small_vocab_json(ex3, 4);
+    sub = strstr(vj, "\"<|endoftext|>\"");
+    memcpy(sub, "\"<|endoftexx|>\"", 15);
+    char *p4 = write_file("bad4.json", vj);
+    free(vj);
+    expect_load_error(p4, merges, p4, NULL);
+    const char *ex5[] = {"\\u0120t", "h\\u0001e", "\\u0120the", "\\u0120\\u0120"};
+    vj = small_vocab_json(ex5, 4);
+    char *p5 = write_file("bad5.json", vj);
+    free(vj);
+    expect_load_error(p5, merges, p5, "alphabet");
+    /* malformed merges: the message names file and line */
+    char *m1 = write_file("m1.txt", "\xc4\xa0 t\nh e\n");
+    expect_merges_error(vocab, m1, 1, "#version");
+    char *m2 = write_file("m2.txt", "#version: 0.2\n\xc4\xa0 t\nh e x\n");
+    expect_merges_error(vocab, m2, 3, "3 fields");
+    char *m3 = write_file("m3.txt", "#version: 0.2\n\xc4\xa0 t\nh zz\n");
+    expect_merges_error(vocab, m3, 3, "\"zz\"");
+    char *m4 = write_file("m4.txt", "#version: 0.2\n\xc4\xa0 t\r\n\r\nt h\n");
+    expect_merges_error(vocab, m4, 4, "not in the vocabulary");
+    char *m5 = write_file("m5.txt", "#version: 0.2\nh e\n\xc4\xa0 t\nh e\n");
+    expect_merges_error(vocab, m5, 4, "line 2");
+    char *m6 = write_file("m6.txt", "");
+    expect_merges_error(vocab, m6, 1, NULL);
+
+    const char *names[] = {"vocab.json", "merges.txt", "bad1.json", "bad2.json", "bad3.json",
+                           "bad4.json",  "bad5.json",  "m1.txt",    "m2.txt",    "m3.txt",
+                           "m4.txt",     "m5.txt",     "m6.txt"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char *p = xasprintf("%s/%s", g_dir, names[i]);
+        unlink(p);
+        free(p);
+    }
+    rmdir(g_dir);
+    free(vocab);
+    free(merges);
+    free(nov);
+    free(nom);
+    free(p1);
+    free(p2);
+    free(p3);
+    free(p4);
+    free(p5);
+    free(m1);
+    free(m2);
+    free(m3);
+    free(m4);
+    free(m5);
+    free(m6);
+}
+
+int main(void) {
+    log_set_quiet(1);
+    test_unicode();
+    test_splits();
+    test_train_errors();
+    test_gpt2_files();
+    test_training();
+    return test_summary();
+}
