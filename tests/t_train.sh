@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# t_train -- end-to-end tests of `hdistill train`: dry run, determinism,
+# data-parallel equivalence (mpirun -np 1 vs -np 2), gradient accumulation,
+# kill -9 and resume (bitwise), STOP file (exit 3, resumable), a corrupt
+# newest checkpoint, validation loss.
+source "$(dirname "$0")/lib.sh"
+
+PAIRS=$TMP/pairs.jsonl
+$PY tests/make_pairs.py 1500 "$PAIRS"
+CFG=configs/sft-tiny.json
+common=(--set data.pairs="$PAIRS" --set train.steps=50 --set train.seed=5 --set train.ckpt_every=10)
+run() {  # run DIR [args...] : single rank, 2 threads
+    local dir=$1; shift
+    OMP_NUM_THREADS=2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$dir" "$@" >"$dir.log" 2>&1
+}
+
+# --- dry run: plan, exact parameter count, nothing written
+out=$("$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/dry" --dry-run 2>&1)
+check "dry-run exit 0" test $? -eq 0
+check "dry-run prints parameters" grep -Eq '^parameters: [0-9]+$' <<<"$out"
+check "dry-run prints memory per rank" grep -q 'memory per rank' <<<"$out"
+check "dry-run writes nothing" test ! -e "$TMP/dry"
+
+# --- determinism: same seed, same world size -> bitwise identical loss curve
+run "$TMP/a"; rc=$?
+check "train run a exits 0" test $rc -eq 0
+run "$TMP/b"
+check "run.h5 has /metrics/train/step and loss" $PY -c "
+import h5py,sys; f=h5py.File('$TMP/a/run.h5','r'); s=f['/metrics/train/step'][()]; l=f['/metrics/train/loss'][()]
+sys.exit(0 if list(s)==list(range(1,51)) and len(l)==50 and l[-1] < l[0] else 1)"
+check "loss decreases and is finite" $PY -c "
+import h5py,numpy as np,sys; l=h5py.File('$TMP/a/run.h5','r')['/metrics/train/loss'][()]
+sys.exit(0 if np.all(np.isfinite(l)) and l[-5:].mean() < 0.8*l[:5].mean() else 1)"
+check "same seed -> bitwise identical loss" h5cmp "$TMP/a/run.h5" "$TMP/b/run.h5" /metrics/train/loss exact
+check "checkpoints named step_NNNNNNNN.h5, newest two kept" \
+    test -f "$TMP/a/ckpt/step_00000050.h5" -a -f "$TMP/a/ckpt/step_00000040.h5" -a ! -e "$TMP/a/ckpt/step_00000030.h5"
+check "checkpoint holds params, optimizer, state, tokenizer, config, provenance" $PY -c "
+import h5py,sys; f=h5py.File('$TMP/a/ckpt/step_00000050.h5','r')
+need=['/params/wte','/params/h.0.attn.c_attn.weight','/optim/m/wte','/optim/v/ln_f.bias','/state/rng','/state/cursor','/tokenizer/merges','/config','/provenance']
+miss=[k for k in need if k not in f]
+ok=not miss and f.attrs['format_version']==1 and f.attrs['step']==50 and 'git_sha' in f['/provenance'].attrs
+print(miss); sys.exit(0 if ok else 1)"
+
+# --- data parallel: -np 2 with the same global batch agrees with -np 1
+OMP_NUM_THREADS=1 $MPIRUN -np 2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/np2" >"$TMP/np2.log" 2>&1
+check "mpirun -np 2 exits 0" test $? -eq 0
+check "np1 vs np2 loss within 1e-5 relative over 50 steps" h5cmp "$TMP/np2/run.h5" "$TMP/a/run.h5" /metrics/train/loss rel 1e-5
+OMP_NUM_THREADS=1 $MPIRUN -np 2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/np2b" >/dev/null 2>&1
+check "np2 deterministic (bitwise)" h5cmp "$TMP/np2/run.h5" "$TMP/np2b/run.h5" /metrics/train/loss exact
+
+# --- gradient accumulation: 4 micro-batches of 2 rows == 1 batch of 8 rows
+run "$TMP/acc" --set train.micro_batch=2
+check "accumulation matches full batch (1e-5)" h5cmp "$TMP/acc/run.h5" "$TMP/a/run.h5" /metrics/train/loss rel 1e-5
+
+# --- kill -9 mid-run, resume: bitwise identical loss curve
+OMP_NUM_THREADS=2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/k" >"$TMP/k.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do [[ -f $TMP/k/ckpt/step_00000020.h5 ]] && break; sleep 0.02; done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+check "killed before finishing" test ! -e "$TMP/k/ckpt/step_00000050.h5"
+run "$TMP/k"
+check "resume exits 0" test $? -eq 0
+check "resume reports the checkpoint" grep -q 'resuming from .*step_000000[2-4]0.h5' "$TMP/k.log"
+check "kill -9 + resume: bitwise identical loss" h5cmp "$TMP/k/run.h5" "$TMP/a/run.h5" /metrics/train/loss exact
+check "kill -9 + resume: identical final parameters" h5cmp "$TMP/k/ckpt/step_00000050.h5" "$TMP/a/ckpt/step_00000050.h5" /params/h.1.mlp.c_fc.weight exact
+check "resume recorded in run.h5" $PY -c "import h5py,sys; sys.exit(0 if '/resumes/0' in h5py.File('$TMP/k/run.h5','r') else 1)"
+
+# --- the same under mpirun -np 2 (kill every rank)
+OMP_NUM_THREADS=1 $MPIRUN -np 2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/k2" >"$TMP/k2.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 900); do [[ -f $TMP/k2/ckpt/step_00000020.h5 ]] && break; sleep 0.02; done
+pkill -9 -f "run.dir=$TMP/k2" 2>/dev/null; wait $pid 2>/dev/null
+OMP_NUM_THREADS=1 $MPIRUN -np 2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/k2" >"$TMP/k2.log" 2>&1
+check "np2 kill -9 + resume exits 0" test $? -eq 0
+check "np2 kill -9 + resume: bitwise identical loss" h5cmp "$TMP/k2/run.h5" "$TMP/np2/run.h5" /metrics/train/loss exact
+
+# --- STOP file: checkpoint, exit 3, resume to the same result
+mkdir -p "$TMP/s"
+OMP_NUM_THREADS=2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/s" >"$TMP/s.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do [[ -f $TMP/s/ckpt/step_00000010.h5 ]] && break; sleep 0.02; done
+touch "$TMP/s/STOP"
+wait $pid; rc=$?
+check "STOP file -> exit code 3" test $rc -eq 3
+check "STOP file consumed" test ! -e "$TMP/s/STOP"
+run "$TMP/s"
+check "after STOP, resume completes identically" h5cmp "$TMP/s/run.h5" "$TMP/a/run.h5" /metrics/train/loss exact
+
+# --- SIGTERM: same contract
+OMP_NUM_THREADS=2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/sig" >"$TMP/sig.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do [[ -f $TMP/sig/ckpt/step_00000010.h5 ]] && break; sleep 0.02; done
+kill -TERM $pid; wait $pid; rc=$?
+check "SIGTERM -> exit code 3" test $rc -eq 3
+run "$TMP/sig"
+check "after SIGTERM, resume completes identically" h5cmp "$TMP/sig/run.h5" "$TMP/a/run.h5" /metrics/train/loss exact
+
+# --- a truncated newest checkpoint is skipped
+run "$TMP/c" --set train.ckpt_keep=3
+truncate -s 5000 "$TMP/c/ckpt/step_00000050.h5"
+run "$TMP/c" --set train.ckpt_keep=3
+check "corrupt checkpoint skipped with a warning" grep -q 'skipping unreadable checkpoint' "$TMP/c.log"
+check "resumed from step 40" grep -q 'resuming from .*step_00000040.h5' "$TMP/c.log"
+check "resumed from the older checkpoint, identical curve" h5cmp "$TMP/c/run.h5" "$TMP/a/run.h5" /metrics/train/loss exact
+
+# --- validation loss
+run "$TMP/v" --set data.val_fraction=0.1 --set train.eval_every=10
+check "validation loss recorded every 10 steps" $PY -c "
+import h5py,numpy as np,sys; f=h5py.File('$TMP/v/run.h5','r')
+s=f['/metrics/val/step'][()]; l=f['/metrics/val/loss'][()]
+sys.exit(0 if list(s)==[10,20,30,40,50] and np.all(np.isfinite(l)) and l[-1]<l[0] else 1)"
+
+# --- a finished run started again does nothing and changes nothing
+cp "$TMP/a/run.h5" "$TMP/a_before.h5"
+run "$TMP/a"
+check "re-running a finished run is a no-op" grep -q 'already complete' "$TMP/a.log"
+check "re-run leaves the loss curve" h5cmp "$TMP/a/run.h5" "$TMP/a_before.h5" /metrics/train/loss exact
+
+finish
