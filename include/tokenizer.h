@@ -8,8 +8,9 @@
  *    merges.txt (vocab.bpe), giving exactly GPT-2's token ids.
  * Both pre-split text with GPT-2's pattern
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- * (Unicode letter/number classes from tools/gen_unicode_tables.py); bytes
- * that are not valid UTF-8 count as single "other" characters.
+ * (Unicode letter/number/space classes from tools/gen_unicode.py, see
+ * unicode.h); bytes that are not valid UTF-8 count as single "other"
+ * characters.
  *
  * Special tokens (end-of-text, separator) are ids that encode() never
  * produces from text; they are added by the caller with their ids.
@@ -49,9 +50,10 @@ void tokenizer_data_free(TokenizerData *d);
  * vocabulary has vocab_size ids: 256 byte tokens, merges, then the two
  * special tokens <|endoftext|> and <|sep|> as the last two ids.  Ties
  * between equally frequent pairs break on the smaller (left id, right id),
- * so training is deterministic.  Fails (returns NULL, e set) when the corpus
- * cannot support vocab_size (no pair occurs twice before it is reached) or
- * vocab_size < 258. */
+ * so training is deterministic.  A merge whose bytes an earlier merge
+ * already made reuses that id, so n_merges can exceed vocab_size - 258.
+ * Fails (returns NULL, e set) when the corpus cannot support vocab_size (no
+ * pair occurs twice before it is reached) or vocab_size < 258. */
 Tokenizer *tokenizer_train(const char *const *texts, const size_t *lens, size_t n, int vocab_size,
                            Err *e);
 

@@ -34,6 +34,10 @@ typedef struct {
 /* Formats a message into e (if e is non-NULL) and returns -1. */
 int err_set(Err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Adds text before / after e's message (safe: no aliasing). Return -1. */
+int err_prefix(Err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int err_suffix(Err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Called by DIE/CHECK after printing; defaults to abort().  comm installs one
  * that calls MPI_Abort so all ranks stop. */
 void util_set_abort_hook(void (*hook)(int code));
@@ -43,11 +47,13 @@ int util_rank(void);
 void util_die(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
 
+void util_check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5), noreturn));
+
 #define DIE(...) util_die(__FILE__, __LINE__, __VA_ARGS__)
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) util_die(__FILE__, __LINE__, "check failed: " #cond     \
-                              " -- " __VA_ARGS__);                           \
+#define CHECK(cond, ...)                                                          \
+    do {                                                                          \
+        if (!(cond)) util_check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);   \
     } while (0)
 
 /* ---- logging ------------------------------------------------------------ */

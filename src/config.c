@@ -252,7 +252,7 @@ out:
 int config_load_file(Config *c, const char *path, Err *e) {
     size_t len;
     char *text = util_read_file(path, &len, e);
-    if (!text) return err_set(e, "%s (hint: the configuration file must exist)", e->msg);
+    if (!text) return err_suffix(e, " (hint: the configuration file must exist)");
     if (strlen(text) != len) {
         free(text);
         return err_set(e, "%s: contains a NUL byte; not a JSON configuration", path);

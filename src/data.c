@@ -38,7 +38,7 @@ void data_pairs_free(Pairs *p) {
 static int load_jsonl(const char *path, int64_t max, Pairs *out, Err *e) {
     size_t len;
     char *text = util_read_file(path, &len, e);
-    if (!text) return err_set(e, "%s (hint: data.pairs must name an existing file)", e->msg);
+    if (!text) return err_suffix(e, " (hint: data.pairs must name an existing file)");
     int64_t cap = 0, lineno = 0;
     char *p = text, *end = text + len;
     int rc = 0;

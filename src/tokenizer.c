@@ -250,31 +250,31 @@ static size_t tok_len(const Tokenizer *t, int id) {
     return (size_t)(t->offsets[id + 1] - t->offsets[id]);
 }
 
-/* Checks d and builds the tokenizer; NULL with e set on inconsistency. */
-Tokenizer *tokenizer_from_data(const TokenizerData *d, Err *e) {
+/* The header checks of tokenizer_from_data: 0, or -1 with e set. */
+static int data_check_header(const TokenizerData *d, Err *e) {
     if (!d || d->n_vocab < 257 || !d->offsets || !d->blob || !d->special)
         return err_set(e, "tokenizer data: vocabulary of %d ids is too small or missing "
                           "(need the 256 bytes and an end-of-text token)",
-                       d ? d->n_vocab : 0),
-               NULL;
+                       d ? d->n_vocab : 0);
     if (d->n_merges < 0 || (d->n_merges > 0 && !d->merges))
-        return err_set(e, "tokenizer data: bad merge count %d", d->n_merges), NULL;
-    int V = d->n_vocab;
+        return err_set(e, "tokenizer data: bad merge count %d", d->n_merges);
     if (d->offsets[0] != 0)
-        return err_set(e, "tokenizer data: offsets[0] is %lld, not 0", (long long)d->offsets[0]),
-               NULL;
-    for (int i = 0; i < V; i++)
-        if (d->offsets[i + 1] < d->offsets[i] || (d->offsets[i + 1] == d->offsets[i]))
-            return err_set(e, "tokenizer data: token %d has no bytes (offsets not increasing)", i),
-                   NULL;
-    if (d->eot_id < 0 || d->eot_id >= V || !d->special[d->eot_id])
-        return err_set(e, "tokenizer data: end-of-text id %d is not a special token", d->eot_id),
-               NULL;
-    if (d->sep_id != -1 && (d->sep_id < 0 || d->sep_id >= V || !d->special[d->sep_id]))
+        return err_set(e, "tokenizer data: offsets[0] is %lld, not 0", (long long)d->offsets[0]);
+    for (int i = 0; i < d->n_vocab; i++)
+        if (d->offsets[i + 1] <= d->offsets[i])
+            return err_set(e, "tokenizer data: token %d has no bytes (offsets not increasing)", i);
+    if (d->eot_id < 0 || d->eot_id >= d->n_vocab || !d->special[d->eot_id])
+        return err_set(e, "tokenizer data: end-of-text id %d is not a special token", d->eot_id);
+    if (d->sep_id != -1 && (d->sep_id < 0 || d->sep_id >= d->n_vocab || !d->special[d->sep_id]))
         return err_set(e, "tokenizer data: separator id %d is not -1 or a special token",
-                       d->sep_id),
-               NULL;
+                       d->sep_id);
+    return 0;
+}
 
+/* Checks d and builds the tokenizer; NULL with e set on inconsistency. */
+Tokenizer *tokenizer_from_data(const TokenizerData *d, Err *e) {
+    if (data_check_header(d, e) != 0) return NULL;
+    int V = d->n_vocab;
     Tokenizer *t = xcalloc(1, sizeof *t);
     t->n_vocab = V;
     t->n_merges = d->n_merges;
@@ -784,10 +784,11 @@ static void list_add_word(IntVec *v, int w) {
 
 Tokenizer *tokenizer_train(const char *const *texts, const size_t *lens, size_t n, int vocab_size,
                            Err *e) {
-    if (vocab_size < 258)
-        return err_set(e, "vocab_size %d is too small: the 256 bytes and 2 special tokens need 258",
-                       vocab_size),
-               NULL;
+    if (vocab_size < 258) {
+        err_set(e, "vocab_size %d is too small: the 256 bytes and 2 special tokens need 258",
+                vocab_size);
+        return NULL;
+    }
     int target = vocab_size - 2; /* ordinary tokens */
 
     Words W;
@@ -795,9 +796,10 @@ Tokenizer *tokenizer_train(const char *const *texts, const size_t *lens, size_t 
 
     /* vocabulary so far: the 256 bytes */
     ByteBuf blob = {0};
-    int64_t *offsets = xmalloc((size_t)(vocab_size + 1) * sizeof *offsets);
+    size_t off_cap = 1024; /* grows: vocab_size may be far more than the corpus gives */
+    int64_t *offsets = xmalloc(off_cap * sizeof *offsets);
     BytesMap vocab;
-    bytesmap_init(&vocab, (size_t)vocab_size);
+    bytesmap_init(&vocab, 1024);
     offsets[0] = 0;
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
@@ -857,6 +859,10 @@ Tokenizer *tokenizer_train(const char *const *texts, const size_t *lens, size_t 
             x = vocab.e[r].val; /* same bytes reached by another split: reuse the id */
         } else {
             x = n_tok++;
+            if ((size_t)n_tok + 3 > off_cap) {
+                off_cap *= 2;
+                offsets = xrealloc(offsets, off_cap * sizeof *offsets);
+            }
             bytesmap_add(&vocab, (const uint8_t *)cat.a, cat.n, x);
             bytebuf_put(&blob, cat.a, cat.n);
             offsets[x + 1] = (int64_t)blob.n;
@@ -880,9 +886,7 @@ Tokenizer *tokenizer_train(const char *const *texts, const size_t *lens, size_t 
                 if (ids[i] == a && ids[i + 1] == b) break;
             if (i + 1 >= L) continue; /* stale entry */
             int64_t f = W.freq[w];
-            for (i = 0; i + 1 < L; i++) {
-                ps.count[pairstats_find(&ps, ids[i], ids[i + 1])] -= f;
-            }
+            for (i = 0; i + 1 < L; i++) ps.count[pairstats_find(&ps, ids[i], ids[i + 1])] -= f;
             int32_t m = 0;
             for (i = 0; i < L;) {
                 if (i + 1 < L && ids[i] == a && ids[i + 1] == b) {
@@ -1029,11 +1033,14 @@ static int gpt2_read_vocab(const char *path, const int byte_of[GPT2_ALPHABET], T
     for (cJSON *it = root->child; it; it = it->next) {
         const char *key = it->string;
         size_t klen = strlen(key);
-        double v = cJSON_IsNumber(it) ? it->valuedouble : -1.0;
-        if (v < 0 || v >= V || v != (double)(int)v) {
-            err_set(e, "%s: token %s has id %s, not an integer in [0, %d)", path,
-                    msg_token(key, klen, q), cJSON_IsNumber(it) ? "out of range" : "not a number",
-                    V);
+        if (!cJSON_IsNumber(it)) {
+            err_set(e, "%s: token %s: the id is not a number", path, msg_token(key, klen, q));
+            goto out;
+        }
+        double v = it->valuedouble;
+        if (!(v >= 0 && v < V) || v != (double)(int)v) {
+            err_set(e, "%s: token %s: id %g is not an integer in [0, %d) (%d tokens)", path,
+                    msg_token(key, klen, q), v, V, V);
             goto out;
         }
         int id = (int)v;

@@ -41,8 +41,7 @@ Tokenizer *train_build_tokenizer(const Config *cfg, const Pairs *pairs, Err *e) 
     }
     Tokenizer *t = tokenizer_train(texts, lens, n, cfg->tokenizer.vocab_size, e);
     if (!t)
-        err_set(e, "%s: %s (hint: lower tokenizer.vocab_size or give more pairs)", cfg->data.pairs,
-                e->msg);
+        err_prefix(e, "%s: ", cfg->data.pairs), err_suffix(e, " (hint: lower tokenizer.vocab_size or give more pairs)");
     free(texts);
     free(lens);
     return t;

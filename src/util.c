@@ -31,6 +31,38 @@ int err_set(Err *e, const char *fmt, ...) {
     return -1;
 }
 
+int err_prefix(Err *e, const char *fmt, ...) {
+    if (!e) return -1;
+    char pre[512], old[sizeof e->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    size_t a = strnlen(pre, sizeof pre), b = strnlen(old, sizeof old - 1), cap = sizeof e->msg - 1;
+    if (a > cap) a = cap;
+    if (b > cap - a) b = cap - a;
+    memcpy(e->msg, pre, a);
+    memcpy(e->msg + a, old, b);
+    e->msg[a + b] = 0;
+    return -1;
+}
+
+int err_suffix(Err *e, const char *fmt, ...) {
+    if (!e) return -1;
+    char suf[512], old[sizeof e->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(suf, sizeof suf, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    size_t a = strnlen(old, sizeof old - 1), b = strnlen(suf, sizeof suf), cap = sizeof e->msg - 1;
+    if (b > cap - a) b = cap - a;
+    memcpy(e->msg + a, suf, b);
+    e->msg[a + b] = 0;
+    return -1;
+}
+
 void util_set_abort_hook(void (*hook)(int)) { g_abort_hook = hook; }
 void util_set_rank(int rank) { g_rank = rank; }
 int util_rank(void) { return g_rank; }
@@ -46,6 +78,15 @@ void util_die(const char *file, int line, const char *fmt, ...) {
     fflush(stderr);
     if (g_abort_hook) g_abort_hook(EXIT_RUNTIME);
     abort();
+}
+
+void util_check_failed(const char *file, int line, const char *cond, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    util_die(file, line, "check failed: %s -- %s", cond, msg);
 }
 
 /* ---- logging ------------------------------------------------------------ */

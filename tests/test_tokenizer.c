@@ -534,6 +534,114 @@ static void test_reference_words(const Tokenizer *t, const Corpus *c) {
     tokenizer_data_free(&d);
 }
 
+/* Naive reference trainer: recounts every pair after each merge.  Texts
+ * here are single chunks (letters with an optional leading space), so no
+ * pre-tokenizer is needed.  Fills merges (2 per merge) and returns their
+ * number; tokens are bytes then merge results (reusing equal bytes). */
+static int ref_train(const Corpus *c, int n_ordinary, int *merges) {
+    int V = n_ordinary;
+    int64_t *cnt = xcalloc((size_t)V * (size_t)V, sizeof *cnt);
+    char **tok = xcalloc((size_t)V, sizeof *tok);
+    size_t *tlen = xcalloc((size_t)V, sizeof *tlen);
+    for (int b = 0; b < 256; b++) {
+        tok[b] = xmalloc(1);
+        tok[b][0] = (char)b;
+        tlen[b] = 1;
+    }
+    int **w = xmalloc(c->n * sizeof *w);
+    size_t *wl = xmalloc(c->n * sizeof *wl);
+    for (size_t i = 0; i < c->n; i++) {
+        w[i] = xmalloc((c->lens[i] ? c->lens[i] : 1) * sizeof **w);
+        for (size_t k = 0; k < c->lens[i]; k++) w[i][k] = (unsigned char)c->texts[i][k];
+        wl[i] = c->lens[i];
+    }
+    int n_tok = 256, n_merges = 0;
+    while (n_tok < V) {
+        memset(cnt, 0, (size_t)V * (size_t)V * sizeof *cnt);
+        for (size_t i = 0; i < c->n; i++)
+            for (size_t k = 0; k + 1 < wl[i]; k++) cnt[(size_t)w[i][k] * (size_t)V + (size_t)w[i][k + 1]]++;
+        int64_t best = 1;
+        int ba = -1, bb = -1;
+        for (int a = 0; a < n_tok; a++)
+            for (int b = 0; b < n_tok; b++)
+                if (cnt[(size_t)a * (size_t)V + (size_t)b] > best) {
+                    best = cnt[(size_t)a * (size_t)V + (size_t)b];
+                    ba = a;
+                    bb = b;
+                }
+        if (ba < 0) break;
+        size_t l = tlen[ba] + tlen[bb];
+        char *cat = xmalloc(l);
+        memcpy(cat, tok[ba], tlen[ba]);
+        memcpy(cat + tlen[ba], tok[bb], tlen[bb]);
+        int x = -1;
+        for (int t = 0; t < n_tok && x < 0; t++)
+            if (tlen[t] == l && memcmp(tok[t], cat, l) == 0) x = t;
+        if (x < 0) {
+            x = n_tok++;
+            tok[x] = cat;
+            tlen[x] = l;
+        } else {
+            free(cat);
+        }
+        merges[2 * n_merges] = ba;
+        merges[2 * n_merges + 1] = bb;
+        n_merges++;
+        for (size_t i = 0; i < c->n; i++) {
+            size_t m = 0;
+            for (size_t k = 0; k < wl[i];) {
+                if (k + 1 < wl[i] && w[i][k] == ba && w[i][k + 1] == bb) {
+                    w[i][m++] = x;
+                    k += 2;
+                } else {
+                    w[i][m++] = w[i][k++];
+                }
+            }
+            wl[i] = m;
+        }
+    }
+    for (size_t i = 0; i < c->n; i++) free(w[i]);
+    free(w);
+    free(wl);
+    for (int t = 0; t < n_tok; t++) free(tok[t]);
+    free(tok);
+    free(tlen);
+    free(cnt);
+    return n_merges;
+}
+
+static void test_train_reference(const Corpus *src) {
+    Corpus words = {0};
+    for (size_t k = 0; k < src->n && words.n < 30000; k++) {
+        const char *s = src->texts[k];
+        size_t n = src->lens[k];
+        for (size_t i = 0; i < n && words.n < 30000;) {
+            size_t j = i + (s[i] == ' ');
+            size_t e = j;
+            while (e < n && ((s[e] | 32) >= 'a' && (s[e] | 32) <= 'z')) e++;
+            if (e > j) corpus_add(&words, s + i, e - i);
+            i = e > i ? e : i + 1;
+        }
+    }
+    int vocab = 256 + 400 + 2;
+    int *want = xmalloc(2 * 4000 * sizeof *want);
+    int n_want = ref_train(&words, vocab - 2, want);
+    Err e;
+    Tokenizer *t = tokenizer_train((const char *const *)words.texts, words.lens, words.n, vocab, &e);
+    EXPECT(t != NULL, "train on words: %s", e.msg);
+    if (t) {
+        TokenizerData d;
+        tokenizer_to_data(t, &d);
+        EXPECT(d.n_merges == n_want &&
+                   memcmp(d.merges, want, 2 * (size_t)n_want * sizeof *want) == 0,
+               "training differs from the naive reference (%d vs %d merges)", d.n_merges, n_want);
+        tokenizer_data_free(&d);
+        tokenizer_destroy(t);
+    }
+    free(want);
+    corpus_free(&words);
+}
+
 static void test_training(void) {
     Corpus train = {0}, held = {0}, extra = {0};
     read_fortunes(&train, &held);
@@ -594,6 +702,7 @@ static void test_training(void) {
 
     test_roundtrips(t);
     test_reference_words(t, &held);
+    test_train_reference(&train);
 
     /* to_data -> from_data -> to_data */
     TokenizerData d1, d2;
@@ -690,6 +799,8 @@ static void test_train_errors(void) {
     t = tokenizer_train(texts, lens, 2, 1000, &e);
     EXPECT(!t && strstr(e.msg, "supports only") && strstr(e.msg, "1000"),
            "vocab_size 1000 on a tiny corpus: %s", t ? "accepted" : e.msg);
+    t = tokenizer_train(texts, lens, 2, 2147483647, &e);
+    EXPECT(!t && strstr(e.msg, "supports only"), "vocab_size INT_MAX: %s", t ? "accepted" : e.msg);
     t = tokenizer_train(texts, lens, 2, 260, &e);
     EXPECT(t != NULL, "vocab_size 260 on a tiny corpus: %s", e.msg);
     tokenizer_destroy(t);
