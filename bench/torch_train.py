@@ -50,6 +50,8 @@ def parse_args(argv):
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--warmup", type=int, required=True)
     ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--ranks", type=int, default=1,
+                    help="data-parallel processes (DistributedDataParallel, gloo); --batch is global")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--decay-all", action="store_true",
@@ -62,6 +64,8 @@ def parse_args(argv):
         ap.error("--warmup must be >= 0")
     if a.dim % a.heads:
         ap.error("--dim must be divisible by --heads")
+    if a.ranks < 1 or a.batch % a.ranks:
+        ap.error("--batch must be divisible by --ranks")
     return a
 
 
@@ -86,7 +90,8 @@ class CausalSelfAttention(nn.Module):
         self.NH = NH
         self.c_attn = nn.Linear(C, 3 * C)
         self.c_proj = nn.Linear(C, C)
-        self.register_buffer("mask", torch.tril(torch.ones(T, T, dtype=torch.bool)), persistent=False)
+        # a constant, kept out of the module's buffers (DDP's gloo broadcast rejects bool)
+        self.mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
 
     def forward(self, x):
         B, T, C = x.shape
@@ -135,7 +140,7 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(C, eps=1e-5)
         self.lm_head = nn.Linear(C, V, bias=False)
         self.lm_head.weight = self.wte.weight  # tied
-        self.register_buffer("pos", torch.arange(T), persistent=False)
+        self.pos = torch.arange(T)
         self.apply(self._init)
         for n, p in self.named_parameters():
             if n.endswith("c_proj.weight"):
@@ -159,13 +164,19 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
 
 
-def main():
+def main(rank=0):
     a = args
+    if a.ranks > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo", init_method="tcp://127.0.0.1:%s" % os.environ["TORCH_TRAIN_PORT"],
+                                rank=rank, world_size=a.ranks)
     torch.manual_seed(a.seed)
     P = max(a.seq, 1024)
     model = GPT(a.layers, a.heads, a.dim, a.vocab, a.seq, P)
     model.train()
     nparams = sum(p.numel() for p in model.parameters())
+    if a.ranks > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
 
     if a.decay_all:
         groups = [{"params": list(model.parameters()), "weight_decay": 0.1}]
@@ -175,9 +186,10 @@ def main():
         groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=3e-4, betas=(0.9, 0.95), eps=1e-8)
 
-    gen = torch.Generator().manual_seed(a.seed + 1)
+    gen = torch.Generator().manual_seed(a.seed + 1 + rank)
     pool = min(a.steps + a.warmup, 8)
-    data = [torch.randint(0, a.vocab, (a.batch, a.seq + 1), generator=gen) for _ in range(pool)]
+    rows = a.batch // a.ranks
+    data = [torch.randint(0, a.vocab, (rows, a.seq + 1), generator=gen) for _ in range(pool)]
     batches = [(d[:, :-1].contiguous(), d[:, 1:].contiguous()) for d in data]
 
     def step(i):
@@ -194,13 +206,19 @@ def main():
         lv = step(i)
         if loss_first is None:
             loss_first = lv
+    if a.ranks > 1:
+        dist.barrier()
     t0 = time.perf_counter()
     for i in range(a.warmup, a.warmup + a.steps):
         lv = step(i)
         if loss_first is None:
             loss_first = lv
+    if a.ranks > 1:
+        dist.barrier()
     dt = time.perf_counter() - t0
     loss_last = lv
+    if rank != 0:
+        return 0
 
     tok_s = a.batch * a.seq * a.steps / dt
     step_s = dt / a.steps
@@ -212,7 +230,7 @@ def main():
             "tok_s": tok_s, "step_s": step_s, "loss_first": loss_first, "loss_last": loss_last,
             "layers": a.layers, "heads": a.heads, "dim": a.dim, "vocab": a.vocab, "seq": a.seq,
             "batch": a.batch, "steps": a.steps, "warmup": a.warmup, "threads": a.threads,
-            "max_pos": P, "params": nparams, "torch": torch.__version__,
+            "ranks": a.ranks, "max_pos": P, "params": nparams, "torch": torch.__version__,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         }))
     else:
@@ -224,4 +242,12 @@ def main():
 
 
 if __name__ == "__main__":
+    if args.ranks > 1:
+        import socket
+        import torch.multiprocessing as mp
+        with socket.socket() as s_:
+            s_.bind(("127.0.0.1", 0))
+            os.environ["TORCH_TRAIN_PORT"] = str(s_.getsockname()[1])  # inherited by spawn
+        mp.spawn(main, nprocs=args.ranks, join=True)
+        sys.exit(0)
     sys.exit(main())

@@ -10,6 +10,7 @@
 #include "ckpt.h"
 #include "model.h"
 #include "ops.h"
+#include "optim.h"
 #include "prov.h"
 #include "store.h"
 
@@ -61,15 +62,8 @@ int train_separator_ids(const Config *cfg, const Tokenizer *t, int *sep) {
 }
 
 double train_lr_at(const Config *cfg, int64_t s, int64_t total) {
-    double lr = cfg->train.lr;
-    int64_t w = cfg->train.warmup_steps;
-    if (s < w) return lr * (double)(s + 1) / (double)w;
-    if (strcmp(cfg->train.schedule, "constant") == 0) return lr;
-    double span = (double)(total - w);
-    double prog = span > 0 ? (double)(s - w) / span : 1.0;
-    if (prog > 1) prog = 1;
-    double lo = lr * cfg->train.min_lr_frac;
-    return lo + 0.5 * (lr - lo) * (1.0 + cos(M_PI * prog));
+    return optim_lr(cfg->train.lr, cfg->train.min_lr_frac, cfg->train.warmup_steps,
+                    strcmp(cfg->train.schedule, "cosine") == 0, s, total);
 }
 
 /* ---- the run ---------------------------------------------------------------- */
@@ -80,7 +74,7 @@ typedef struct {
     int T, B_global, rows_per_rank, micro, accum;
     int64_t total_steps;
     Gpt model;
-    float *mom_m, *mom_v;
+    Optim opt;
     TrainState st;
     MetricLog log; /* rank 0 */
     int64_t log_flushed;
@@ -118,7 +112,7 @@ static void write_checkpoint(Run *r) {
         Err e;
         char *path = NULL;
         r->st.world_size = r->comm->size;
-        if (ckpt_write(r->ckpt_dir, &r->model, r->mom_m, r->mom_v, &r->st, &r->td, r->config_json,
+        if (ckpt_write(r->ckpt_dir, &r->model, r->opt.m, r->opt.v, &r->st, &r->td, r->config_json,
                        &r->prov, &r->log, &path, &e) != 0)
             DIE("checkpoint failed: %s (hint: is the disk full?)", e.msg);
         ckpt_prune(r->ckpt_dir, r->cfg->train.ckpt_keep);
@@ -185,19 +179,8 @@ static double train_step(Run *r, double *gnorm_out, double *lr_out, int64_t *nlo
         comm_allreduce_sum_f64(&lsum, 1);
     }
     double loss = nloss > 0 ? lsum / (double)nloss : 0.0;
-    double gnorm = sqrt(ops_sumsq(r->model.grads, (long)r->model.n_params));
-    if (cfg->train.grad_clip > 0 && gnorm > cfg->train.grad_clip)
-        ops_scale(r->model.grads, (float)(cfg->train.grad_clip / gnorm), (long)r->model.n_params);
     double lr = train_lr_at(cfg, r->st.step, r->total_steps);
-    int t = (int)(r->st.step + 1);
-    for (int i = 0; i < r->model.n_tensors; i++) {
-        const GptTensor *ten = &r->model.tensors[i];
-        size_t o = ten->offset;
-        ops_adamw(r->model.params + o, r->model.grads + o, r->mom_m + o, r->mom_v + o,
-                  (long)ten->numel, (float)lr, (float)cfg->train.beta1, (float)cfg->train.beta2,
-                  (float)cfg->train.eps, ten->decay ? (float)cfg->train.weight_decay : 0.0f, t);
-    }
-    *gnorm_out = gnorm;
+    *gnorm_out = optim_step(&r->opt, &r->model, lr, r->st.step + 1);
     *lr_out = lr;
     *nloss_out = nloss;
     return loss;
@@ -435,8 +418,8 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
 
     /* model, optimizer, state */
     gpt_init(&r->model, &gc);
-    r->mom_m = xmalloc_aligned(r->model.n_params * sizeof(float));
-    r->mom_v = xmalloc_aligned(r->model.n_params * sizeof(float));
+    optim_init(&r->opt, &r->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps,
+               cfg->train.weight_decay, cfg->train.grad_clip);
     gpt_alloc_acts(&r->model, r->micro, r->T);
     if (comm->rank == 0) {
         prov_collect(&r->prov, argc, argv, W);
@@ -446,7 +429,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
             char **list = ckpt_list(r->ckpt_dir, &n);
             for (int i = 0; i < n && !resumed; i++) {
                 Err e2;
-                if (ckpt_read(list[i], &r->model, r->mom_m, r->mom_v, &r->st, &r->log, &e2) == 0) {
+                if (ckpt_read(list[i], &r->model, r->opt.m, r->opt.v, &r->st, &r->log, &e2) == 0) {
                     resumed = 1;
                     log_info("resuming from %s (step %lld)", list[i], (long long)r->st.step);
                     if (r->st.world_size != W)
@@ -471,8 +454,8 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
         open_run_file(r, resumed);
     }
     comm_bcast(r->model.params, r->model.n_params * sizeof(float));
-    comm_bcast(r->mom_m, r->model.n_params * sizeof(float));
-    comm_bcast(r->mom_v, r->model.n_params * sizeof(float));
+    comm_bcast(r->opt.m, r->model.n_params * sizeof(float));
+    comm_bcast(r->opt.v, r->model.n_params * sizeof(float));
     comm_bcast(&r->st, sizeof r->st);
     r->last_ckpt_step = has_resume ? r->st.step : -1;
 
@@ -577,7 +560,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     packer_free(&pk);
     free(r->gtok), free(r->gpos), free(r->gseg), free(r->gtgt), free(r->g);
     free(r->vtok), free(r->vpos), free(r->vseg), free(r->vtgt);
-    free(r->mom_m), free(r->mom_v);
+    optim_free(&r->opt);
     gpt_free(&r->model);
     metriclog_free(&r->log);
     tokenizer_destroy(r->tok);

@@ -120,8 +120,8 @@ static int roundtrip(const Tokenizer *t, const char *s, size_t n, size_t *n_ids)
     int ok = tokenizer_decode(t, ids.a, ids.n, &back, &e) == 0 && back.n == n &&
              (n == 0 || memcmp(back.a, s, n) == 0);
     for (size_t i = 0; i < ids.n; i++)
-        if (ids.a[i] < 0 || ids.a[i] >= tokenizer_vocab_size(t) || ids.a[i] == tokenizer_eot_id(t) ||
-            ids.a[i] == tokenizer_sep_id(t))
+        if (ids.a[i] < 0 || ids.a[i] >= tokenizer_vocab_size(t) ||
+            ids.a[i] == tokenizer_eot_id(t) || ids.a[i] == tokenizer_sep_id(t))
             ok = 0;
     if (n_ids) *n_ids = ids.n;
     intvec_free(&ids);
@@ -390,7 +390,8 @@ static void test_splits(void) {
     /* " ?\p{L}+" */
     EXPECT_SPLIT("Hello world", "[Hello][ world]");
     EXPECT_SPLIT("h\xc3\xa9llo w\xc3\xb6rld", "[h\xc3\xa9llo][ w\xc3\xb6rld]");
-    EXPECT_SPLIT("\xe6\x97\xa5\xe6\x9c\xac \xce\xb1\xce\xb2", "[\xe6\x97\xa5\xe6\x9c\xac][ \xce\xb1\xce\xb2]");
+    EXPECT_SPLIT("\xe6\x97\xa5\xe6\x9c\xac \xce\xb1\xce\xb2",
+                 "[\xe6\x97\xa5\xe6\x9c\xac][ \xce\xb1\xce\xb2]");
     /* numbers */
     EXPECT_SPLIT("abc123 4567", "[abc][123][ 4567]");
     EXPECT_SPLIT("a1b2", "[a][1][b][2]");
@@ -434,7 +435,8 @@ typedef struct {
 static void *encode_thread(void *arg) {
     ThreadJob *j = arg;
     IntVec ids = {0};
-    for (size_t i = 0; i < j->c->n; i++) tokenizer_encode(j->t, j->c->texts[i], j->c->lens[i], &ids);
+    for (size_t i = 0; i < j->c->n; i++)
+        tokenizer_encode(j->t, j->c->texts[i], j->c->lens[i], &ids);
     j->ok = ids_equal(&ids, j->want);
     intvec_free(&ids);
     return NULL;
@@ -559,7 +561,8 @@ static int ref_train(const Corpus *c, int n_ordinary, int *merges) {
     while (n_tok < V) {
         memset(cnt, 0, (size_t)V * (size_t)V * sizeof *cnt);
         for (size_t i = 0; i < c->n; i++)
-            for (size_t k = 0; k + 1 < wl[i]; k++) cnt[(size_t)w[i][k] * (size_t)V + (size_t)w[i][k + 1]]++;
+            for (size_t k = 0; k + 1 < wl[i]; k++)
+                cnt[(size_t)w[i][k] * (size_t)V + (size_t)w[i][k + 1]]++;
         int64_t best = 1;
         int ba = -1, bb = -1;
         for (int a = 0; a < n_tok; a++)
@@ -627,7 +630,8 @@ static void test_train_reference(const Corpus *src) {
     int *want = xmalloc(2 * 4000 * sizeof *want);
     int n_want = ref_train(&words, vocab - 2, want);
     Err e;
-    Tokenizer *t = tokenizer_train((const char *const *)words.texts, words.lens, words.n, vocab, &e);
+    Tokenizer *t =
+        tokenizer_train((const char *const *)words.texts, words.lens, words.n, vocab, &e);
     EXPECT(t != NULL, "train on words: %s", e.msg);
     if (t) {
         TokenizerData d;
@@ -725,7 +729,8 @@ static void test_training(void) {
     }
 
     /* determinism: same corpus, same data */
-    Tokenizer *t3 = tokenizer_train((const char *const *)train.texts, train.lens, train.n, 8192, &e);
+    Tokenizer *t3 =
+        tokenizer_train((const char *const *)train.texts, train.lens, train.n, 8192, &e);
     EXPECT(t3 != NULL, "second training: %s", e.msg);
     if (t3) {
         tokenizer_to_data(t3, &d2);
@@ -778,7 +783,8 @@ static void test_training(void) {
            all.bytes / 1e6 / dt, serial.n);
     ThreadJob jobs[2] = {{t, &all, &serial, 0}, {t, &all, &serial, 0}};
     pthread_t th[2];
-    for (int i = 0; i < 2; i++) CHECK(pthread_create(&th[i], NULL, encode_thread, &jobs[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&th[i], NULL, encode_thread, &jobs[i]) == 0, "thread %d", i);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     EXPECT(jobs[0].ok && jobs[1].ok, "concurrent encodes differ from the serial one");
     intvec_free(&serial);
@@ -824,7 +830,7 @@ static void test_train_errors(void) {
 
 /* ---- GPT-2 files ------------------------------------------------------------------ */
 
-static char g_dir[64];
+static char g_dir[512];
 
 static char *write_file(const char *name, const char *text) {
     char *path = xasprintf("%s/%s", g_dir, name);
@@ -837,7 +843,8 @@ static char *write_file(const char *name, const char *text) {
 
 /* GPT-2's byte -> code point map, written out independently of the module. */
 static unsigned gpt2_cp(int b) {
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return (unsigned)b;
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))
+        return (unsigned)b;
     int n = 0;
     for (int c = 0; c < b; c++)
         if (!((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || (c >= 174 && c <= 255))) n++;
@@ -873,7 +880,8 @@ static void expect_merges_error(const char *vocab, const char *merges, int line,
 }
 
 static void test_gpt2_files(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/test_tokenizer.XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_dir, sizeof g_dir, "%s/test_tokenizer.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     CHECK(mkdtemp(g_dir), "mkdtemp");
     const char *extra[] = {"\\u0120t", "he", "\\u0120the", "\\u0120\\u0120"};
     char *vj = small_vocab_json(extra, 4);
