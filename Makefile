@@ -25,7 +25,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test bench bench-train clean deps tests FORCE
+.PHONY: all test bench bench-train clean deps tests quickstart FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -60,6 +60,15 @@ bench-train: $(BIN) $(BENCH_BIN)
 
 deps:
 	tools/deps.sh
+
+# installs what is missing, builds, trains the tiny student on demo pairs
+quickstart:
+	tools/deps.sh
+	$(MAKE) all
+	mkdir -p runs/quickstart
+	test -s runs/quickstart/pairs.jsonl || /usr/bin/python3 tools/make_pairs.py 4000 runs/quickstart/pairs.jsonl
+	OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 $(BIN) train configs/quickstart.json
+	/usr/bin/python3 analysis/train_curves.py runs/quickstart --png runs/quickstart/loss.png
 
 clean:
 	rm -rf $(BUILD)

@@ -47,6 +47,14 @@ static inline float fsig2(float u) { return 1.0f / (1.0f + fexp(-2.0f * u)); }
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
+/* Below this many elements of work a kernel runs on the calling thread:
+ * waking the pool costs more than it saves. */
+#define PAR_MIN_WORK 32768L
+static long grain_for(long per_item) {
+    long g = (PAR_MIN_WORK + per_item - 1) / (per_item > 0 ? per_item : 1);
+    return g < 2 ? 2 : g;
+}
+
 /* Runs an OpenBLAS-calling task on the pool with OpenBLAS itself held to one
  * thread (small per-head GEMMs are erratic when split; PERF.md). */
 static void par_for_blas(long n, ParFn fn, void *ctx) {
@@ -82,7 +90,7 @@ static void enc_fwd_task(void *vc, long b, long e, int tid) {
 void ops_encoder_forward(float *out, const int *tok, const int *pos, const float *wte,
                          const float *wpe, int N, int C) {
     EncCtx c = {.out = out, .wte = wte, .wpe = wpe, .tok = tok, .pos = pos, .N = N, .C = C};
-    par_for(N, 64, enc_fwd_task, &c);
+    par_for(N, grain_for(C), enc_fwd_task, &c);
 }
 
 /* by column range: each thread owns columns [b, e) of every row -> no races,
@@ -103,7 +111,7 @@ static void enc_bwd_task(void *vc, long b, long e, int tid) {
 void ops_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tok,
                           const int *pos, int N, int C) {
     EncCtx c = {.dwte = dwte, .dwpe = dwpe, .dout = dout, .tok = tok, .pos = pos, .N = N, .C = C};
-    par_for(C, 16, enc_bwd_task, &c);
+    par_for(C, grain_for(N), enc_bwd_task, &c);
 }
 
 /* ---- LayerNorm --------------------------------------------------------------- */
@@ -152,7 +160,7 @@ static void ln_fwd_task(void *vc, long b, long e, int tid) {
 void ops_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int N, int C) {
     LnCtx c = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .w = w, .b = b, .N = N, .C = C};
-    par_for(N, 16, ln_fwd_task, &c);
+    par_for(N, grain_for(3L * C), ln_fwd_task, &c);
 }
 
 HOT static void ln_bwd_row(float *di, const float *d, const float *x, const float *w, float m,
@@ -211,8 +219,8 @@ void ops_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
                             const float *w, const float *mean, const float *rstd, int N, int C) {
     LnCtx c = {.dinp = dinp, .dw = dw, .db = db, .dout = dout, .inp = inp, .w = w,
                .cmean = mean, .crstd = rstd, .N = N, .C = C};
-    par_for(N, 16, ln_bwd_rows_task, &c);
-    par_for(C, 64, ln_bwd_cols_task, &c);
+    par_for(N, grain_for(4L * C), ln_bwd_rows_task, &c);
+    par_for(C, grain_for(2L * N), ln_bwd_cols_task, &c);
 }
 
 /* ---- matmul -------------------------------------------------------------------- */
@@ -234,7 +242,7 @@ void ops_matmul_forward(float *out, const float *inp, const float *w, const floa
     float beta = 0.0f;
     if (bias) {
         BiasCtx c = {.out = out, .bias = bias, .N = N, .OC = OC};
-        par_for(N, 64, bias_fill_task, &c);
+        par_for(N, grain_for(OC), bias_fill_task, &c);
         beta = 1.0f;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out,
@@ -260,7 +268,7 @@ void ops_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
                 dw, C);
     if (dbias) {
         BiasCtx c = {.out = dbias, .dout = dout, .N = N, .OC = OC};
-        par_for(OC, 64, bias_grad_task, &c);
+        par_for(OC, grain_for(N), bias_grad_task, &c);
     }
 }
 
@@ -383,7 +391,7 @@ static void gelu_fwd_task(void *vc, long b, long e, int tid) {
 
 void ops_gelu_forward(float *out, const float *inp, long n) {
     EwCtx c = {.out = out, .a = inp};
-    par_for(n, 4096, gelu_fwd_task, &c);
+    par_for(n, PAR_MIN_WORK / 4, gelu_fwd_task, &c);
 }
 
 HOT static void gelu_bwd_range(float *di, const float *x, const float *d, long n) {
@@ -403,7 +411,7 @@ static void gelu_bwd_task(void *vc, long b, long e, int tid) {
 
 void ops_gelu_backward(float *dinp, const float *inp, const float *dout, long n) {
     EwCtx c = {.out = dinp, .a = inp, .b = dout};
-    par_for(n, 4096, gelu_bwd_task, &c);
+    par_for(n, PAR_MIN_WORK / 4, gelu_bwd_task, &c);
 }
 
 static void resid_task(void *vc, long b, long e, int tid) {
@@ -414,7 +422,7 @@ static void resid_task(void *vc, long b, long e, int tid) {
 
 void ops_residual_forward(float *out, const float *a, const float *b, long n) {
     EwCtx c = {.out = out, .a = a, .b = b};
-    par_for(n, 8192, resid_task, &c);
+    par_for(n, PAR_MIN_WORK, resid_task, &c);
 }
 
 void ops_gather_rows(float *dst, const float *src, const int *idx, int M, int C) {
@@ -471,7 +479,7 @@ static void lp_fwd_task(void *vc, long b, long e, int tid) {
 void ops_logprob_forward(float *logp, float *lse, const float *logits, const int *tgt, int M,
                          int V) {
     LpCtx c = {.logp = logp, .lse = lse, .clogits = logits, .tgt = tgt, .M = M, .V = V};
-    par_for(M, 2, lp_fwd_task, &c);
+    par_for(M, grain_for(2L * V), lp_fwd_task, &c);
 }
 
 HOT static void lp_bwd_row(float *x, float l, float g, int V) {
@@ -496,7 +504,7 @@ static void lp_bwd_task(void *vc, long b, long e, int tid) {
 void ops_logprob_backward(float *logits, const float *lse, const int *tgt, const float *g, int M,
                           int V) {
     LpCtx c = {.logits = logits, .clse = lse, .tgt = tgt, .g = g, .M = M, .V = V};
-    par_for(M, 2, lp_bwd_task, &c);
+    par_for(M, grain_for(2L * V), lp_bwd_task, &c);
 }
 
 /* ---- reductions and the optimizer -------------------------------------------------- */

@@ -189,7 +189,9 @@ static double train_step(Run *r, double *gnorm_out, double *lr_out, int64_t *nlo
 /* Rank 0: open or create run.h5, restoring its metrics from log if needed. */
 static void open_run_file(Run *r, int resumed) {
     Err e;
-    if (util_file_exists(r->run_path)) {
+    /* without a checkpoint nothing in an old run.h5 is worth keeping (it may
+     * even describe another tokenizer): start it afresh */
+    if (util_file_exists(r->run_path) && resumed) {
         r->run = store_open(r->run_path, 1, &e);
         if (!r->run) {
             char *aside = xasprintf("%s.corrupt.%ld", r->run_path, (long)util_wall());

@@ -427,7 +427,7 @@ int util_stop_signal(void) { return (int)g_stop_signal; }
  * while (cheap hand-off between back-to-back kernels) and then sleep on a
  * condition variable, so OpenBLAS's own threads get the cores during GEMMs. */
 
-#define PAR_SPIN_ITERS 20000
+#define PAR_SPIN_ITERS 2000
 
 typedef struct {
     pthread_t *threads;

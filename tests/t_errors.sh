@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 
 PAIRS=$TMP/pairs.jsonl
-$PY tests/make_pairs.py 300 "$PAIRS"
+$PY tools/make_pairs.py 300 "$PAIRS"
 CFG=configs/sft-tiny.json
 
 # expect_error NAME PATTERN [mpi] -- ARGS... : hdistill train ARGS must exit 2

@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 
 PAIRS=$TMP/pairs.jsonl
-$PY tests/make_pairs.py 1500 "$PAIRS"
+$PY tools/make_pairs.py 1500 "$PAIRS"
 CFG=configs/sft-tiny.json
 common=(--set data.pairs="$PAIRS" --set train.steps=50 --set train.seed=5 --set train.ckpt_every=10)
 run() {  # run DIR [args...] : single rank, 2 threads
@@ -20,6 +20,13 @@ check "dry-run exit 0" test $? -eq 0
 check "dry-run prints parameters" grep -Eq '^parameters: [0-9]+$' <<<"$out"
 check "dry-run prints memory per rank" grep -q 'memory per rank' <<<"$out"
 check "dry-run writes nothing" test ! -e "$TMP/dry"
+
+# --- the exact GPT-2 124M parameter count with GPT-2's own vocabulary
+gdir=$(tools/fetch_gpt2.sh)
+out=$("$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/dry" --set model.preset=gpt2-124m \
+      --set tokenizer.type=gpt2 --set tokenizer.gpt2_vocab="$gdir/encoder.json" \
+      --set tokenizer.gpt2_merges="$gdir/vocab.bpe" --set train.seq_len=256 --dry-run 2>&1)
+check "gpt2-124m dry run: parameters: 124439808" grep -qx 'parameters: 124439808' <<<"$out"
 
 # --- determinism: same seed, same world size -> bitwise identical loss curve
 run "$TMP/a"; rc=$?
@@ -115,5 +122,18 @@ cp "$TMP/a/run.h5" "$TMP/a_before.h5"
 run "$TMP/a"
 check "re-running a finished run is a no-op" grep -q 'already complete' "$TMP/a.log"
 check "re-run leaves the loss curve" h5cmp "$TMP/a/run.h5" "$TMP/a_before.h5" /metrics/train/loss exact
+
+# --- analysis/train_curves.py reads the same numbers back from run.h5
+$PY analysis/train_curves.py "$TMP/a" "$TMP/v" --csv "$TMP/curves.csv" --png "$TMP/curves.png" >"$TMP/curves.md"
+check "train_curves.py exits 0" test $? -eq 0
+check "train_curves.py CSV equals run.h5" $PY -c "
+import csv,h5py,sys
+rows=[r for r in csv.DictReader(open('$TMP/curves.csv')) if r['run']=='a']
+l=h5py.File('$TMP/a/run.h5','r')['/metrics/train/loss'][()]
+sys.exit(0 if len(rows)==50 and all(float(r['loss'])==x for r,x in zip(rows,l)) else 1)"
+check "train_curves.py table has the final loss" $PY -c "
+import h5py,sys; l=h5py.File('$TMP/a/run.h5','r')['/metrics/train/loss'][-1]
+sys.exit(0 if ('| a | 50 | %.4f |' % l) in open('$TMP/curves.md').read() else 1)"
+check "train_curves.py wrote a PNG" $PY -c "import sys; sys.exit(0 if open('$TMP/curves.png','rb').read(8)==b'\\x89PNG\\r\\n\\x1a\\n' else 1)"
 
 finish

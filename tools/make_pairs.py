@@ -4,7 +4,8 @@
 Prompts are WordNet example sentences (Debian's wordnet-base); the target
 is a fixed, learnable rewrite of the prompt (words in reverse order plus a
 suffix), so a model can drive the loss well below the unigram level.
-Usage: make_pairs.py N OUT.jsonl
+Used by the tests and by `make demo`.
+Usage: tools/make_pairs.py N OUT.jsonl
 """
 import json
 import re
