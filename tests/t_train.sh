@@ -55,6 +55,28 @@ check "np1 vs np2 loss within 1e-5 relative over 50 steps" h5cmp "$TMP/np2/run.h
 OMP_NUM_THREADS=1 $MPIRUN -np 2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/np2b" >/dev/null 2>&1
 check "np2 deterministic (bitwise)" h5cmp "$TMP/np2/run.h5" "$TMP/np2b/run.h5" /metrics/train/loss exact
 
+# --- HDF5 pairs: the same pairs from /pairs/{prompt,target} give the same curve
+$PY - "$PAIRS" "$TMP/pairs.h5" "$TMP/teach.h5" <<'EOF'
+import h5py, json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+s = h5py.string_dtype()
+with h5py.File(sys.argv[2], "w") as f:
+    f.create_dataset("/pairs/prompt", data=[r["prompt"] for r in rows], dtype=s)
+    f.create_dataset("/pairs/target", data=[r["target"] for r in rows], dtype=s)
+# a teacher data.h5: 3 paraphrases per input, some empty, input 1 refused
+with h5py.File(sys.argv[3], "w") as f:
+    ins = [r["prompt"] for r in rows[:10]]
+    para = [[r["target"], r["target"] + " x", ""] for r in rows[:10]]
+    f.create_dataset("/inputs/train", data=ins, dtype=s)
+    f.create_dataset("/teacher/paraphrases", data=para, dtype=s)
+    f.create_dataset("/teacher/refused", data=[0, 1] + [0] * 8, dtype="u1")
+EOF
+run "$TMP/h5" --set data.pairs="$TMP/pairs.h5"
+check "training from HDF5 pairs exits 0" test $? -eq 0
+check "HDF5 pairs == JSONL pairs (bitwise loss)" h5cmp "$TMP/h5/run.h5" "$TMP/a/run.h5" /metrics/train/loss exact
+out=$("$HD" train "$CFG" "${common[@]}" --set data.pairs="$TMP/teach.h5" --set run.dir="$TMP/teach" --set tokenizer.vocab_size=300 --dry-run 2>&1)
+check "teacher data.h5: 9 inputs x 2 non-empty paraphrases = 18 pairs" grep -q "18 pairs -> 18 train" <<<"$out"
+
 # --- gradient accumulation: 4 micro-batches of 2 rows == 1 batch of 8 rows
 run "$TMP/acc" --set train.micro_batch=2
 check "accumulation matches full batch (1e-5)" h5cmp "$TMP/acc/run.h5" "$TMP/a/run.h5" /metrics/train/loss rel 1e-5
