@@ -6,7 +6,7 @@
 # Site installs: make PKG_CONFIG_PATH=... (see README "Cluster usage").
 # Opt-in tuning: make OPT="-O3 -march=native"
 
-PKGS      ?= ompi-c openblas hdf5-openmpi libcurl libcjson
+PKGS      ?= ompi-c openblas hdf5-openmpi libcurl libcjson libmicrohttpd
 PKG_CONFIG ?= pkg-config
 CC        ?= gcc
 OPT       ?= -O3

@@ -6,11 +6,11 @@
  *   /params/<tensor>  float32, one dataset per tensor (names as model.h)
  *   /optim/m/<tensor>, /optim/v/<tensor>   AdamW moments; /optim attr t
  *   /state/rng (uint64[4]), /state/cursor (int64[2]: epoch, index),
- *   /state attrs step, tokens, elapsed, world_size
+ *   /state attrs step, tokens, elapsed, world_size, threads
  *   /tokenizer/...    the tokenizer (see ckpt_write_tokenizer)
  *   /config           the resolved configuration (JSON string)
  *   /provenance       build, libraries, host, Slurm job, command
- *   /metrics/train/...  the loss curve up to this step (restores run.h5)
+ *   /metrics/train/..., /metrics/val/...  the loss curves up to this step (restore run.h5)
  * A checkpoint is written to "<name>.tmp", fsynced and renamed, so a file
  * with the final name is always complete; resume takes the newest one that
  * reads back whole and skips (with a warning) any that do not.
@@ -35,6 +35,7 @@ typedef struct {
     int64_t tokens;    /* loss tokens consumed */
     double elapsed;    /* training seconds so far */
     int64_t world_size;
+    int64_t threads;   /* kernel/OpenBLAS threads per rank (OpenBLAS rounds by thread count) */
 } TrainState;
 
 /* The per-step training log kept in memory on rank 0. */
@@ -43,6 +44,18 @@ typedef struct {
     int64_t *step, *tokens;
     double *loss, *lr, *grad_norm, *time;
 } MetricLog;
+
+/* Validation losses (rank 0), also kept in checkpoints. */
+typedef struct {
+    int64_t n, cap;
+    int64_t *step;
+    double *loss;
+} ValLog;
+
+void vallog_push(ValLog *l, int64_t step, double loss);
+void vallog_free(ValLog *l);
+/* Drops entries after step. */
+void vallog_truncate_after(ValLog *l, int64_t step);
 
 void metriclog_push(MetricLog *l, int64_t step, double loss, double lr, double gnorm,
                     int64_t tokens, double time);
@@ -62,7 +75,8 @@ int ckpt_read_tokenizer(StoreFile *f, const char *group, TokenizerData *t, Err *
  * final path (malloc'd). */
 int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *mom_v,
                const TrainState *st, const TokenizerData *tok, const char *config_json,
-               const Provenance *prov, const MetricLog *log, char **path_out, Err *e);
+               const Provenance *prov, const MetricLog *log, const ValLog *val, char **path_out,
+               Err *e);
 
 /* Reads the model configuration, tokenizer and stored configuration JSON
  * (each output may be NULL). */
@@ -71,13 +85,17 @@ int ckpt_read_meta(const char *path, GptConfig *cfg, TokenizerData *tok, char **
 /* Reads parameters, moments (may be NULL), state and log (may be NULL) into
  * a model already initialised with the checkpoint's configuration. */
 int ckpt_read(const char *path, Gpt *m, float *mom_m, float *mom_v, TrainState *st, MetricLog *log,
-              Err *e);
+              ValLog *val, Err *e);
 
 /* Complete checkpoints in dir (step_*.h5, not .tmp), newest first; *n set.
  * Free with ckpt_list_free. */
 char **ckpt_list(const char *dir, int *n);
 void ckpt_list_free(char **list, int n);
-/* Deletes all but the newest keep checkpoints and any leftover .tmp files. */
-void ckpt_prune(const char *dir, int keep);
+/* Deletes all but the newest keep checkpoints (never `protect`, the one
+ * just written) and any leftover .tmp files. */
+void ckpt_prune(const char *dir, int keep, const char *protect);
+/* Renames an unreadable checkpoint to "<path>.bad" so it is neither resumed
+ * from nor counted as one of the kept ones. */
+void ckpt_quarantine(const char *path);
 
 #endif

@@ -15,6 +15,21 @@
 
 #include "util.h"
 
+/* One LLM endpoint role (teacher, critic): transport + sampling + prompt. */
+typedef struct {
+    char *base_url;     /* ".../v1", or "standin" = start the built-in stand-in */
+    char *model;
+    char *api_key_env;  /* NAME of the environment variable holding the key */
+    char *ca_bundle;
+    int concurrency, retries;
+    double rate_rps, rate_tpm, connect_timeout, timeout, backoff, backoff_max;
+    double temperature, top_p;
+    int max_tokens, logprobs, top_logprobs;
+    int64_t seed;       /* -1 = not sent */
+    char *system;       /* system message ("" = none) */
+    char *prompt;       /* user message template: {input} {n} {a} {b} */
+} EndpointConfig;
+
 typedef struct {
     struct {
         char *dir;       /* run directory: run.h5, ckpt/ */
@@ -22,6 +37,7 @@ typedef struct {
         int log_every;   /* print a progress line every N steps */
     } run;
     struct {
+        char *path;      /* the shared data.h5 (ingest, teach) */
         char *pairs;     /* training pairs: .jsonl or .h5 */
         int64_t max_examples; /* 0 = all */
         char *too_long;  /* "error" | "skip" */
@@ -54,6 +70,30 @@ typedef struct {
         int64_t eval_every;
         double max_run_time; /* seconds; 0 = no limit */
     } train;
+    struct {
+        char *source;    /* "wordnet" | a file path */
+        char *format;    /* auto | jsonl | csv | text */
+        char *field;     /* JSONL key / CSV column of the text */
+        int64_t limit;   /* keep at most N inputs (after de-duplication); 0 = all */
+        double eval_fraction;
+        int64_t ood_limit;   /* wordnet: out-of-distribution inputs */
+        char *ood_source;    /* file with out-of-distribution inputs ("" = none / wordnet's) */
+        int min_words, max_words;
+        int64_t seed;
+    } ingest;
+    struct {
+        int n;           /* paraphrases per input */
+        char *splits;    /* comma list of train,eval,ood */
+    } teach;
+    struct {
+        char *cache;     /* response cache file; "" = next to the output */
+        double sync_seconds;
+    } llm;
+    struct {
+        int64_t seed;
+        double refusal_rate, position_bias, length_bias, latency_ms;
+    } standin;
+    EndpointConfig teacher, critic;
     char *source; /* the file the configuration came from (for messages) */
 } Config;
 
@@ -72,10 +112,13 @@ int config_validate(const Config *c, Err *e);
 
 /* The resolved configuration as a JSON object (caller frees). */
 char *config_to_json(const Config *c);
+/* The value of option key as text (as in config_print); -1 if unknown. */
+int config_get_string(const Config *c, const char *key, char *buf, size_t n);
 /* Prints "section.key = value" lines. */
 void config_print(const Config *c, FILE *f);
-/* Prints the option table (all sections, or those named in the comma list). */
-void config_print_help(FILE *f, const char *sections);
+/* Prints the option table (all sections, or those named in the comma list);
+ * returns the number of options printed. */
+int config_print_help(FILE *f, const char *sections);
 
 /* Resolved model dimensions from preset + explicit values. */
 typedef struct {

@@ -67,12 +67,14 @@ typedef struct {
     DataCursor cur;
     int64_t *perm; /* permutation of the cursor's epoch */
     int64_t perm_epoch;
+    int one_pass;  /* 1: stop at the end of epoch 0 (pad the rest): evaluation sets */
 } Packer;
 
 void packer_init(Packer *p, const Examples *ex, uint64_t seed, int T, int shuffle);
 void packer_free(Packer *p);
 /* Fills nrows rows (each T ints) of tok/pos/seg/tgt from the stream and
- * advances the cursor; returns the number of loss positions. */
+ * advances the cursor; returns the number of loss positions.  With one_pass
+ * set, every example appears once: rows after the last are all padding. */
 int64_t packer_next_rows(Packer *p, int nrows, int *tok, int *pos, int *seg, int *tgt, int pad_id);
 /* Rows the stream needs to cover `epochs` passes (rounded up). */
 int64_t packer_rows_for_epochs(const Examples *ex, uint64_t seed, int T, int shuffle, double epochs);

@@ -88,6 +88,14 @@ void intvec_reserve(IntVec *v, size_t cap);
 void intvec_free(IntVec *v);
 
 typedef struct {
+    char **a; /* each element malloc'd */
+    size_t n, cap;
+} StrVec;
+/* Appends a copy of s[0..len) (len (size_t)-1: strlen). */
+void strvec_push(StrVec *v, const char *s, size_t len);
+void strvec_free(StrVec *v);
+
+typedef struct {
     char *a; /* always NUL-terminated when n > 0 or after bytebuf_putc */
     size_t n, cap;
 } ByteBuf;

@@ -28,6 +28,49 @@ void metriclog_push(MetricLog *l, int64_t step, double loss, double lr, double g
     l->n++;
 }
 
+void vallog_push(ValLog *l, int64_t step, double loss) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->step = xrealloc(l->step, sizeof(int64_t) * (size_t)l->cap);
+        l->loss = xrealloc(l->loss, sizeof(double) * (size_t)l->cap);
+    }
+    l->step[l->n] = step;
+    l->loss[l->n] = loss;
+    l->n++;
+}
+
+void vallog_free(ValLog *l) {
+    if (!l) return;
+    free(l->step);
+    free(l->loss);
+    memset(l, 0, sizeof *l);
+}
+
+void vallog_truncate_after(ValLog *l, int64_t step) {
+    while (l->n > 0 && l->step[l->n - 1] > step) l->n--;
+}
+
+static int vallog_write(StoreFile *f, const ValLog *l, Err *e) {
+    if (l->n == 0) return 0;
+    return store_append_i64(f, "/metrics/val/step", l->step, l->n, "optimizer step", e) ||
+           store_append_f64(f, "/metrics/val/loss", l->loss, l->n,
+                            "mean cross-entropy per target token on the held-out pairs, nats", e);
+}
+
+static int vallog_read(StoreFile *f, ValLog *l, Err *e) {
+    vallog_free(l);
+    if (!store_exists(f, "/metrics/val/step")) return 0;
+    int64_t n = 0, n2 = 0;
+    int64_t *s = store_read_alloc(f, "/metrics/val/step", 'l', &n, e);
+    double *v = s ? store_read_alloc(f, "/metrics/val/loss", 'd', &n2, e) : NULL;
+    int rc = (s && v && n == n2) ? 0 : -1;
+    if (s && v && n != n2) err_set(e, "%s: /metrics/val has series of different lengths", store_path(f));
+    for (int64_t i = 0; rc == 0 && i < n; i++) vallog_push(l, s[i], v[i]);
+    free(s);
+    free(v);
+    return rc;
+}
+
 void metriclog_truncate(MetricLog *l, int64_t n) {
     if (n < l->n) l->n = n;
 }
@@ -166,7 +209,8 @@ static int read_tensors(StoreFile *f, const char *group, const Gpt *m, float *bu
 
 int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *mom_v,
                const TrainState *st, const TokenizerData *tok, const char *config_json,
-               const Provenance *prov, const MetricLog *log, char **path_out, Err *e) {
+               const Provenance *prov, const MetricLog *log, const ValLog *val, char **path_out,
+               Err *e) {
     char *final = xasprintf("%s/step_%08lld.h5", dir, (long long)st->step);
     char *tmp = xasprintf("%s.tmp", final);
     StoreFile *f = store_create(tmp, e);
@@ -192,7 +236,8 @@ int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *m
              store_set_attr_i64(f, "/state", "step", st->step, e) ||
              store_set_attr_i64(f, "/state", "tokens", st->tokens, e) ||
              store_set_attr_f64(f, "/state", "elapsed", st->elapsed, e) ||
-             store_set_attr_i64(f, "/state", "world_size", st->world_size, e);
+             store_set_attr_i64(f, "/state", "world_size", st->world_size, e) ||
+             store_set_attr_i64(f, "/state", "threads", st->threads, e);
     if (rc == 0) {
         int64_t one = 1;
         int32_t dims[5] = {c->n_layer, c->n_head, c->d_model, c->vocab_size, c->max_seq_len};
@@ -213,6 +258,7 @@ int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *m
         rc = store_write_string(f, "/config", config_json, "resolved configuration (JSON)", e);
     if (rc == 0 && prov) rc = prov_write(f, "/provenance", prov, e);
     if (rc == 0 && log) rc = metriclog_append_to(f, "/metrics/train", log, 0, e);
+    if (rc == 0 && val) rc = vallog_write(f, val, e);
     if (f && store_close(f, rc ? NULL : e) != 0) rc = -1;
     if (rc == 0) rc = util_rename_durable(tmp, final, e);
     if (rc != 0) unlink(tmp);
@@ -254,7 +300,7 @@ int ckpt_read_meta(const char *path, GptConfig *cfg, TokenizerData *tok, char **
 }
 
 int ckpt_read(const char *path, Gpt *m, float *mom_m, float *mom_v, TrainState *st, MetricLog *log,
-              Err *e) {
+              ValLog *val, Err *e) {
     StoreFile *f = store_open(path, 0, e);
     if (!f) return -1;
     int rc = read_tensors(f, "/params", m, m->params, e);
@@ -268,12 +314,14 @@ int ckpt_read(const char *path, Gpt *m, float *mom_m, float *mom_v, TrainState *
              store_get_attr_i64(f, "/state", "step", &st->step, e) ||
              store_get_attr_i64(f, "/state", "tokens", &st->tokens, e) ||
              store_get_attr_f64(f, "/state", "elapsed", &st->elapsed, e) ||
-             store_get_attr_i64(f, "/state", "world_size", &st->world_size, e);
+             store_get_attr_i64(f, "/state", "world_size", &st->world_size, e) ||
+             store_get_attr_i64(f, "/state", "threads", &st->threads, e);
         st->cursor.epoch = cur[0];
         st->cursor.index = cur[1];
         if (rc) rc = -1;
     }
     if (rc == 0 && log) rc = metriclog_read(f, "/metrics/train", log, e);
+    if (rc == 0 && val) rc = vallog_read(f, val, e);
     if (store_close(f, rc ? NULL : e) != 0) rc = -1;
     return rc;
 }
@@ -317,11 +365,20 @@ void ckpt_list_free(char **list, int n) {
     free(list);
 }
 
-void ckpt_prune(const char *dir, int keep) {
+void ckpt_quarantine(const char *path) {
+    char *bad = xasprintf("%s.bad", path);
+    if (rename(path, bad) != 0) log_warn("cannot rename unreadable checkpoint %s to %s", path, bad);
+    else log_warn("renamed unreadable checkpoint %s to %s", path, bad);
+    free(bad);
+}
+
+void ckpt_prune(const char *dir, int keep, const char *protect) {
     int n;
     char **l = ckpt_list(dir, &n);
-    for (int i = keep; i < n; i++)
+    for (int i = keep; i < n; i++) {
+        if (protect && !strcmp(l[i], protect)) continue;
         if (unlink(l[i]) != 0) log_warn("cannot delete old checkpoint %s", l[i]);
+    }
     ckpt_list_free(l, n);
     DIR *d = opendir(dir);
     if (!d) return;

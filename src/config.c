@@ -25,6 +25,43 @@ typedef struct {
 #define F(field) offsetof(Config, field)
 #define BIG 9.0e15
 
+
+#define TEACHER_PROMPT                                                                        \
+    "Rewrite the sentence below in {n} different humorous ways. Keep its meaning. Answer "   \
+    "with a numbered list and nothing else.\nSentence: {input}"
+#define CRITIC_PROMPT                                                                         \
+    "Here is a sentence and two humorous paraphrases of it.\nSentence: {input}\n1. {a}\n2. "  \
+    "{b}\nWhich paraphrase is funnier while keeping the meaning of the sentence? First write " \
+    "\"Reason:\" and one short sentence, then \"Answer:\" and the number of the better "        \
+    "paraphrase (1 or 2)."
+
+#define ENDPOINT_OPTIONS(R, TEMP, TOPP, MAXTOK, LP, TOPLP, PROMPT, WHAT)                                     \
+    {#R ".base_url", OT_STRING, F(R.base_url), "standin", 0, 0, NULL,                                        \
+     WHAT " endpoint: OpenAI-compatible base URL ending in /v1, or \"standin\" (built-in stand-in)"},       \
+    {#R ".model", OT_STRING, F(R.model), "hdistill-standin", 0, 0, NULL, "model name sent in requests"},    \
+    {#R ".api_key_env", OT_STRING, F(R.api_key_env), "", 0, 0, NULL,                                         \
+     "NAME of the environment variable holding the API key (the key itself is never stored)"},             \
+    {#R ".ca_bundle", OT_STRING, F(R.ca_bundle), "", 0, 0, NULL, "CA bundle file for TLS (\"\" = system)"},  \
+    {#R ".concurrency", OT_INT, F(R.concurrency), "16", 1, 4096, NULL, "requests in flight"},                \
+    {#R ".rate_rps", OT_FLOAT, F(R.rate_rps), "0", 0, 1e6, NULL, "requests per second; 0 = unlimited"},    \
+    {#R ".rate_tpm", OT_FLOAT, F(R.rate_tpm), "0", 0, 1e12, NULL, "tokens per minute; 0 = unlimited"},     \
+    {#R ".connect_timeout", OT_FLOAT, F(R.connect_timeout), "10", 0.001, 3600, NULL, "seconds"},           \
+    {#R ".timeout", OT_FLOAT, F(R.timeout), "120", 0.001, 86400, NULL, "seconds for a whole request"},     \
+    {#R ".retries", OT_INT, F(R.retries), "5", 0, 1000, NULL,                                               \
+     "further attempts on 429/5xx/timeouts/connection errors/unusable answers"},                           \
+    {#R ".backoff", OT_FLOAT, F(R.backoff), "1", 0, 3600, NULL,                                             \
+     "seconds before the first retry (doubles each time, with jitter; Retry-After wins if longer)"},      \
+    {#R ".backoff_max", OT_FLOAT, F(R.backoff_max), "60", 0, 86400, NULL, "cap on one retry delay, s"},     \
+    {#R ".temperature", OT_FLOAT, F(R.temperature), TEMP, -1, 2, NULL, "sampling temperature; -1 = not sent"}, \
+    {#R ".top_p", OT_FLOAT, F(R.top_p), TOPP, -1, 1, NULL, "nucleus sampling; -1 = not sent"},              \
+    {#R ".max_tokens", OT_INT, F(R.max_tokens), MAXTOK, 0, 1000000, NULL, "0 = not sent"},                  \
+    {#R ".seed", OT_I64, F(R.seed), "-1", -1, BIG, NULL, "sampling seed sent to the endpoint; -1 = not sent"}, \
+    {#R ".logprobs", OT_INT, F(R.logprobs), LP, 0, 1, NULL, "1 = ask for token log-probabilities"},         \
+    {#R ".top_logprobs", OT_INT, F(R.top_logprobs), TOPLP, 0, 20, NULL, "alternatives per token"},          \
+    {#R ".system", OT_STRING, F(R.system), "", 0, 0, NULL, "system message (\"\" = none)"},                  \
+    {#R ".prompt", OT_STRING, F(R.prompt), PROMPT, 0, 0, NULL,                                              \
+     "user message template; {input} {n} (teacher), {input} {a} {b} (critic)"}
+
 static const OptSpec OPTIONS[] = {
     {"run.dir", OT_STRING, F(run.dir), "runs/default", 0, 0, NULL,
      "run directory (run.h5, ckpt/); created on first use"},
@@ -32,6 +69,8 @@ static const OptSpec OPTIONS[] = {
      "kernel and OpenBLAS threads per rank; 0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else cores/ranks"},
     {"run.log_every", OT_INT, F(run.log_every), "10", 1, 1e9, NULL, "progress line every N steps"},
 
+    {"data.path", OT_STRING, F(data.path), "data.h5", 0, 0, NULL,
+     "the shared data file: ingest writes /inputs, teach adds /teacher"},
     {"data.pairs", OT_STRING, F(data.pairs), "", 0, 0, NULL,
      "training pairs: JSONL of {\"prompt\",\"target\"}, or HDF5 with /pairs/{prompt,target} or a teach data.h5"},
     {"data.max_examples", OT_I64, F(data.max_examples), "0", 0, BIG, NULL, "use the first N pairs; 0 = all"},
@@ -66,7 +105,7 @@ static const OptSpec OPTIONS[] = {
     {"train.micro_batch", OT_INT, F(train.micro_batch), "0", 0, 1e9, NULL,
      "rows per rank per forward/backward; 0 = batch_size/ranks (no accumulation)"},
     {"train.steps", OT_I64, F(train.steps), "0", 0, BIG, NULL, "optimizer steps; 0 = from train.epochs"},
-    {"train.epochs", OT_FLOAT, F(train.epochs), "1", 0, 1e6, NULL,
+    {"train.epochs", OT_FLOAT, F(train.epochs), "1", 0, 10000, NULL,
      "passes over the pairs when train.steps is 0"},
     {"train.lr", OT_FLOAT, F(train.lr), "3e-4", 0, 10, NULL, "peak learning rate"},
     {"train.min_lr_frac", OT_FLOAT, F(train.min_lr_frac), "0.1", 0, 1, NULL,
@@ -88,6 +127,42 @@ static const OptSpec OPTIONS[] = {
      "checkpoints kept (the newest)"},
     {"train.eval_every", OT_I64, F(train.eval_every), "0", 0, BIG, NULL,
      "validation loss every N steps (needs data.val_fraction > 0); 0 = only at the end"},
+    ENDPOINT_OPTIONS(teacher, "0.8", "1", "256", "0", "0", TEACHER_PROMPT, "teacher"),
+    ENDPOINT_OPTIONS(critic, "0", "-1", "128", "1", "5", CRITIC_PROMPT, "critic"),
+
+    {"llm.cache", OT_STRING, F(llm.cache), "", 0, 0, NULL,
+     "LLM response cache (append-only); \"\" = data.path + \".llm-cache\" for ingest/teach"},
+    {"llm.sync_seconds", OT_FLOAT, F(llm.sync_seconds), "1", 0, 3600, NULL,
+     "fsync the cache at most this often (every answer is written at once)"},
+
+    {"ingest.source", OT_STRING, F(ingest.source), "wordnet", 0, 0, NULL,
+     "\"wordnet\" (WordNet example sentences) or a file of literal inputs"},
+    {"ingest.format", OT_ENUM, F(ingest.format), "auto", 0, 0, "auto|jsonl|csv|text",
+     "file format (auto: by extension .jsonl/.csv, else one input per line)"},
+    {"ingest.field", OT_STRING, F(ingest.field), "text", 0, 0, NULL, "JSONL key or CSV column of the input"},
+    {"ingest.limit", OT_I64, F(ingest.limit), "0", 0, BIG, NULL,
+     "keep the first N inputs after normalisation and de-duplication; 0 = all"},
+    {"ingest.eval_fraction", OT_FLOAT, F(ingest.eval_fraction), "0.05", 0, 0.9, NULL,
+     "share of inputs in the eval split (deterministic by ingest.seed)"},
+    {"ingest.ood_source", OT_STRING, F(ingest.ood_source), "", 0, 0, NULL,
+     "file of out-of-distribution inputs (wordnet source: adjective/adverb examples when \"\")"},
+    {"ingest.ood_limit", OT_I64, F(ingest.ood_limit), "200", 0, BIG, NULL, "at most N ood inputs"},
+    {"ingest.min_words", OT_INT, F(ingest.min_words), "3", 1, 10000, NULL, "drop shorter inputs"},
+    {"ingest.max_words", OT_INT, F(ingest.max_words), "40", 1, 10000, NULL, "drop longer inputs"},
+    {"ingest.seed", OT_I64, F(ingest.seed), "1", 0, BIG, NULL, "seed of the split and the order"},
+
+    {"teach.n", OT_INT, F(teach.n), "3", 1, 20, NULL, "paraphrases asked per input (the {n} of the prompt)"},
+    {"teach.splits", OT_STRING, F(teach.splits), "train,eval,ood", 0, 0, NULL,
+     "splits to teach (eval/ood answers are the teacher references of the evaluation)"},
+
+    {"standin.seed", OT_I64, F(standin.seed), "1", 0, BIG, NULL, "seed of the built-in stand-in endpoint"},
+    {"standin.refusal_rate", OT_FLOAT, F(standin.refusal_rate), "0.02", 0, 1, NULL, "stand-in teacher refusals"},
+    {"standin.position_bias", OT_FLOAT, F(standin.position_bias), "0.3", -10, 10, NULL,
+     "stand-in critic's log-odds bonus for option 1"},
+    {"standin.length_bias", OT_FLOAT, F(standin.length_bias), "0", -10, 10, NULL,
+     "stand-in critic's log-odds bonus per relative extra length of option 1"},
+    {"standin.latency_ms", OT_FLOAT, F(standin.latency_ms), "0", 0, 600000, NULL, "stand-in answer delay"},
+
     {"train.max_run_time", OT_FLOAT, F(train.max_run_time), "0", 0, 1e9, NULL,
      "seconds; checkpoint and stop (exit 3, resumable) before this much wall time"},
 };
@@ -315,11 +390,27 @@ int config_validate(const Config *c, Err *e) {
         (!c->tokenizer.gpt2_vocab[0] || !c->tokenizer.gpt2_merges[0]))
         return err_set(e, "%s: tokenizer.type gpt2 needs tokenizer.gpt2_vocab and tokenizer.gpt2_merges",
                        c->source);
+    if (!c->run.dir[0]) return err_set(e, "%s: run.dir is empty (hint: a directory for run.h5 and ckpt/)", c->source);
+    if (!c->data.path[0]) return err_set(e, "%s: data.path is empty (hint: the data.h5 file to use)", c->source);
     if (c->train.steps == 0 && c->train.epochs <= 0)
         return err_set(e, "%s: set train.steps or train.epochs > 0", c->source);
     if (c->train.eval_every > 0 && c->data.val_fraction <= 0)
         return err_set(e, "%s: train.eval_every needs data.val_fraction > 0", c->source);
     return 0;
+}
+
+/* s with newlines and tabs shown as \n and \t (for one-line listings) */
+static void escaped(const char *s, char *buf, size_t n) {
+    size_t k = 0;
+    for (; *s && k + 3 < n; s++) {
+        if (*s == '\n' || *s == '\t') {
+            buf[k++] = '\\';
+            buf[k++] = *s == '\n' ? 'n' : 't';
+        } else {
+            buf[k++] = *s;
+        }
+    }
+    buf[k] = 0;
 }
 
 static void value_string(const Config *c, const OptSpec *o, char *buf, size_t n) {
@@ -329,8 +420,15 @@ static void value_string(const Config *c, const OptSpec *o, char *buf, size_t n)
     case OT_I64: snprintf(buf, n, "%lld", (long long)*(const int64_t *)(base + o->off)); break;
     case OT_FLOAT: snprintf(buf, n, "%.17g", *(const double *)(base + o->off)); break;
     case OT_STRING:
-    case OT_ENUM: snprintf(buf, n, "%s", *(char *const *)(base + o->off)); break;
+    case OT_ENUM: escaped(*(char *const *)(base + o->off), buf, n); break;
     }
+}
+
+int config_get_string(const Config *c, const char *key, char *buf, size_t n) {
+    const OptSpec *o = find_opt(key);
+    if (!o) return -1;
+    value_string(c, o, buf, n);
+    return 0;
 }
 
 char *config_to_json(const Config *c) {
@@ -387,15 +485,19 @@ static int in_sections(const char *key, const char *sections) {
     return 0;
 }
 
-void config_print_help(FILE *f, const char *sections) {
+int config_print_help(FILE *f, const char *sections) {
     static const char *tname[] = {"int", "int", "float", "string", "choice"};
+    int printed = 0;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const OptSpec *o = &OPTIONS[i];
         if (!in_sections(o->key, sections)) continue;
-        fprintf(f, "  %-22s %-6s default %-14s %s", o->key, tname[o->type],
-                o->def[0] ? o->def : "\"\"", o->help);
+        char def[1024];
+        escaped(o->def[0] ? o->def : "\"\"", def, sizeof def);
+        fprintf(f, "  %-22s %-6s default %-14s %s", o->key, tname[o->type], def, o->help);
         if (o->type == OT_ENUM) fprintf(f, " [%s]", o->choices);
         else if (o->type != OT_STRING) fprintf(f, " [%g..%g]", o->lo, o->hi);
         fputc('\n', f);
+        printed++;
     }
+    return printed;
 }

@@ -48,12 +48,27 @@ static int load_jsonl(const char *path, int64_t max, Pairs *out, Err *e) {
         lineno++;
         char *s = p;
         while (s < le && (*s == ' ' || *s == '\t' || *s == '\r')) s++;
+        if (s < le && memchr(p, 0, (size_t)(le - p))) {
+            rc = err_set(e, "%s:%lld: contains a NUL byte", path, (long long)lineno);
+            break;
+        }
         if (s < le) {
-            cJSON *j = cJSON_ParseWithLength(p, (size_t)(le - p));
+            const char *jend = NULL;
+            cJSON *j = cJSON_ParseWithLengthOpts(p, (size_t)(le - p), &jend, 0);
+            if (j && jend) { /* only white space may follow the object */
+                for (const char *q = jend; q < le; q++)
+                    if (*q != ' ' && *q != '\t' && *q != '\r') {
+                        cJSON_Delete(j);
+                        j = NULL;
+                        break;
+                    }
+            }
+            int has_nul_escape = j && memmem(p, (size_t)(le - p), "\\u0000", 6) != NULL;
             cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "prompt") : NULL;
             cJSON *b = j ? cJSON_GetObjectItemCaseSensitive(j, "target") : NULL;
             if (!j) rc = err_set(e, "%s:%lld: malformed JSON%s", path, (long long)lineno,
                                  nl ? "" : " (truncated last line?)");
+            else if (has_nul_escape) rc = err_set(e, "%s:%lld: a string contains \\u0000", path, (long long)lineno);
             else if (!cJSON_IsString(a) || !cJSON_IsString(b))
                 rc = err_set(e, "%s:%lld: expected string fields \"prompt\" and \"target\"", path,
                              (long long)lineno);
@@ -85,8 +100,11 @@ static int load_h5(const char *path, int64_t max, Pairs *out, Err *e) {
             rc = err_set(e, "%s: /pairs/prompt has %lld rows but /pairs/target %lld", path,
                          (long long)na, (long long)nb);
         else
-            for (int64_t i = 0; i < na && (max <= 0 || out->n < max); i++)
-                if (a[i][0] && b[i][0]) pairs_push(out, &cap, a[i], b[i], i);
+            for (int64_t i = 0; i < na && (max <= 0 || out->n < max) && rc == 0; i++) {
+                if (!a[i][0] || !b[i][0])
+                    rc = err_set(e, "%s: /pairs row %lld has an empty prompt or target", path, (long long)i);
+                else pairs_push(out, &cap, a[i], b[i], i);
+            }
         store_free_strings(a, na);
         store_free_strings(b, nb);
     } else if (store_exists(f, "/inputs/train") && store_exists(f, "/teacher/paraphrases")) {
@@ -298,6 +316,7 @@ void packer_free(Packer *p) {
 }
 
 static int64_t current_example(Packer *p) {
+    if (p->one_pass && (p->cur.epoch > 0 || p->cur.index >= p->ex->n)) return -1;
     if (p->cur.index >= p->ex->n) {
         p->cur.epoch++;
         p->cur.index = 0;
@@ -319,6 +338,7 @@ int64_t packer_next_rows(Packer *p, int nrows, int *tok, int *pos, int *seg, int
         int fill = 0;
         for (;;) {
             int64_t k = current_example(p);
+            if (k < 0) break; /* one pass: no examples left */
             int need = (int)(ex->off[k + 1] - ex->off[k]) - 1;
             if (fill + need > T) break;
             const int32_t *ids = ex->ids + ex->off[k];
@@ -333,7 +353,7 @@ int64_t packer_next_rows(Packer *p, int nrows, int *tok, int *pos, int *seg, int
             fill += need;
             p->cur.index++;
         }
-        CHECK(fill > 0, "an example longer than the row survived tokenization");
+        CHECK(fill > 0 || p->one_pass, "an example longer than the row survived tokenization");
         for (int j = fill; j < T; j++) {
             tk[j] = pad_id;
             ps[j] = 0;

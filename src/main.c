@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "comm.h"
 #include "config.h"
+#include "ingest.h"
 #include "prov.h"
 #include "train.h"
 #include "util.h"
@@ -18,6 +19,8 @@ static const char *USAGE =
     "  train CONFIG [--set section.key=value]... [--dry-run]\n"
     "        supervised fine-tuning of the student on (prompt, target) pairs, data parallel\n"
     "        under mpirun/srun; resumes from the newest checkpoint in run.dir\n"
+    "  ingest CONFIG [--set section.key=value]... [--dry-run]\n"
+    "        literal inputs (WordNet examples, JSONL/CSV/text) -> data.path /inputs/{train,eval,ood}\n"
     "  tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
     "        print GPT-2 token ids of each stdin line\n"
     "  help-config [SECTION,...]\n"
@@ -46,6 +49,17 @@ static const char *TRAIN_HELP =
     "\n"
     "options (hdistill help-config for all):\n";
 
+static const char *INGEST_HELP =
+    "usage: hdistill ingest CONFIG [--set section.key=value]... [--dry-run]\n"
+    "\n"
+    "Reads literal inputs from ingest.source (\"wordnet\": WordNet's example sentences;\n"
+    "or a JSONL/CSV/text file), normalises, filters by word count, de-duplicates, and\n"
+    "splits them reproducibly into train/eval (and ood) in data.path (an HDF5 file:\n"
+    "/inputs/train, /inputs/eval, /inputs/ood).  Run again with the same settings it does\n"
+    "nothing; it never overwrites a data.h5 made with other settings.  Runs on rank 0.\n"
+    "\n"
+    "options:\n";
+
 static const char *TOKENIZE_HELP =
     "usage: hdistill tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
     "\n"
@@ -66,6 +80,11 @@ int main(int argc, char **argv) {
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
     const char *cmd = argv[1];
+    if ((strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) && wants_help(argc, argv)) {
+        fputs("usage: hdistill version\n\nPrints the version, the git SHA of the build and the library versions.\n",
+              stdout);
+        return EXIT_OK;
+    }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         Comm comm;
         comm_init(&comm, &argc, &argv);
@@ -80,7 +99,16 @@ int main(int argc, char **argv) {
         return EXIT_OK;
     }
     if (strcmp(cmd, "help-config") == 0) {
-        config_print_help(stdout, argc > 2 ? argv[2] : NULL);
+        if (wants_help(argc, argv)) {
+            fputs("usage: hdistill help-config [SECTION,...]\n\nLists every configuration option (or those of the "
+                  "named sections) with type, default, bounds and meaning.\n",
+                  stdout);
+            return EXIT_OK;
+        }
+        if (config_print_help(stdout, argc > 2 ? argv[2] : NULL) == 0) {
+            fprintf(stderr, "error: help-config: no section '%s' (hint: hdistill help-config lists all)\n", argv[2]);
+            return EXIT_USAGE;
+        }
         return EXIT_OK;
     }
     if (strcmp(cmd, "tokenize") == 0) {
@@ -89,6 +117,21 @@ int main(int argc, char **argv) {
             return EXIT_OK;
         }
         return cli_tokenize(argc, argv);
+    }
+    if (strcmp(cmd, "ingest") == 0) {
+        if (wants_help(argc, argv)) {
+            fputs(INGEST_HELP, stdout);
+            config_print_help(stdout, "data,ingest");
+            return EXIT_OK;
+        }
+        Comm comm;
+        comm_init(&comm, &argc, &argv);
+        Config cfg;
+        int dry = 0;
+        cli_load_config(&cfg, &comm, argc, argv, 2, &dry);
+        int code = ingest_main(&cfg, &comm, argc, argv, dry);
+        config_free(&cfg);
+        comm_exit(code);
     }
     if (strcmp(cmd, "train") == 0) {
         if (wants_help(argc, argv)) {

@@ -77,6 +77,8 @@ typedef struct {
     Optim opt;
     TrainState st;
     MetricLog log; /* rank 0 */
+    ValLog val;    /* rank 0 */
+    int threads;
     int64_t log_flushed;
     Examples train_ex, val_ex;
     Tokenizer *tok;
@@ -112,10 +114,11 @@ static void write_checkpoint(Run *r) {
         Err e;
         char *path = NULL;
         r->st.world_size = r->comm->size;
+        r->st.threads = r->threads;
         if (ckpt_write(r->ckpt_dir, &r->model, r->opt.m, r->opt.v, &r->st, &r->td, r->config_json,
-                       &r->prov, &r->log, &path, &e) != 0)
+                       &r->prov, &r->log, &r->val, &path, &e) != 0)
             DIE("checkpoint failed: %s (hint: is the disk full?)", e.msg);
-        ckpt_prune(r->ckpt_dir, r->cfg->train.ckpt_keep);
+        ckpt_prune(r->ckpt_dir, r->cfg->train.ckpt_keep, path);
         r->ckpt_seconds = util_now() - t0;
         log_info("checkpoint %s (%.2f s)", path, r->ckpt_seconds);
         free(path);
@@ -146,6 +149,7 @@ static void record_validation(Run *r) {
     log_info("step %lld  validation loss %.4f", (long long)r->st.step, vl);
     if (r->comm->rank == 0) {
         Err e;
+        vallog_push(&r->val, r->st.step, vl);
         if (store_append_i64(r->run, "/metrics/val/step", &r->st.step, 1, "optimizer step", &e) ||
             store_append_f64(r->run, "/metrics/val/loss", &vl, 1,
                              "mean cross-entropy per target token on the held-out pairs, nats", &e))
@@ -186,9 +190,11 @@ static double train_step(Run *r, double *gnorm_out, double *lr_out, int64_t *nlo
     return loss;
 }
 
-/* Rank 0: open or create run.h5, restoring its metrics from log if needed. */
-static void open_run_file(Run *r, int resumed) {
+/* Rank 0: create the run directory, open or create run.h5 and make its
+ * metrics exactly the checkpoint's history.  -1 with e set. */
+static int open_run_file(Run *r, int resumed, Err *ep) {
     Err e;
+    if (util_mkdir_p(r->ckpt_dir, ep) != 0) return -1;
     /* without a checkpoint nothing in an old run.h5 is worth keeping (it may
      * even describe another tokenizer): start it afresh */
     if (util_file_exists(r->run_path) && resumed) {
@@ -196,14 +202,15 @@ static void open_run_file(Run *r, int resumed) {
         if (!r->run) {
             char *aside = xasprintf("%s.corrupt.%ld", r->run_path, (long)util_wall());
             log_warn("%s; moving it to %s and rebuilding it from the checkpoint", e.msg, aside);
-            if (rename(r->run_path, aside) != 0) DIE("cannot move %s aside", r->run_path);
+            int bad = rename(r->run_path, aside) != 0;
             free(aside);
+            if (bad) return err_set(ep, "%s: unreadable and cannot be moved aside", r->run_path);
         }
     }
     int fresh = 0;
     if (!r->run) {
-        r->run = store_create(r->run_path, &e);
-        if (!r->run) DIE("%s", e.msg);
+        r->run = store_create(r->run_path, ep);
+        if (!r->run) return -1;
         fresh = 1;
     }
     int rc = 0;
@@ -234,22 +241,26 @@ static void open_run_file(Run *r, int resumed) {
         snprintf(obj, sizeof obj, "/metrics/train/%s", series[i]);
         rc = store_truncate(r->run, obj, fresh ? 0 : r->log.n, &e);
     }
-    if (rc == 0 && store_exists(r->run, "/metrics/val/step")) {
-        /* drop validation entries after the resume step */
-        int64_t n = 0;
-        int64_t *vs = store_read_alloc(r->run, "/metrics/val/step", 'l', &n, &e);
-        if (!vs) rc = -1;
-        else {
-            int64_t keep = 0;
-            while (keep < n && vs[keep] <= r->st.step) keep++;
-            rc = store_truncate(r->run, "/metrics/val/step", keep, &e) ||
-                 store_truncate(r->run, "/metrics/val/loss", keep, &e);
-            free(vs);
-        }
+    /* validation: exactly the checkpoint's series */
+    if (rc == 0) rc = store_delete(r->run, "/metrics/val", &e);
+    if (rc == 0 && r->val.n > 0)
+        rc = store_append_i64(r->run, "/metrics/val/step", r->val.step, r->val.n, "optimizer step", &e) ||
+             store_append_f64(r->run, "/metrics/val/loss", r->val.loss, r->val.n,
+                              "mean cross-entropy per target token on the held-out pairs, nats", &e);
+    if (rc == 0) {
+        r->log_flushed = fresh ? 0 : r->log.n;
+        if (metriclog_append_to(r->run, "/metrics/train", &r->log, r->log_flushed, &e) != 0 ||
+            store_flush(r->run, &e) != 0)
+            rc = -1;
+        r->log_flushed = r->log.n;
     }
-    if (rc != 0) DIE("%s", e.msg);
-    r->log_flushed = fresh ? 0 : r->log.n;
-    flush_metrics(r);
+    if (rc != 0) {
+        *ep = e;
+        store_close(r->run, NULL);
+        r->run = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 static void print_plan(const Run *r, const ModelDims *d, int64_t n_pairs, int64_t skipped,
@@ -287,7 +298,41 @@ static void print_plan(const Run *r, const ModelDims *d, int64_t n_pairs, int64_
     log_info("  FLOPs per token (fwd+bwd): %.4g", gpt_flops_per_token(c, r->T));
 }
 
+/* Warns about options that differ from the checkpoint's configuration and
+ * change the training trajectory (a resumed curve is then not the curve of
+ * either configuration). */
+static void warn_config_changes(const char *old_json, const char *new_json, const char *path) {
+    static const char *keys[] = {"data.pairs", "data.max_examples", "data.val_fraction", "tokenizer.type",
+                                 "tokenizer.vocab_size", "tokenizer.separator", "train.seq_len",
+                                 "train.batch_size", "train.lr", "train.min_lr_frac", "train.warmup_steps",
+                                 "train.schedule", "train.weight_decay", "train.beta1", "train.beta2",
+                                 "train.eps", "train.grad_clip", "train.seed", "train.steps", "train.epochs"};
+    Config a, b;
+    Err e;
+    config_init(&a);
+    config_init(&b);
+    if (config_load_json(&a, old_json, path, &e) == 0 && config_load_json(&b, new_json, "now", &e) == 0) {
+        ByteBuf diff = {0};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            char va[512], vb[512];
+            config_get_string(&a, keys[i], va, sizeof va);
+            config_get_string(&b, keys[i], vb, sizeof vb);
+            if (strcmp(va, vb)) bytebuf_printf(&diff, "%s%s %s -> %s", diff.n ? ", " : "", keys[i], va, vb);
+        }
+        if (diff.n)
+            log_warn("resuming %s with changed options (%s): the curve is no longer that of one configuration",
+                     path, diff.a);
+        bytebuf_free(&diff);
+    } else {
+        log_warn("%s: cannot compare its configuration: %s", path, e.msg);
+    }
+    config_free(&a);
+    config_free(&b);
+}
+
 int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
+    double t_begin = util_now();
+    util_install_stop_signals();
     Run R;
     memset(&R, 0, sizeof R);
     Run *r = &R;
@@ -316,6 +361,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     comm_check(rc, e.msg, EXIT_USAGE);
 
     int threads = train_pick_threads(cfg, comm);
+    r->threads = threads;
     par_init(threads);
     openblas_set_num_threads(threads);
 
@@ -326,19 +372,22 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
 
     /* rank 0: resume point, tokenizer, data */
     char *resume_path = NULL;
+    char *ck_json = NULL;
     Pairs pairs = {0};
     Examples all = {0};
     int64_t skipped = 0;
     GptConfig ck_cfg = {0};
     if (comm->rank == 0) {
         int n = 0;
-        char **list = dry_run ? NULL : ckpt_list(r->ckpt_dir, &n);
+        char **list = ckpt_list(r->ckpt_dir, &n);
         for (int i = 0; i < n && !resume_path; i++) {
             Err e2;
-            if (ckpt_read_meta(list[i], &ck_cfg, &r->td, NULL, &e2) == 0)
+            if (ckpt_read_meta(list[i], &ck_cfg, &r->td, &ck_json, &e2) == 0) {
                 resume_path = xstrdup(list[i]);
-            else
-                log_warn("skipping unreadable checkpoint: %s", e2.msg);
+            } else {
+                log_warn("unreadable checkpoint: %s", e2.msg);
+                if (!dry_run) ckpt_quarantine(list[i]);
+            }
         }
         ckpt_list_free(list, n);
         rc = data_load_pairs(cfg->data.pairs, cfg->data.max_examples, &pairs, &e);
@@ -375,8 +424,6 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     ModelDims d;
     if (config_model_dims(cfg, &d, &e) != 0) DIE("%s", e.msg); /* validated before */
     GptConfig gc = {d.n_layer, d.n_head, d.d_model, tokenizer_vocab_size(r->tok), d.max_seq_len};
-    int64_t has_resume = resume_path != NULL;
-    comm_bcast_i64(&has_resume, 1);
     if (comm->rank == 0 && resume_path &&
         (ck_cfg.n_layer != gc.n_layer || ck_cfg.n_head != gc.n_head || ck_cfg.d_model != gc.d_model ||
          ck_cfg.vocab_size != gc.vocab_size || ck_cfg.max_seq_len != gc.max_seq_len))
@@ -385,7 +432,17 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
                      "(hint: use a new run.dir)",
                      resume_path, ck_cfg.n_layer, ck_cfg.d_model, ck_cfg.vocab_size, gc.n_layer,
                      gc.d_model, gc.vocab_size);
+    /* the model, optimizer and activations must fit: check before allocating */
+    double need = (double)gpt_param_count(&gc) * 16.0 + (double)gpt_activation_bytes(&gc, r->micro, r->T);
+    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (rc == 0 && phys > 0 && need * comm->local_size > 0.9 * phys)
+        rc = err_set(&e,
+                     "%s: %d rank(s) on this node need %.1f GiB each (model, AdamW, activations) but the node "
+                     "has %.1f GiB (hint: lower train.micro_batch or train.seq_len, or use fewer ranks per node)",
+                     cfg->source, comm->local_size, need / (1 << 30), phys / (1 << 30));
     comm_check(rc, e.msg, EXIT_USAGE);
+    if (comm->rank == 0 && ck_json) warn_config_changes(ck_json, r->config_json, resume_path);
+    free(ck_json);
 
     int64_t rows_epoch = packer_rows_for_epochs(&r->train_ex, (uint64_t)cfg->train.seed, r->T, 1, 1.0);
     if (cfg->train.steps > 0) r->total_steps = cfg->train.steps;
@@ -397,6 +454,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     r->model.cfg = gc; /* for the plan */
     if (dry_run) {
         print_plan(r, &d, n_pairs, skipped, threads, rows_epoch);
+        if (resume_path) log_info("  resume: from %s", resume_path);
         log_info("dry run: configuration and data are valid; nothing was computed or written");
         tokenizer_destroy(r->tok);
         tokenizer_data_free(&r->td);
@@ -412,49 +470,61 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
         print_plan(r, &d, n_pairs, skipped, threads, rows_epoch);
     }
 
-    /* run directory (rank 0 creates; others never write) */
-    if (comm->rank == 0) {
-        if (util_mkdir_p(r->ckpt_dir, &e) != 0) rc = -1;
-    }
-    comm_check(rc, e.msg, EXIT_RUNTIME);
-
-    /* model, optimizer, state */
+    /* model, optimizer, state (allocated before anything is written) */
     gpt_init(&r->model, &gc);
     optim_init(&r->opt, &r->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps,
                cfg->train.weight_decay, cfg->train.grad_clip);
     gpt_alloc_acts(&r->model, r->micro, r->T);
+    int resumed = 0;
+    int made_dir = 0;
     if (comm->rank == 0) {
         prov_collect(&r->prov, argc, argv, W);
-        int resumed = 0;
         if (resume_path) {
             int n = 0;
             char **list = ckpt_list(r->ckpt_dir, &n);
             for (int i = 0; i < n && !resumed; i++) {
                 Err e2;
-                if (ckpt_read(list[i], &r->model, r->opt.m, r->opt.v, &r->st, &r->log, &e2) == 0) {
+                if (ckpt_read(list[i], &r->model, r->opt.m, r->opt.v, &r->st, &r->log, &r->val, &e2) == 0) {
                     resumed = 1;
                     log_info("resuming from %s (step %lld)", list[i], (long long)r->st.step);
                     if (r->st.world_size != W)
                         log_warn("checkpoint was written by %lld ranks, now %d: the data order is the "
                                  "same, sums are rounded differently",
                                  (long long)r->st.world_size, W);
+                    if (r->st.threads != threads)
+                        log_warn("checkpoint was written with %lld threads per rank, now %d: OpenBLAS "
+                                 "rounds differently, so the curve will not be bitwise identical",
+                                 (long long)r->st.threads, threads);
                 } else {
-                    log_warn("skipping unreadable checkpoint: %s", e2.msg);
+                    log_warn("unreadable checkpoint: %s", e2.msg);
+                    ckpt_quarantine(list[i]);
                 }
             }
             ckpt_list_free(list, n);
             if (!resumed) log_warn("no checkpoint could be read back; starting from scratch");
         }
         if (!resumed) {
+            /* a failed read may have filled some buffers: start clean */
             gpt_init_weights(&r->model, (uint64_t)cfg->train.seed);
+            memset(r->opt.m, 0, r->model.n_params * sizeof(float));
+            memset(r->opt.v, 0, r->model.n_params * sizeof(float));
             memset(&r->st, 0, sizeof r->st);
             Rng rng;
             rng_seed(&rng, rng_derive((uint64_t)cfg->train.seed, 0x7a17, 0));
             memcpy(r->st.rng, rng.s, sizeof rng.s);
             metriclog_free(&r->log);
+            vallog_free(&r->val);
         }
-        open_run_file(r, resumed);
+        made_dir = !util_file_exists(cfg->run.dir);
+        rc = open_run_file(r, resumed, &e);
+        if (rc != 0 && made_dir) { /* leave nothing behind */
+            rmdir(r->ckpt_dir);
+            rmdir(cfg->run.dir);
+        }
     }
+    comm_check(rc, e.msg, EXIT_RUNTIME);
+    int64_t has_resume = resumed;
+    comm_bcast_i64(&has_resume, 1);
     comm_bcast(r->model.params, r->model.n_params * sizeof(float));
     comm_bcast(r->opt.m, r->model.n_params * sizeof(float));
     comm_bcast(r->opt.v, r->model.n_params * sizeof(float));
@@ -474,6 +544,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
         r->vseg = xmalloc(sizeof(int) * vn), r->vtgt = xmalloc(sizeof(int) * vn);
         Packer vp;
         packer_init(&vp, &r->val_ex, 0, r->T, 0);
+        vp.one_pass = 1; /* every validation example exactly once */
         packer_next_rows(&vp, (int)r->val_rows, r->vtok, r->vpos, r->vseg, r->vtgt, eot);
         packer_free(&vp);
     }
@@ -487,8 +558,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
         r->last_ckpt_step = r->st.step;
     }
     int64_t start_step = r->st.step;
-    util_install_stop_signals();
-    double run_t0 = util_now(), step_avg = 0;
+    double run_t0 = t_begin, step_avg = 0; /* max_run_time counts from the start of the process's work */
     int exit_code = EXIT_OK;
     double tok_window = 0, t_window = util_now();
     log_info("training: steps %lld..%lld", (long long)r->st.step + 1, (long long)r->total_steps);
@@ -540,14 +610,17 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
             t_window = now;
             flush_metrics(r);
         }
-        if (cfg->train.ckpt_every > 0 && r->st.step % cfg->train.ckpt_every == 0) write_checkpoint(r);
+        /* validation first, so the checkpoint of the same step holds it */
         if (cfg->train.eval_every > 0 && r->st.step % cfg->train.eval_every == 0) record_validation(r);
+        if (cfg->train.ckpt_every > 0 && r->st.step % cfg->train.ckpt_every == 0) write_checkpoint(r);
     }
     int did_work = r->st.step > start_step;
-    write_checkpoint(r);
-    if (exit_code == EXIT_OK && did_work &&
-        (cfg->train.eval_every == 0 || r->st.step % cfg->train.eval_every != 0))
+    if (exit_code == EXIT_OK && did_work && r->val_rows > 0 &&
+        (cfg->train.eval_every == 0 || r->st.step % cfg->train.eval_every != 0)) {
         record_validation(r);
+        r->last_ckpt_step = -1; /* the final checkpoint must hold it */
+    }
+    write_checkpoint(r);
     if (comm->rank == 0) {
         Err e2;
         flush_metrics(r);
@@ -565,6 +638,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     optim_free(&r->opt);
     gpt_free(&r->model);
     metriclog_free(&r->log);
+    vallog_free(&r->val);
     tokenizer_destroy(r->tok);
     tokenizer_data_free(&r->td);
     data_examples_free(&r->train_ex);

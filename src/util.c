@@ -198,6 +198,23 @@ void intvec_free(IntVec *v) {
     v->n = v->cap = 0;
 }
 
+void strvec_push(StrVec *v, const char *s, size_t len) {
+    if (len == (size_t)-1) len = strlen(s);
+    if (v->n == v->cap) {
+        v->cap = v->cap ? 2 * v->cap : 64;
+        v->a = xrealloc(v->a, sizeof(char *) * v->cap);
+    }
+    v->a[v->n++] = xstrndup(s, len);
+}
+
+void strvec_free(StrVec *v) {
+    if (!v) return;
+    for (size_t i = 0; i < v->n; i++) free(v->a[i]);
+    free(v->a);
+    v->a = NULL;
+    v->n = v->cap = 0;
+}
+
 static void bytebuf_grow(ByteBuf *b, size_t extra) {
     size_t need = b->n + extra + 1;
     if (need <= b->cap) return;

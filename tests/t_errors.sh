@@ -54,6 +54,9 @@ expect_error "--set unknown key" "unknown key 'train.lrr'" -- $CFG "${ok_args[@]
 expect_error "--set without =" "expected section.key=value" -- $CFG "${ok_args[@]}" --set train.lr
 expect_error "heads do not divide d_model" "d_model 64 is not divisible by model.n_head 3" -- $CFG "${ok_args[@]}" --set model.n_head=3
 expect_error "seq_len beyond positions" "train.seq_len 512 exceeds the model's 256 positions" -- $CFG "${ok_args[@]}" --set train.seq_len=512
+err=$(cd "$TMP" && "$HD" train "$ROOT/$CFG" "${ok_args[@]}" --set run.dir= 2>&1 >/dev/null); rc=$?
+check "empty run.dir -> exit 2, one line" test $rc -eq 2 -a "$(grep -c '^error: .*run.dir is empty' <<<"$err")" -eq 1
+check "empty run.dir writes nothing" test ! -e "$TMP/run.h5" -a ! -e "$TMP/ckpt"
 expect_error "unknown option" "unknown option '--frobnicate'" -- $CFG --frobnicate
 
 # data files
@@ -62,6 +65,10 @@ expect_error "missing data file" "missing.jsonl: No such file" -- $CFG --set dat
 expect_error "malformed JSONL line" "malformed.jsonl:6: malformed JSON" -- $CFG --set data.pairs="$TMP/malformed.jsonl"
 { head -5 "$PAIRS"; printf '{"prompt": "cut off'; } >"$TMP/trunc.jsonl"
 expect_error "truncated JSONL" "trunc.jsonl:6: malformed JSON \(truncated last line\?\)" -- $CFG --set data.pairs="$TMP/trunc.jsonl"
+printf '{"prompt": "a b c", "target": "x y z"} trailing\n' >"$TMP/trail.jsonl"
+expect_error "garbage after a JSONL object" "trail.jsonl:1: malformed JSON" -- $CFG --set data.pairs="$TMP/trail.jsonl"
+printf '{"prompt": "a\\u0000bc", "target": "x y z"}\n' >"$TMP/nul.jsonl"
+expect_error "JSONL string with \\u0000" 'nul.jsonl:1: a string contains' -- $CFG --set data.pairs="$TMP/nul.jsonl"
 { head -2 "$PAIRS"; echo '{"prompt": "a", "answer": "b"}'; } >"$TMP/field.jsonl"
 expect_error "missing field" 'field.jsonl:3: expected string fields "prompt" and "target"' -- $CFG --set data.pairs="$TMP/field.jsonl"
 : >"$TMP/empty.jsonl"

@@ -128,7 +128,8 @@ check "after SIGTERM, resume completes identically" h5cmp "$TMP/sig/run.h5" "$TM
 run "$TMP/c" --set train.ckpt_keep=3
 truncate -s 5000 "$TMP/c/ckpt/step_00000050.h5"
 run "$TMP/c" --set train.ckpt_keep=3
-check "corrupt checkpoint skipped with a warning" grep -q 'skipping unreadable checkpoint' "$TMP/c.log"
+check "corrupt checkpoint skipped with a warning" grep -q 'unreadable checkpoint' "$TMP/c.log"
+check "corrupt checkpoint quarantined as .bad" test -f "$TMP/c/ckpt/step_00000050.h5.bad"
 check "resumed from step 40" grep -q 'resuming from .*step_00000040.h5' "$TMP/c.log"
 check "resumed from the older checkpoint, identical curve" h5cmp "$TMP/c/run.h5" "$TMP/a/run.h5" /metrics/train/loss exact
 
@@ -138,6 +139,23 @@ check "validation loss recorded every 10 steps" $PY -c "
 import h5py,numpy as np,sys; f=h5py.File('$TMP/v/run.h5','r')
 s=f['/metrics/val/step'][()]; l=f['/metrics/val/loss'][()]
 sys.exit(0 if list(s)==[10,20,30,40,50] and np.all(np.isfinite(l)) and l[-1]<l[0] else 1)"
+
+# --- ckpt_keep=1 and a corrupt newest checkpoint: quarantined, never kept in place of good ones
+run "$TMP/k1" --set train.ckpt_keep=1
+truncate -s 4000 "$TMP/k1/ckpt/step_00000050.h5"
+run "$TMP/k1" --set train.ckpt_keep=1
+check "keep=1: corrupt only checkpoint -> fresh start, identical curve" h5cmp "$TMP/k1/run.h5" "$TMP/a/run.h5" /metrics/train/loss exact
+check "keep=1: the new step 50 is kept, the bad one set aside" test -f "$TMP/k1/ckpt/step_00000050.h5" -a -f "$TMP/k1/ckpt/step_00000050.h5.bad"
+
+# --- validation history survives kill -9 (it is in the checkpoints)
+OMP_NUM_THREADS=2 "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/vk" --set data.val_fraction=0.1 --set train.eval_every=10 >"$TMP/vk.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do [[ -f $TMP/vk/ckpt/step_00000030.h5 ]] && break; sleep 0.02; done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+rm -f "$TMP/vk/run.h5"   # and even the run file lost: rebuilt from the checkpoint
+run "$TMP/vk" --set data.val_fraction=0.1 --set train.eval_every=10
+check "validation series identical after kill -9 and a lost run.h5" h5cmp "$TMP/vk/run.h5" "$TMP/v/run.h5" /metrics/val/loss exact
+check "train series identical after a lost run.h5" h5cmp "$TMP/vk/run.h5" "$TMP/v/run.h5" /metrics/train/loss exact
 
 # --- a finished run started again does nothing and changes nothing
 cp "$TMP/a/run.h5" "$TMP/a_before.h5"

@@ -37,8 +37,10 @@ int main(int argc, char **argv) {
     rng_seed(&r, 5);
     for (size_t i = 0; i < m.n_params; i++) mm[i] = rng_float(&r) - 0.5f, vv[i] = rng_float(&r);
     TrainState st = {.step = 7, .rng = {1, 2, 3, 0xffffffffffffffffULL}, .cursor = {2, 13},
-                     .tokens = 12345, .elapsed = 1.5, .world_size = 2};
+                     .tokens = 12345, .elapsed = 1.5, .world_size = 2, .threads = 3};
     MetricLog log = {0};
+    ValLog val = {0};
+    vallog_push(&val, 5, 4.25);
     for (int i = 1; i <= 7; i++) metriclog_push(&log, i, 5.0 / i, 1e-3 * i, 0.5, 100 * i, 0.1 * i);
     Tokenizer *tok = small_tokenizer();
     EXPECT(tok != NULL, "tokenizer");
@@ -49,7 +51,7 @@ int main(int argc, char **argv) {
     Err e = {{0}};
     char *path = NULL;
     const char *json = "{\"train\": {\"lr\": 0.001}}";
-    EXPECT(ckpt_write(dir, &m, mm, vv, &st, &td, json, &prov, &log, &path, &e) == 0, "%s", e.msg);
+    EXPECT(ckpt_write(dir, &m, mm, vv, &st, &td, json, &prov, &log, &val, &path, &e) == 0, "%s", e.msg);
     char want[256];
     snprintf(want, sizeof want, "%s/step_00000007.h5", dir);
     EXPECT(path && strcmp(path, want) == 0, "path %s", path ? path : "(null)");
@@ -84,12 +86,14 @@ int main(int argc, char **argv) {
     float *mm2 = xmalloc(sizeof(float) * m.n_params), *vv2 = xmalloc(sizeof(float) * m.n_params);
     TrainState st2;
     MetricLog log2 = {0};
-    EXPECT(ckpt_read(path, &m2, mm2, vv2, &st2, &log2, &e) == 0, "%s", e.msg);
+    ValLog val2 = {0};
+    EXPECT(ckpt_read(path, &m2, mm2, vv2, &st2, &log2, &val2, &e) == 0, "%s", e.msg);
+    EXPECT(val2.n == 1 && val2.step[0] == 5 && val2.loss[0] == 4.25, "validation log differs");
     EXPECT(memcmp(m.params, m2.params, sizeof(float) * m.n_params) == 0, "params differ");
     EXPECT(memcmp(mm, mm2, sizeof(float) * m.n_params) == 0, "m differs");
     EXPECT(memcmp(vv, vv2, sizeof(float) * m.n_params) == 0, "v differs");
     EXPECT(st2.step == 7 && st2.cursor.epoch == 2 && st2.cursor.index == 13 && st2.tokens == 12345 &&
-               st2.elapsed == 1.5 && st2.world_size == 2 &&
+               st2.elapsed == 1.5 && st2.world_size == 2 && st2.threads == 3 &&
                memcmp(st2.rng, st.rng, sizeof st.rng) == 0,
            "state differs");
     EXPECT(log2.n == 7 && log2.step[6] == 7 && log2.loss[2] == log.loss[2] && log2.tokens[6] == 700,
@@ -97,9 +101,9 @@ int main(int argc, char **argv) {
 
     /* listing newest first, pruning */
     st.step = 12;
-    EXPECT(ckpt_write(dir, &m, mm, vv, &st, &td, json, &prov, &log, NULL, &e) == 0, "%s", e.msg);
+    EXPECT(ckpt_write(dir, &m, mm, vv, &st, &td, json, &prov, &log, &val, NULL, &e) == 0, "%s", e.msg);
     st.step = 3;
-    EXPECT(ckpt_write(dir, &m, mm, vv, &st, &td, json, &prov, &log, NULL, &e) == 0, "%s", e.msg);
+    EXPECT(ckpt_write(dir, &m, mm, vv, &st, &td, json, &prov, &log, &val, NULL, &e) == 0, "%s", e.msg);
     FILE *junk = fopen(tmp, "w"); /* a leftover temporary */
     if (junk) fclose(junk);
     int n;
@@ -107,7 +111,13 @@ int main(int argc, char **argv) {
     EXPECT(n == 3 && strstr(list[0], "step_00000012.h5") && strstr(list[2], "step_00000003.h5"),
            "listing order (%d)", n);
     ckpt_list_free(list, n);
-    ckpt_prune(dir, 2);
+    char protect[256];
+    snprintf(protect, sizeof protect, "%s/step_00000003.h5", dir);
+    ckpt_prune(dir, 2, protect); /* the one just written survives even when older */
+    list = ckpt_list(dir, &n);
+    EXPECT(n == 3, "prune deleted the protected checkpoint (%d left)", n);
+    ckpt_list_free(list, n);
+    ckpt_prune(dir, 2, NULL);
     list = ckpt_list(dir, &n);
     EXPECT(n == 2 && strstr(list[1], "step_00000007.h5"), "prune kept %d", n);
     ckpt_list_free(list, n);
@@ -117,7 +127,7 @@ int main(int argc, char **argv) {
     GptConfig other = {2, 2, 32, 270, 32};
     Gpt m3;
     gpt_init(&m3, &other);
-    EXPECT(ckpt_read(path, &m3, NULL, NULL, NULL, NULL, &e) != 0 && strstr(e.msg, "wrong shape"),
+    EXPECT(ckpt_read(path, &m3, NULL, NULL, NULL, NULL, NULL, &e) != 0 && strstr(e.msg, "wrong shape"),
            "mismatch not detected: %s", e.msg);
     gpt_free(&m3);
 
@@ -131,12 +141,13 @@ int main(int argc, char **argv) {
     if (f) fclose(f);
     free(bytes);
     int rc = ckpt_read_meta(cut, &c2, NULL, NULL, &e);
-    if (rc == 0) rc = ckpt_read(cut, &m2, mm2, vv2, &st2, NULL, &e);
+    if (rc == 0) rc = ckpt_read(cut, &m2, mm2, vv2, &st2, NULL, NULL, &e);
     EXPECT(rc != 0 && strstr(e.msg, "step_00000099.h5"), "truncated checkpoint: rc %d msg %s", rc, e.msg);
 
     tokenizer_destroy(tok), tokenizer_destroy(tok2);
     tokenizer_data_free(&td), tokenizer_data_free(&td2);
     metriclog_free(&log), metriclog_free(&log2);
+    vallog_free(&val), vallog_free(&val2);
     prov_free(&prov);
     gpt_free(&m), gpt_free(&m2);
     free(mm), free(vv), free(mm2), free(vv2), free(path), free(json2);

@@ -9,6 +9,7 @@ PKGS=(
   libopenblas-dev                       # cblas_sgemm (pkg-config openblas)
   libhdf5-openmpi-dev hdf5-tools        # parallel HDF5 (pkg-config hdf5-openmpi), h5dump
   libcurl4-openssl-dev libcjson-dev     # LLM client, JSON
+  libmicrohttpd-dev                     # the stand-in endpoint (hdistill serve)
   python3-torch python3-h5py python3-numpy python3-pandas python3-matplotlib  # tests, analysis
   fortunes fortunes-min wordnet-base    # real text: jokes and literal sentences
   procps coreutils                      # pkill, timeout (tests)
