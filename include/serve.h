@@ -17,7 +17,8 @@
  * (seed, k, r) -- a retry gets a fresh draw, a rerun the same ones.
  *
  * Request log (optional): one JSON object per line and per request, written
- * and flushed when the request ends (answered, closed or cut by shutdown):
+ * and flushed when the request ends (answered, closed or cut by shutdown),
+ * so lines follow the order requests end, not the order they arrived:
  *   {"time":<unix s when received>,"key":"<64 hex>"|null,"role":"teacher"|
  *    "critic"|"unknown","path":"/v1/...","status":<HTTP status>|null,
  *    "fault":"none"|"429"|...,"latency_ms":<delay applied>,"repeat":r,
@@ -65,16 +66,21 @@ typedef struct {
     double fault_rate[SERVE_FAULT_KINDS]; /* probability of each kind; sum <= 1; [0] unused */
     int retry_after_s;        /* Retry-After of the 429 fault; 1 */
     double refusal_rate;      /* teacher refusals, per (seed, key) */
-    StandinCriticParams critic;
+    double position_bias;     /* critic: added to the logit of answer 1; 0 */
+    double length_bias;       /* critic: times (words(a)-words(b))/words(literal); 0 */
+    double tau;               /* critic temperature on the h scale; STANDIN_DEFAULT_TAU */
+    int critic_sample;        /* critic writes a sampled answer, not the likelier one; 0 */
+    int quiet;                /* serve_start prints nothing (else one line when it builds the world) */
     int threads;              /* MHD worker threads; 0: min(4, online CPUs) */
     int max_hung;             /* hung connections kept at most (oldest closed first); 512 */
     const char *fortunes_dir, *wordnet_dir; /* NULL: the Debian defaults */
     const StandinWorld *world; /* borrowed, outlives the server; NULL: serve_start builds one */
 } StandinOptions;
 
-void serve_options_init(StandinOptions *o);
+/* Defaults: 127.0.0.1, any port, seed 0, no latency, no faults, tau 0.1. */
+void standin_options_init(StandinOptions *o);
 /* Checks ranges (rates in [0,1], their sum <= 1, ...); -1 with e set. */
-int serve_options_check(const StandinOptions *o, Err *e);
+int standin_options_check(const StandinOptions *o, Err *e);
 
 typedef struct Standin Standin;
 
@@ -107,10 +113,13 @@ typedef struct {
 
 void serve_stats(const Standin *s, ServeStats *out);
 
-/* `hdistill serve --standin [options]` (argv[0] is "serve"): parses the
- * options (see --help and docs/standin.md), serves until SIGTERM or
- * SIGINT, and returns an exit code (0 after a clean stop, EXIT_USAGE on bad
- * options, EXIT_RUNTIME when it cannot start). */
+/* `hdistill serve --standin [options]`: options start at argv[1] (argv[0]
+ * is ignored; so is an argv[1] equal to "serve", so both main's argv and
+ * argv + 1 work).  Parses them (see --help and docs/standin.md), prints
+ * "hdistill serve: stand-in listening on URL" on stdout, serves until
+ * SIGTERM or SIGINT (blocked in the calling thread and every thread it
+ * starts, then taken with sigwait), and returns an exit code: 0 after a
+ * clean stop, EXIT_USAGE on bad options, EXIT_RUNTIME when it cannot start. */
 int serve_main(int argc, char **argv);
 
 #endif

@@ -9,6 +9,8 @@
 #include "config.h"
 #include "ingest.h"
 #include "prov.h"
+#include "serve.h"
+#include "teach.h"
 #include "train.h"
 #include "util.h"
 
@@ -21,6 +23,10 @@ static const char *USAGE =
     "        under mpirun/srun; resumes from the newest checkpoint in run.dir\n"
     "  ingest CONFIG [--set section.key=value]... [--dry-run]\n"
     "        literal inputs (WordNet examples, JSONL/CSV/text) -> data.path /inputs/{train,eval,ood}\n"
+    "  teach CONFIG [--set section.key=value]... [--dry-run]\n"
+    "        the teacher writes teach.n humorous paraphrases of every input -> data.path /teacher\n"
+    "  serve --standin --port P [--seed S] [--request-log FILE] [--latency-ms X] [--fault KIND=RATE]...\n"
+    "        the built-in stand-in OpenAI-compatible endpoint (a test world, not a model)\n"
     "  tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
     "        print GPT-2 token ids of each stdin line\n"
     "  help-config [SECTION,...]\n"
@@ -57,6 +63,20 @@ static const char *INGEST_HELP =
     "splits them reproducibly into train/eval (and ood) in data.path (an HDF5 file:\n"
     "/inputs/train, /inputs/eval, /inputs/ood).  Run again with the same settings it does\n"
     "nothing; it never overwrites a data.h5 made with other settings.  Runs on rank 0.\n"
+    "\n"
+    "options:\n";
+
+static const char *TEACH_HELP =
+    "usage: hdistill teach CONFIG [--set section.key=value]... [--dry-run]\n"
+    "\n"
+    "Asks the teacher endpoint (teacher.base_url; \"standin\" starts the built-in stand-in)\n"
+    "for teach.n humorous paraphrases of every input of the splits in teach.splits, parses\n"
+    "the numbered lists, detects refusals, and writes /teacher into data.path.  Every\n"
+    "answer is first appended to the durable cache (llm.cache; default data.path +\n"
+    "\".llm-cache\"), so a stage killed at any point and started again pays for nothing\n"
+    "twice.  Exit 0 when every input has a final answer, 1 when some requests failed and\n"
+    "should be retried (run again), 3 when stopped by a signal.  --dry-run counts what is\n"
+    "cached and what would be sent, and sends nothing.  Runs on rank 0.\n"
     "\n"
     "options:\n";
 
@@ -133,6 +153,22 @@ int main(int argc, char **argv) {
         config_free(&cfg);
         comm_exit(code);
     }
+    if (strcmp(cmd, "teach") == 0) {
+        if (wants_help(argc, argv)) {
+            fputs(TEACH_HELP, stdout);
+            config_print_help(stdout, "data,teach,teacher,llm,standin");
+            return EXIT_OK;
+        }
+        Comm comm;
+        comm_init(&comm, &argc, &argv);
+        Config cfg;
+        int dry = 0;
+        cli_load_config(&cfg, &comm, argc, argv, 2, &dry);
+        int code = teach_main(&cfg, &comm, argc, argv, dry);
+        config_free(&cfg);
+        comm_exit(code);
+    }
+    if (strcmp(cmd, "serve") == 0) return serve_main(argc - 1, argv + 1);
     if (strcmp(cmd, "train") == 0) {
         if (wants_help(argc, argv)) {
             fputs(TRAIN_HELP, stdout);
