@@ -25,7 +25,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test bench bench-train clean deps tests quickstart FORCE
+.PHONY: all test bench bench-train bench-client clean deps tests quickstart FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -54,9 +54,11 @@ tests: $(BIN) $(TEST_BIN)
 test: tests
 	tests/run_all.sh
 
-bench: bench-train
+bench: bench-train bench-client
 bench-train: $(BIN) $(BENCH_BIN)
 	bench/train.sh
+bench-client: $(BIN) $(BENCH_BIN)
+	bench/client.sh
 
 deps:
 	tools/deps.sh

@@ -4,12 +4,14 @@
 // against the same stand-in server as hdistill's client.  Prints one JSON
 // line: {"rps", "seconds", "cpu_ms_per_req", "ok", "failed"}.
 // usage: node bench/sdk_client.mjs BASE_URL N C
-import OpenAI from "openai";
+// the SDK is installed under build/npm by bench/client.sh (not a project dependency)
+const sdkURL = new URL("../build/npm/node_modules/openai/index.mjs", import.meta.url);
+const { default: OpenAI } = await import(sdkURL.href);
 
 const [baseURL, nArg, cArg] = process.argv.slice(2);
 const N = parseInt(nArg, 10), C = parseInt(cArg, 10);
 // keep-alive sockets for up to C connections, like the C client's pool
-import http from "node:http";
+const http = await import("node:http");
 const agent = new http.Agent({ keepAlive: true, maxSockets: C });
 const client = new OpenAI({ baseURL, apiKey: "unused", maxRetries: 2, timeout: 60000, httpAgent: agent });
 

@@ -474,7 +474,7 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
         int running = 0;
         curl_multi_perform(c->multi, &running);
         CURLMsg *m;
-        int left;
+        int left, done_now = 0;
         while ((m = curl_multi_info_read(c->multi, &left))) {
             if (m->msg != CURLMSG_DONE) continue;
             Slot *s = NULL;
@@ -482,8 +482,11 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
             CURLcode rc = m->data.result;
             complete(&R, s, rc);
             active--;
+            done_now++;
         }
         if (R.finished >= R.total_net) break;
+        /* slots just freed and work waiting: launch before sleeping */
+        if (done_now && R.rhead < R.rtail) continue;
         int numfds = 0;
         if (active > 0 || wait > 0)
             curl_multi_poll(c->multi, NULL, 0, active > 0 ? (int)(wait * 1000) + 1 : (int)(wait * 1000) + 1, &numfds);
