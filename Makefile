@@ -63,12 +63,13 @@ bench-client: $(BIN) $(BENCH_BIN)
 deps:
 	tools/deps.sh
 
-# installs what is missing, builds, trains the tiny student on demo pairs
+# installs what is missing, builds, and runs the pipeline so far on the
+# built-in stand-in endpoint: ingest -> teach -> supervised fine-tuning
 quickstart:
 	tools/deps.sh
 	$(MAKE) all
-	mkdir -p runs/quickstart
-	test -s runs/quickstart/pairs.jsonl || /usr/bin/python3 tools/make_pairs.py 4000 runs/quickstart/pairs.jsonl
+	$(BIN) ingest configs/quickstart.json
+	$(BIN) teach configs/quickstart.json
 	OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 $(BIN) train configs/quickstart.json
 	/usr/bin/python3 analysis/train_curves.py runs/quickstart --png runs/quickstart/loss.png
 

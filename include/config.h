@@ -93,6 +93,9 @@ typedef struct {
         int64_t seed;
         double refusal_rate, position_bias, length_bias, latency_ms;
     } standin;
+    struct {
+        char *judges;    /* JSON file of extra judge endpoints ("" = the critic only) */
+    } eval;
     EndpointConfig teacher, critic;
     char *source; /* the file the configuration came from (for messages) */
 } Config;
@@ -119,6 +122,19 @@ void config_print(const Config *c, FILE *f);
 /* Prints the option table (all sections, or those named in the comma list);
  * returns the number of options printed. */
 int config_print_help(FILE *f, const char *sections);
+
+/* Extra judges for evaluation, from a JSON file
+ *   {"judges": [{"name": "gpt-4o", "base_url": "...", "model": "...", ...}, ...]}
+ * Each judge starts from the critic's settings and takes the critic
+ * section's keys (checked by the same table: unknown keys, wrong types and
+ * out-of-range values are errors naming the file, judge and key). */
+typedef struct {
+    char *name;
+    Config holder; /* owns the strings of ep */
+    EndpointConfig ep;
+} JudgeConfig;
+int config_load_judges(const Config *c, const char *path, JudgeConfig **out, int *n, Err *e);
+void config_free_judges(JudgeConfig *j, int n);
 
 /* Resolved model dimensions from preset + explicit values. */
 typedef struct {

@@ -163,6 +163,9 @@ static const OptSpec OPTIONS[] = {
      "stand-in critic's log-odds bonus per relative extra length of option 1"},
     {"standin.latency_ms", OT_FLOAT, F(standin.latency_ms), "0", 0, 600000, NULL, "stand-in answer delay"},
 
+    {"eval.judges", OT_STRING, F(eval.judges), "", 0, 0, NULL,
+     "JSON file of extra judge endpoints {\"judges\": [{\"name\": ..., critic keys...}]}; \"\" = critic only"},
+
     {"train.max_run_time", OT_FLOAT, F(train.max_run_time), "0", 0, 1e9, NULL,
      "seconds; checkpoint and stop (exit 3, resumable) before this much wall time"},
 };
@@ -348,6 +351,70 @@ int config_set(Config *c, const char *assignment, Err *e) {
     const OptSpec *o = find_opt(key);
     if (!o) return err_set(e, "--set: unknown key '%s' (hint: hdistill help-config lists them)", key);
     return set_from_string(c, o, eq + 1, "--set", e);
+}
+
+int config_load_judges(const Config *c, const char *path, JudgeConfig **out, int *n, Err *e) {
+    *out = NULL;
+    *n = 0;
+    size_t len;
+    char *text = util_read_file(path, &len, e);
+    if (!text) return err_suffix(e, " (hint: eval.judges must name a JSON file of judges)");
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    cJSON *arr = root ? cJSON_GetObjectItemCaseSensitive(root, "judges") : NULL;
+    if (!root) return err_set(e, "%s: malformed JSON", path);
+    if (!cJSON_IsArray(arr)) {
+        cJSON_Delete(root);
+        return err_set(e, "%s: expected {\"judges\": [ ... ]}", path);
+    }
+    int cnt = cJSON_GetArraySize(arr), rc = 0;
+    JudgeConfig *j = xcalloc((size_t)(cnt ? cnt : 1), sizeof(JudgeConfig));
+    char *base = config_to_json(c);
+    int k = 0;
+    for (cJSON *it = arr->child; it && rc == 0; it = it->next, k++) {
+        char src[600];
+        cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+        snprintf(src, sizeof src, "%s: judge %d", path, k + 1);
+        if (!cJSON_IsObject(it) || !cJSON_IsString(nm) || !nm->valuestring[0]) {
+            rc = err_set(e, "%s: needs a non-empty string \"name\"", src);
+            break;
+        }
+        for (int m = 0; m < k; m++)
+            if (!strcmp(j[m].name, nm->valuestring)) rc = err_set(e, "%s: name '%s' used twice", src, nm->valuestring);
+        if (rc) break;
+        snprintf(src, sizeof src, "%s: judge '%s'", path, nm->valuestring);
+        config_init(&j[k].holder);
+        j[k].name = xstrdup(nm->valuestring);
+        *n = k + 1;
+        if ((rc = config_load_json(&j[k].holder, base, "resolved configuration", e)) != 0) break;
+        for (cJSON *kv = it->child; kv && rc == 0; kv = kv->next) {
+            if (!strcmp(kv->string, "name")) continue;
+            char key[256];
+            snprintf(key, sizeof key, "critic.%s", kv->string);
+            const OptSpec *o = find_opt(key);
+            if (!o) rc = err_set(e, "%s: unknown key '%s' (hint: the keys of the critic section)", src, kv->string);
+            else rc = set_from_json(&j[k].holder, o, kv, src, e);
+        }
+        j[k].ep = j[k].holder.critic;
+    }
+    free(base);
+    cJSON_Delete(root);
+    if (rc) {
+        config_free_judges(j, *n);
+        *n = 0;
+        return -1;
+    }
+    *out = j;
+    return 0;
+}
+
+void config_free_judges(JudgeConfig *j, int n) {
+    if (!j) return;
+    for (int i = 0; i < n; i++) {
+        free(j[i].name);
+        config_free(&j[i].holder);
+    }
+    free(j);
 }
 
 typedef struct {

@@ -1,0 +1,94 @@
+/* test_config -- the option table: defaults, file < --set precedence, the
+ * JSON dump read back gives the same configuration, errors name the key
+ * and the file, model presets, and the extra-judges file. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "test.h"
+#include "util.h"
+
+static char *write_tmp(const char *text) {
+    char *path = xstrdup("/tmp/hdistill-config-XXXXXX");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "write");
+    close(fd);
+    return path;
+}
+
+int main(void) {
+    Config c;
+    Err e;
+    config_init(&c);
+    EXPECT(c.train.batch_size == 16 && c.train.lr == 3e-4 && !strcmp(c.model.preset, "tiny") &&
+               c.critic.logprobs == 1 && c.teacher.temperature == 0.8,
+           "defaults");
+    char *f = write_tmp("{\"train\": {\"lr\": 0.01, \"steps\": 7}, \"model\": {\"preset\": \"mini\"}}");
+    EXPECT(config_load_file(&c, f, &e) == 0, "%s", e.msg);
+    EXPECT(config_set(&c, "train.lr=0.5", &e) == 0, "%s", e.msg);
+    EXPECT(c.train.lr == 0.5 && c.train.steps == 7 && !strcmp(c.model.preset, "mini"), "precedence");
+    EXPECT(config_validate(&c, &e) == 0, "%s", e.msg);
+    ModelDims d;
+    EXPECT(config_model_dims(&c, &d, &e) == 0 && d.n_layer == 4 && d.d_model == 256, "mini preset");
+    /* dump and read back: the same configuration */
+    char *json = config_to_json(&c);
+    Config c2;
+    config_init(&c2);
+    EXPECT(config_load_json(&c2, json, "dump", &e) == 0, "%s", e.msg);
+    char *json2 = config_to_json(&c2);
+    EXPECT(!strcmp(json, json2), "round trip differs");
+    EXPECT(strstr(json, "\"teacher\"") && strstr(json, "\"prompt\""), "dump has every section");
+    char buf[64];
+    EXPECT(config_get_string(&c, "train.steps", buf, sizeof buf) == 0 && !strcmp(buf, "7"), "get %s", buf);
+    /* errors name key and source */
+    EXPECT(config_set(&c, "train.batch_size=0", &e) != 0 && strstr(e.msg, "train.batch_size") &&
+               strstr(e.msg, "out of range"),
+           "%s", e.msg);
+    EXPECT(config_set(&c, "model.preset=huge", &e) != 0 && strstr(e.msg, "not one of"), "%s", e.msg);
+    EXPECT(config_load_json(&c, "{\"train\": {\"lr\": \"fast\"}}", "x.json", &e) != 0 &&
+               strstr(e.msg, "x.json: train.lr: expected a number"),
+           "%s", e.msg);
+    EXPECT(config_load_json(&c, "{\"train\": {\"lr\": 1e400}}", "x.json", &e) != 0, "infinite accepted");
+    EXPECT(config_load_json(&c, "[1]", "x.json", &e) != 0 && strstr(e.msg, "object"), "%s", e.msg);
+    EXPECT(config_load_json(&c, "{\"model\": {\"n_head\": 3}}", "y.json", &e) == 0 &&
+               config_validate(&c, &e) != 0 && strstr(e.msg, "not divisible"),
+           "%s", e.msg);
+    /* judges */
+    char *jf = write_tmp("{\"judges\": [{\"name\": \"big\", \"base_url\": \"http://h:1/v1\", \"model\": \"m1\","
+                         " \"temperature\": 0.2}, {\"name\": \"small\", \"concurrency\": 4}]}");
+    JudgeConfig *j;
+    int n;
+    EXPECT(config_load_judges(&c2, jf, &j, &n, &e) == 0, "%s", e.msg);
+    if (n == 2) {
+        EXPECT(!strcmp(j[0].name, "big") && !strcmp(j[0].ep.model, "m1") && j[0].ep.temperature == 0.2 &&
+                   !strcmp(j[0].ep.base_url, "http://h:1/v1") && j[0].ep.logprobs == c2.critic.logprobs,
+               "judge 1");
+        EXPECT(j[1].ep.concurrency == 4 && !strcmp(j[1].ep.model, c2.critic.model) &&
+                   !strcmp(j[1].ep.prompt, c2.critic.prompt),
+               "judge 2 inherits the critic");
+    }
+    EXPECT(n == 2, "judges %d", n);
+    config_free_judges(j, n);
+    const char *bad[][2] = {
+        {"{\"judges\": [{\"name\": \"a\", \"modle\": \"x\"}]}", "judge 'a': unknown key 'modle'"},
+        {"{\"judges\": [{\"name\": \"a\", \"concurrency\": 0}]}", "out of range"},
+        {"{\"judges\": [{\"base_url\": \"x\"}]}", "judge 1: needs a non-empty string \"name\""},
+        {"{\"judges\": [{\"name\": \"a\"}, {\"name\": \"a\"}]}", "name 'a' used twice"},
+        {"{\"judge\": []}", "expected {\"judges\""},
+        {"{\"judges\": [", "malformed JSON"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char *p = write_tmp(bad[k][0]);
+        int rc = config_load_judges(&c2, p, &j, &n, &e);
+        EXPECT(rc != 0 && strstr(e.msg, bad[k][1]) && strstr(e.msg, p), "judges case %zu: %s", k, rc ? e.msg : "accepted");
+        unlink(p);
+        free(p);
+    }
+    EXPECT(config_load_judges(&c2, "/nonexistent/j.json", &j, &n, &e) != 0 && strstr(e.msg, "j.json"), "%s", e.msg);
+    unlink(f), unlink(jf);
+    free(f), free(jf), free(json), free(json2);
+    config_free(&c), config_free(&c2);
+    return test_summary();
+}
