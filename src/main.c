@@ -14,7 +14,7 @@
 #include "train.h"
 #include "util.h"
 
-static const char *USAGE =
+static const char USAGE[] =
     "usage: hdistill SUBCOMMAND [ARGS]\n"
     "\n"
     "subcommands:\n"
@@ -38,7 +38,7 @@ static const char *USAGE =
     "            3 stopped early (signal, STOP file, train.max_run_time): run again to resume\n"
     "'hdistill SUBCOMMAND --help' describes one subcommand.\n";
 
-static const char *TRAIN_HELP =
+static const char TRAIN_HELP[] =
     "usage: hdistill train CONFIG [--set section.key=value]... [--dry-run]\n"
     "\n"
     "Trains the student on pairs from data.pairs (JSONL of {\"prompt\",\"target\"}, or\n"
@@ -55,7 +55,7 @@ static const char *TRAIN_HELP =
     "\n"
     "options (hdistill help-config for all):\n";
 
-static const char *INGEST_HELP =
+static const char INGEST_HELP[] =
     "usage: hdistill ingest CONFIG [--set section.key=value]... [--dry-run]\n"
     "\n"
     "Reads literal inputs from ingest.source (\"wordnet\": WordNet's example sentences;\n"
@@ -66,7 +66,7 @@ static const char *INGEST_HELP =
     "\n"
     "options:\n";
 
-static const char *TEACH_HELP =
+static const char TEACH_HELP[] =
     "usage: hdistill teach CONFIG [--set section.key=value]... [--dry-run]\n"
     "\n"
     "Asks the teacher endpoint (teacher.base_url; \"standin\" starts the built-in stand-in)\n"
@@ -80,12 +80,24 @@ static const char *TEACH_HELP =
     "\n"
     "options:\n";
 
-static const char *TOKENIZE_HELP =
+static const char TOKENIZE_HELP[] =
     "usage: hdistill tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
     "\n"
     "Reads text lines on stdin (a line ends at \\n, which is not part of the text) and\n"
     "prints each line's GPT-2 token ids, space-separated, one output line per input\n"
     "line.  FILE: GPT-2's vocab.json/encoder.json and merges.txt/vocab.bpe.\n";
+
+/* The stages: "hdistill NAME CONFIG [--set k=v]... [--dry-run]" under MPI. */
+typedef struct {
+    const char *name, *help, *sections; /* sections listed by NAME --help */
+    int (*run)(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run);
+} Stage;
+
+static const Stage STAGES[] = {
+    {"ingest", INGEST_HELP, "data,ingest", ingest_main},
+    {"teach", TEACH_HELP, "data,teach,teacher,llm,standin", teach_main},
+    {"train", TRAIN_HELP, "run,data,tokenizer,model,train", train_main},
+};
 
 static int wants_help(int argc, char **argv) {
     for (int i = 2; i < argc; i++)
@@ -138,41 +150,13 @@ int main(int argc, char **argv) {
         }
         return cli_tokenize(argc, argv);
     }
-    if (strcmp(cmd, "ingest") == 0) {
-        if (wants_help(argc, argv)) {
-            fputs(INGEST_HELP, stdout);
-            config_print_help(stdout, "data,ingest");
-            return EXIT_OK;
-        }
-        Comm comm;
-        comm_init(&comm, &argc, &argv);
-        Config cfg;
-        int dry = 0;
-        cli_load_config(&cfg, &comm, argc, argv, 2, &dry);
-        int code = ingest_main(&cfg, &comm, argc, argv, dry);
-        config_free(&cfg);
-        comm_exit(code);
-    }
-    if (strcmp(cmd, "teach") == 0) {
-        if (wants_help(argc, argv)) {
-            fputs(TEACH_HELP, stdout);
-            config_print_help(stdout, "data,teach,teacher,llm,standin");
-            return EXIT_OK;
-        }
-        Comm comm;
-        comm_init(&comm, &argc, &argv);
-        Config cfg;
-        int dry = 0;
-        cli_load_config(&cfg, &comm, argc, argv, 2, &dry);
-        int code = teach_main(&cfg, &comm, argc, argv, dry);
-        config_free(&cfg);
-        comm_exit(code);
-    }
     if (strcmp(cmd, "serve") == 0) return serve_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "train") == 0) {
+    for (size_t i = 0; i < sizeof STAGES / sizeof STAGES[0]; i++) {
+        const Stage *st = &STAGES[i];
+        if (strcmp(cmd, st->name) != 0) continue;
         if (wants_help(argc, argv)) {
-            fputs(TRAIN_HELP, stdout);
-            config_print_help(stdout, "run,data,tokenizer,model,train");
+            fputs(st->help, stdout);
+            config_print_help(stdout, st->sections);
             return EXIT_OK;
         }
         Comm comm;
@@ -180,7 +164,7 @@ int main(int argc, char **argv) {
         Config cfg;
         int dry = 0;
         cli_load_config(&cfg, &comm, argc, argv, 2, &dry);
-        int code = train_main(&cfg, &comm, argc, argv, dry);
+        int code = st->run(&cfg, &comm, argc, argv, dry);
         config_free(&cfg);
         par_shutdown();
         comm_exit(code);
