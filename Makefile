@@ -25,7 +25,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test bench bench-train bench-client clean deps tests quickstart FORCE
+.PHONY: all test test-slurm bench bench-train bench-client clean deps tests quickstart FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -53,6 +53,10 @@ $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
 tests: $(BIN) $(TEST_BIN)
 test: tests
 	tests/run_all.sh
+
+# the jobs/ scripts on a private one-node Slurm cluster (also part of make test)
+test-slurm: tests
+	tests/run_all.sh t_slurm
 
 bench: bench-train bench-client
 bench-train: $(BIN) $(BENCH_BIN)

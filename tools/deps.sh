@@ -13,6 +13,7 @@ PKGS=(
   python3-torch python3-h5py python3-numpy python3-pandas python3-matplotlib  # tests, analysis
   fortunes fortunes-min wordnet-base    # real text: jokes and literal sentences
   procps coreutils                      # pkill, timeout (tests)
+  munge slurmctld slurmd slurm-client   # a private one-node Slurm for the job-script tests
 )
 missing=()
 for p in "${PKGS[@]}"; do
