@@ -31,6 +31,9 @@ wait_requeue() {
     local id=$1 i st pending=0
     for ((i = 0; i < 1200; i++)); do
         st=$(scontrol show job "$id" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+        if scontrol show job "$id" 2>/dev/null | grep -q 'Reason=PartitionConfig'; then
+            echo "UNRUNNABLE($(sinfo -h -o '%c CPUs'))"; scancel "$id"; return
+        fi
         case $st in
             COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) echo "$st"; return ;;
             PENDING)

@@ -16,11 +16,15 @@ slurm_start() {
     mkdir -p "$SLURM_DIR"/{state,spool,log}
     local host mem cpus
     host=$(hostname -s)
-    cpus=$(nproc)
+    # from slurmd itself: `nproc` would follow OMP_NUM_THREADS
+    cpus=$(slurmd -C | sed -n 's/.*CPUs=\([0-9]*\).*/\1/p')
     mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
     mem=$((mem - 512))  # a little under what slurmd reports, or the node drains
-    # munge: one daemon for the machine; key owned by munge
-    if ! pgrep -x munged >/dev/null; then
+    # munge: one daemon for the machine; key owned by munge.  Probe it with a
+    # real credential (a dying daemon still shows in pgrep).
+    if ! munge -n </dev/null >/dev/null 2>&1; then
+        pkill -x munged 2>/dev/null || true
+        for _ in $(seq 1 50); do pgrep -x munged >/dev/null || break; sleep 0.1; done
         if [[ ! -s /etc/munge/munge.key ]]; then
             dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
         fi
