@@ -91,4 +91,28 @@ int gpt_forward(Gpt *m, const GptBatch *b);
 void gpt_backward(Gpt *m, const GptBatch *b, const float *g);
 void gpt_zero_grad(Gpt *m);
 
+/* ---- incremental decoding with a key/value cache ---------------------------
+ * Each of B cache slots holds one sequence's keys and values for up to T
+ * positions.  A step feeds one token to each of n slots at its next position
+ * and returns the next-token logits; prompts are fed the same way, one token
+ * per step.  Beam search reorders hypotheses with gpt_kv_copy. */
+typedef struct {
+    int B, T, C, L, V;
+    float *k, *v; /* [L][B][T][C] */
+    int *len;     /* [B] positions filled */
+    /* scratch for n <= B rows */
+    float *x, *xn, *mean, *rstd, *qkv, *y, *tmp, *h, *hg, *att;
+    int *pos;
+} GptKV;
+
+void gpt_kv_init(GptKV *kv, const GptConfig *c, int B, int T);
+void gpt_kv_free(GptKV *kv);
+/* Empties slot b. */
+void gpt_kv_reset(GptKV *kv, int b);
+/* Makes slot dst a copy of slot src (positions and cached keys/values). */
+void gpt_kv_copy(GptKV *kv, int dst, int src);
+/* Feeds tok[i] to slot slot[i] (i < n, distinct slots) at its next position;
+ * logits[i*V .. (i+1)*V) get the next-token logits. */
+void gpt_decode_step(const Gpt *m, GptKV *kv, const int *slot, const int *tok, int n, float *logits);
+
 #endif

@@ -316,3 +316,127 @@ void gpt_backward(Gpt *m, const GptBatch *b, const float *g) {
     }
     ops_encoder_backward(dwte, G + m->tensors[1].offset, a->dres, b->tok, b->pos, N, C);
 }
+
+/* ---- incremental decoding ------------------------------------------------------ */
+
+void gpt_kv_init(GptKV *kv, const GptConfig *c, int B, int T) {
+    memset(kv, 0, sizeof *kv);
+    CHECK(T <= c->max_seq_len, "decode length %d exceeds %d positions", T, c->max_seq_len);
+    kv->B = B, kv->T = T, kv->C = c->d_model, kv->L = c->n_layer, kv->V = c->vocab_size;
+    size_t cache = (size_t)c->n_layer * B * T * c->d_model;
+    kv->k = xmalloc_aligned(cache * sizeof(float));
+    kv->v = xmalloc_aligned(cache * sizeof(float));
+    kv->len = xcalloc((size_t)B, sizeof(int));
+    size_t C = (size_t)c->d_model;
+    kv->x = xmalloc_aligned(B * C * sizeof(float));
+    kv->xn = xmalloc_aligned(B * C * sizeof(float));
+    kv->mean = xmalloc_aligned(B * sizeof(float));
+    kv->rstd = xmalloc_aligned(B * sizeof(float));
+    kv->qkv = xmalloc_aligned(B * 3 * C * sizeof(float));
+    kv->y = xmalloc_aligned(B * C * sizeof(float));
+    kv->tmp = xmalloc_aligned(B * C * sizeof(float));
+    kv->h = xmalloc_aligned(B * 4 * C * sizeof(float));
+    kv->hg = xmalloc_aligned(B * 4 * C * sizeof(float));
+    kv->att = xmalloc_aligned((size_t)B * c->n_head * T * sizeof(float));
+    kv->pos = xcalloc((size_t)B, sizeof(int));
+}
+
+void gpt_kv_free(GptKV *kv) {
+    if (!kv) return;
+    free(kv->k), free(kv->v), free(kv->len), free(kv->x), free(kv->xn), free(kv->mean), free(kv->rstd);
+    free(kv->qkv), free(kv->y), free(kv->tmp), free(kv->h), free(kv->hg), free(kv->att), free(kv->pos);
+    memset(kv, 0, sizeof *kv);
+}
+
+void gpt_kv_reset(GptKV *kv, int b) { kv->len[b] = 0; }
+
+void gpt_kv_copy(GptKV *kv, int dst, int src) {
+    if (dst == src) return;
+    size_t row = (size_t)kv->C * sizeof(float) * (size_t)kv->len[src];
+    for (int l = 0; l < kv->L; l++) {
+        size_t o_d = (((size_t)l * kv->B + dst) * kv->T) * kv->C, o_s = (((size_t)l * kv->B + src) * kv->T) * kv->C;
+        memcpy(kv->k + o_d, kv->k + o_s, row);
+        memcpy(kv->v + o_d, kv->v + o_s, row);
+    }
+    kv->len[dst] = kv->len[src];
+}
+
+typedef struct {
+    GptKV *kv;
+    const int *slot;
+    int l, NH;
+} DecAttCtx;
+
+/* one query per (row, head) against the cached keys 0..pos */
+static void dec_att_task(void *vc, long b0, long e0, int tid) {
+    (void)tid;
+    DecAttCtx *c = vc;
+    GptKV *kv = c->kv;
+    int C = kv->C, NH = c->NH, hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (long ih = b0; ih < e0; ih++) {
+        int i = (int)(ih / NH), h = (int)(ih % NH);
+        int s = c->slot[i], n = kv->pos[i] + 1;
+        const float *q = kv->qkv + (size_t)i * 3 * C + h * hs;
+        size_t base = (((size_t)c->l * kv->B + s) * kv->T) * C + (size_t)h * hs;
+        float *a = kv->att + ih * kv->T;
+        float mx = -INFINITY;
+        for (int t = 0; t < n; t++) {
+            const float *k = kv->k + base + (size_t)t * C;
+            float d = 0;
+            for (int j = 0; j < hs; j++) d += q[j] * k[j];
+            a[t] = d * scale;
+            mx = a[t] > mx ? a[t] : mx;
+        }
+        float sum = 0;
+        for (int t = 0; t < n; t++) sum += (a[t] = expf(a[t] - mx));
+        float *y = kv->y + (size_t)i * C + h * hs;
+        for (int j = 0; j < hs; j++) y[j] = 0;
+        for (int t = 0; t < n; t++) {
+            const float *v = kv->v + base + (size_t)t * C;
+            float p = a[t] / sum;
+            for (int j = 0; j < hs; j++) y[j] += p * v[j];
+        }
+    }
+}
+
+void gpt_decode_step(const Gpt *m, GptKV *kv, const int *slot, const int *tok, int n, float *logits) {
+    const GptConfig *c = &m->cfg;
+    int C = c->d_model, V = c->vocab_size, L = c->n_layer;
+    const float *P = m->params;
+    CHECK(n <= kv->B, "decode step of %d rows, cache of %d", n, kv->B);
+    for (int i = 0; i < n; i++) {
+        int s = slot[i];
+        CHECK(kv->len[s] < kv->T, "sequence in slot %d is full (%d positions)", s, kv->T);
+        CHECK(tok[i] >= 0 && tok[i] < V, "token %d outside vocabulary", tok[i]);
+        kv->pos[i] = kv->len[s];
+        const float *a = P + m->tensors[0].offset + (size_t)tok[i] * C;
+        const float *b = P + m->tensors[1].offset + (size_t)kv->pos[i] * C;
+        for (int j = 0; j < C; j++) kv->x[(size_t)i * C + j] = a[j] + b[j];
+    }
+    for (int l = 0; l < L; l++) {
+        ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, lp((float *)P, m, l, T_LN1W),
+                              lp((float *)P, m, l, T_LN1B), n, C);
+        ops_matmul_forward(kv->qkv, kv->xn, lp((float *)P, m, l, T_QKVW), lp((float *)P, m, l, T_QKVB), n, C,
+                           3 * C);
+        for (int i = 0; i < n; i++) {
+            size_t o = (((size_t)l * kv->B + slot[i]) * kv->T + kv->pos[i]) * C;
+            memcpy(kv->k + o, kv->qkv + (size_t)i * 3 * C + C, sizeof(float) * C);
+            memcpy(kv->v + o, kv->qkv + (size_t)i * 3 * C + 2 * C, sizeof(float) * C);
+        }
+        DecAttCtx ac = {kv, slot, l, c->n_head};
+        par_for((long)n * c->n_head, 4, dec_att_task, &ac);
+        ops_matmul_forward(kv->tmp, kv->y, lp((float *)P, m, l, T_PROJW), lp((float *)P, m, l, T_PROJB), n, C, C);
+        ops_residual_forward(kv->x, kv->x, kv->tmp, (long)n * C);
+        ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, lp((float *)P, m, l, T_LN2W),
+                              lp((float *)P, m, l, T_LN2B), n, C);
+        ops_matmul_forward(kv->h, kv->xn, lp((float *)P, m, l, T_FCW), lp((float *)P, m, l, T_FCB), n, C, 4 * C);
+        ops_gelu_forward(kv->hg, kv->h, 4L * n * C);
+        ops_matmul_forward(kv->tmp, kv->hg, lp((float *)P, m, l, T_FCPW), lp((float *)P, m, l, T_FCPB), n, 4 * C, C);
+        ops_residual_forward(kv->x, kv->x, kv->tmp, (long)n * C);
+    }
+    const GptTensor *lnfw = &m->tensors[m->n_tensors - 2], *lnfb = &m->tensors[m->n_tensors - 1];
+    ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, P + lnfw->offset, P + lnfb->offset, n, C);
+    ops_matmul_forward(logits, kv->xn, P + m->tensors[0].offset, NULL, n, C, V);
+    for (int i = 0; i < n; i++) kv->len[slot[i]]++;
+}
