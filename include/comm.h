@@ -37,6 +37,10 @@ void comm_bcast_i64(int64_t *v, size_t n);
  * copy (caller frees). NULL is broadcast as NULL. */
 void comm_bcast_string(char **s);
 
+/* Broadcasts rank 0's array of n strings; others get fresh copies (free
+ * each and the array). */
+void comm_bcast_strings(char ***s, int64_t *n);
+
 /* Collective status check: rank 0's rc and message decide.  If rc != 0 on
  * rank 0, rank 0 prints "error: MSG" and every rank exits with code.  Use
  * after rank-0-only work (reading input files, validating). */

@@ -94,7 +94,29 @@ typedef struct {
         double refusal_rate, position_bias, length_bias, latency_ms;
     } standin;
     struct {
+        char *objective; /* ft | sd | dpo | brio | brio-dpo */
+        int rounds;      /* feedback collected this many times */
+        double epochs;   /* passes over a round's pairs */
+        int k;           /* candidates sampled per input */
+        double temperature, top_p;
+        int max_new;
+        int64_t inputs;  /* training inputs per round; 0 = all */
+        int ngram;
+        char *len_unit;  /* words | tokens */
+        double len_lo, len_hi, tie_margin;
+        double beta, brio_rank_weight, brio_ce_weight;
+        double lr;
+        int64_t warmup_steps;
+        int batch_pairs, micro_rows;
+        int64_t ckpt_every;
+    } critique;
+    struct {
         char *judges;    /* JSON file of extra judge endpoints ("" = the critic only) */
+        char *splits;    /* comma list of eval,ood */
+        int beam, max_new;
+        int64_t limit;
+        int bootstrap;
+        double tie_margin;
     } eval;
     EndpointConfig teacher, critic;
     char *source; /* the file the configuration came from (for messages) */

@@ -49,6 +49,9 @@ int data_tokenize(const Pairs *p, const Tokenizer *tok, const int *sep, int n_se
 void data_examples_free(Examples *x);
 /* Rank 0's examples to every rank (others' x is replaced). */
 void data_examples_bcast(Examples *x);
+/* out = the examples idx[0..n) of all, in that order (fresh copies). */
+void data_examples_pick(const Examples *all, const int64_t *idx, int64_t n, Examples *out);
+
 /* Rank 0's tokenizer description to every rank (others' td is replaced). */
 void data_tokenizer_bcast(TokenizerData *td);
 /* Deterministic split: example i goes to validation iff a hash of
@@ -76,6 +79,9 @@ void packer_free(Packer *p);
  * advances the cursor; returns the number of loss positions.  With one_pass
  * set, every example appears once: rows after the last are all padding. */
 int64_t packer_next_rows(Packer *p, int nrows, int *tok, int *pos, int *seg, int *tgt, int pad_id);
+/* The same, also filling ex (nrows*T ints) with the example index of every
+ * position (-1 for padding). */
+int64_t packer_next_rows_ex(Packer *p, int nrows, int *tok, int *pos, int *seg, int *tgt, int *ex, int pad_id);
 /* Rows the stream needs to cover `epochs` passes (rounded up). */
 int64_t packer_rows_for_epochs(const Examples *ex, uint64_t seed, int T, int shuffle, double epochs);
 

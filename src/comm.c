@@ -116,6 +116,36 @@ void comm_bcast_string(char **s) {
     if (len > 0) comm_bcast(*s, (size_t)len);
 }
 
+void comm_bcast_strings(char ***s, int64_t *n) {
+    int rank;
+    MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    comm_bcast_i64(n, 1);
+    int64_t bytes = 0;
+    char *buf = NULL;
+    if (rank == 0) {
+        for (int64_t i = 0; i < *n; i++) bytes += (int64_t)strlen((*s)[i]) + 1;
+        buf = xmalloc((size_t)(bytes ? bytes : 1));
+        char *p = buf;
+        for (int64_t i = 0; i < *n; i++) {
+            size_t l = strlen((*s)[i]) + 1;
+            memcpy(p, (*s)[i], l);
+            p += l;
+        }
+    }
+    comm_bcast_i64(&bytes, 1);
+    if (rank != 0) buf = xmalloc((size_t)(bytes ? bytes : 1));
+    comm_bcast(buf, (size_t)bytes);
+    if (rank != 0) {
+        *s = xcalloc((size_t)(*n ? *n : 1), sizeof(char *));
+        const char *p = buf;
+        for (int64_t i = 0; i < *n; i++) {
+            (*s)[i] = xstrdup(p);
+            p += strlen(p) + 1;
+        }
+    }
+    free(buf);
+}
+
 void comm_check(int rc, const char *msg, int code) {
     int64_t v = rc;
     comm_bcast_i64(&v, 1);

@@ -261,6 +261,23 @@ static void examples_subset(const Examples *all, const uint8_t *take, int64_t co
     }
 }
 
+void data_examples_pick(const Examples *all, const int64_t *idx, int64_t n, Examples *o) {
+    memset(o, 0, sizeof *o);
+    o->off = xmalloc(sizeof(int64_t) * (size_t)(n + 1));
+    o->n_prompt = xmalloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    int64_t tot = 0;
+    for (int64_t i = 0; i < n; i++) tot += all->off[idx[i] + 1] - all->off[idx[i]];
+    o->ids = xmalloc(sizeof(int32_t) * (size_t)(tot ? tot : 1));
+    o->off[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = idx[i], len = all->off[k + 1] - all->off[k];
+        memcpy(o->ids + o->off[i], all->ids + all->off[k], sizeof(int32_t) * (size_t)len);
+        o->n_prompt[i] = all->n_prompt[k];
+        o->off[i + 1] = o->off[i] + len;
+    }
+    o->n = n;
+}
+
 void data_split(const Examples *all, double frac, uint64_t seed, Examples *train, Examples *val) {
     uint8_t *is_val = xcalloc((size_t)(all->n ? all->n : 1), 1);
     uint8_t *is_tr = xcalloc((size_t)(all->n ? all->n : 1), 1);
@@ -329,6 +346,10 @@ static int64_t current_example(Packer *p) {
 }
 
 int64_t packer_next_rows(Packer *p, int nrows, int *tok, int *pos, int *seg, int *tgt, int pad_id) {
+    return packer_next_rows_ex(p, nrows, tok, pos, seg, tgt, NULL, pad_id);
+}
+
+int64_t packer_next_rows_ex(Packer *p, int nrows, int *tok, int *pos, int *seg, int *tgt, int *exid, int pad_id) {
     const Examples *ex = p->ex;
     int T = p->T;
     int64_t nloss = 0;
@@ -348,6 +369,7 @@ int64_t packer_next_rows(Packer *p, int nrows, int *tok, int *pos, int *seg, int
                 sg[fill + j] = fill;
                 int has = j + 1 >= ex->n_prompt[k];
                 tg[fill + j] = has ? ids[j + 1] : -1;
+                if (exid) exid[(size_t)r * T + fill + j] = (int)k;
                 nloss += has;
             }
             fill += need;
@@ -355,6 +377,7 @@ int64_t packer_next_rows(Packer *p, int nrows, int *tok, int *pos, int *seg, int
         }
         CHECK(fill > 0 || p->one_pass, "an example longer than the row survived tokenization");
         for (int j = fill; j < T; j++) {
+            if (exid) exid[(size_t)r * T + j] = -1;
             tk[j] = pad_id;
             ps[j] = 0;
             sg[j] = j;

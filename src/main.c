@@ -7,7 +7,10 @@
 #include "cli.h"
 #include "comm.h"
 #include "config.h"
+#include "critique.h"
+#include "evaluate.h"
 #include "ingest.h"
+#include "pipeline.h"
 #include "prov.h"
 #include "serve.h"
 #include "teach.h"
@@ -27,6 +30,14 @@ static const char USAGE[] =
     "        the teacher writes teach.n humorous paraphrases of every input -> data.path /teacher\n"
     "  serve --standin --port P [--seed S] [--request-log FILE] [--latency-ms X] [--fault KIND=RATE]...\n"
     "        the built-in stand-in OpenAI-compatible endpoint (a test world, not a model)\n"
+    "  critique CONFIG [--set ...]\n"
+    "        the critique rounds (sample, pair, critic, DPO/BRIO/SD/FT) on the trained student\n"
+    "  eval CONFIG [--set ...]\n"
+    "        win-or-tie rate of the newest checkpoint vs the teacher, per judge, both orders\n"
+    "  run CONFIG [--set ...] [--dry-run]\n"
+    "        the whole method: ingest -> teach -> train -> critique -> eval (completed stages skipped)\n"
+    "  report RUN_DIR [--json]\n"
+    "        the stored evaluation of a run as a table or JSON\n"
     "  tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
     "        print GPT-2 token ids of each stdin line\n"
     "  help-config [SECTION,...]\n"
@@ -80,12 +91,53 @@ static const char TEACH_HELP[] =
     "\n"
     "options:\n";
 
+static const char CRITIQUE_HELP[] =
+    "usage: hdistill critique CONFIG [--set section.key=value]...\n"
+    "\n"
+    "Runs the critique rounds not yet complete on the newest checkpoint of run.dir: sample\n"
+    "critique.k candidates per training input, keep the most distant pair of comparable\n"
+    "length, ask the critic in both orders, train with critique.objective (ft, sd, dpo,\n"
+    "brio, brio-dpo).  Everything a round decides is stored in run.h5 /rounds/<r> before\n"
+    "training, so a killed round resumes without re-sampling or paying the critic again.\n"
+    "\n"
+    "options:\n";
+
+static const char EVAL_HELP[] =
+    "usage: hdistill eval CONFIG [--set section.key=value]...\n"
+    "\n"
+    "Evaluates the newest checkpoint: beam-search outputs on eval.splits against the\n"
+    "teacher's reference, judged by the critic and the judges of eval.judges in both\n"
+    "orders; win-or-tie rate with a bootstrap 95% interval, position-bias and length-bias\n"
+    "rates, into run.h5 /eval, printed as a table.\n"
+    "\n"
+    "options:\n";
+
+static const char RUN_HELP[] =
+    "usage: hdistill run CONFIG [--set section.key=value]... [--dry-run]\n"
+    "\n"
+    "The whole method: ingest -> teach -> tokenizer + supervised fine-tuning -> critique\n"
+    "rounds -> evaluation, each stage skipped when its complete output exists, so a killed\n"
+    "run started again carries on.  Endpoints \"standin\" start the built-in stand-in.\n"
+    "data.pairs defaults to data.path (the teacher's paraphrases).\n"
+    "\n"
+    "options:\n";
+
 static const char TOKENIZE_HELP[] =
     "usage: hdistill tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
     "\n"
     "Reads text lines on stdin (a line ends at \\n, which is not part of the text) and\n"
     "prints each line's GPT-2 token ids, space-separated, one output line per input\n"
     "line.  FILE: GPT-2's vocab.json/encoder.json and merges.txt/vocab.bpe.\n";
+
+static int critique_stage(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
+    (void)dry_run;
+    return critique_main(cfg, comm, argc, argv);
+}
+
+static int eval_stage(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
+    (void)dry_run;
+    return eval_main(cfg, comm, argc, argv);
+}
 
 /* The stages: "hdistill NAME CONFIG [--set k=v]... [--dry-run]" under MPI. */
 typedef struct {
@@ -97,6 +149,9 @@ static const Stage STAGES[] = {
     {"ingest", INGEST_HELP, "data,ingest", ingest_main},
     {"teach", TEACH_HELP, "data,teach,teacher,llm,standin", teach_main},
     {"train", TRAIN_HELP, "run,data,tokenizer,model,train", train_main},
+    {"critique", CRITIQUE_HELP, "run,critique,critic,llm,standin", critique_stage},
+    {"eval", EVAL_HELP, "run,eval,critic,llm,standin", eval_stage},
+    {"run", RUN_HELP, "", pipeline_main},
 };
 
 static int wants_help(int argc, char **argv) {
@@ -151,6 +206,16 @@ int main(int argc, char **argv) {
         return cli_tokenize(argc, argv);
     }
     if (strcmp(cmd, "serve") == 0) return serve_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) {
+        if (wants_help(argc, argv)) {
+            fputs("usage: hdistill report RUN_DIR [--json]\n\nThe stored evaluation of a run: per split and judge the "
+                  "win-or-tie rate with its 95% interval,\nposition and length bias; --json adds objective, seed and "
+                  "step as one JSON object.\n",
+                  stdout);
+            return EXIT_OK;
+        }
+        return report_main(argc, argv);
+    }
     for (size_t i = 0; i < sizeof STAGES / sizeof STAGES[0]; i++) {
         const Stage *st = &STAGES[i];
         if (strcmp(cmd, st->name) != 0) continue;

@@ -509,3 +509,32 @@ void store_hdf5_version(char *buf, size_t n) {
     H5get_libversion(&maj, &min, &rel);
     snprintf(buf, n, "HDF5 %u.%u.%u", maj, min, rel);
 }
+
+typedef struct {
+    char **names;
+    int n, cap;
+} ListCtx;
+
+static herr_t list_cb(hid_t g, const char *name, const H5L_info_t *info, void *ud) {
+    (void)g, (void)info;
+    ListCtx *c = ud;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->names = xrealloc(c->names, sizeof(char *) * (size_t)c->cap);
+    }
+    c->names[c->n++] = xstrdup(name);
+    return 0;
+}
+
+char **store_list(StoreFile *f, const char *group, int *n) {
+    *n = 0;
+    if (!store_exists(f, group)) return NULL;
+    hid_t g = H5Gopen2(f->id, group, H5P_DEFAULT);
+    if (g < 0) return NULL;
+    ListCtx c = {0};
+    hsize_t idx = 0;
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, list_cb, &c);
+    H5Gclose(g);
+    *n = c.n;
+    return c.names;
+}
