@@ -104,6 +104,7 @@ typedef struct {
         int ngram;
         char *len_unit;  /* words | tokens */
         double len_lo, len_hi, tie_margin;
+        int filter_first; /* length filter before choosing the most distant pair */
         double beta, brio_rank_weight, brio_ce_weight;
         double lr;
         int64_t warmup_steps;

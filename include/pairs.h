@@ -1,7 +1,8 @@
 /* pairs -- choosing which two candidates the critic compares (Ravi et al.
  * 2024, critique phase): of the k candidates of an input, the pair with the
  * largest n-gram edit distance (Levenshtein distance between their
- * sequences of word n-grams), kept only if their lengths are comparable:
+ * sequences of word n-grams), kept only if their lengths are comparable
+ * (or, with filter_first, the most distant of the comparable pairs):
  * both len(a)/len(b) and len(b)/len(a) must lie in [lo, hi] (lengths in
  * words or in tokens).  Identical candidates never make a pair.  And the
  * tie rule that turns the critic's preference p = P(a better) into a label.
@@ -19,6 +20,7 @@ typedef struct {
     int ngram;        /* n of the n-grams (1 = words) */
     int len_tokens;   /* 1: lengths in tokens (tok_len), 0: in words */
     double lo, hi;    /* length-ratio bounds */
+    int filter_first; /* 1: the most distant pair AMONG the comparable ones */
 } PairRule;
 
 /* Index pair (*i < *j) of the most distant candidates among cands[0..k)

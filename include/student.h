@@ -33,7 +33,8 @@ void student_free(Student *s);
 
 /* prompt ids + separator ids (appended to out) */
 void student_prompt(const Student *s, const char *text, IntVec *out);
-/* text of a generated sequence (malloc'd) */
+/* text of a generated sequence (malloc'd): decoded, made valid UTF-8 (U+FFFD
+ * for broken characters), white space collapsed and trimmed */
 char *student_text(const Student *s, const int *ids, int n);
 
 /* Collective: decodes texts[0..n) (every rank passes the same list), each

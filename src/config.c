@@ -178,6 +178,9 @@ static const OptSpec OPTIONS[] = {
     {"critique.len_unit", OT_ENUM, F(critique.len_unit), "words", 0, 0, "words|tokens", "length unit of the ratio filter"},
     {"critique.len_lo", OT_FLOAT, F(critique.len_lo), "0.8", 0, 1, NULL, "a pair is kept if both length ratios are >= this"},
     {"critique.len_hi", OT_FLOAT, F(critique.len_hi), "1.2", 1, 100, NULL, "... and <= this"},
+    {"critique.filter_first", OT_INT, F(critique.filter_first), "0", 0, 1, NULL,
+     "0: the most distant pair, dropped if its lengths differ too much (the paper); "
+     "1: the most distant of the pairs of comparable length"},
     {"critique.tie_margin", OT_FLOAT, F(critique.tie_margin), "0.05", 0, 0.5, NULL,
      "|P(a better) - 0.5| <= margin is a tie: the pair is dropped"},
     {"critique.beta", OT_FLOAT, F(critique.beta), "0.1", 1e-6, 1000, NULL, "DPO beta"},

@@ -390,7 +390,7 @@ static int judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, 
                             const char *label) {
     const Config *cfg = c->cfg;
     PairRule rule = {cfg->critique.ngram, !strcmp(cfg->critique.len_unit, "tokens"), cfg->critique.len_lo,
-                     cfg->critique.len_hi};
+                     cfg->critique.len_hi, cfg->critique.filter_first};
     int64_t n = j->n;
     j->cands = cands;
     j->pi = xmalloc(sizeof(int32_t) * (size_t)(n + 1));

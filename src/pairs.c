@@ -65,21 +65,26 @@ int pairs_ngram_distance(const char *a, const char *b, int n) {
     return d;
 }
 
+static int comparable(const char *const *cands, const int *tok_len, const PairRule *rule, int i, int j) {
+    double la = rule->len_tokens ? tok_len[i] : pairs_word_count(cands[i]);
+    double lb = rule->len_tokens ? tok_len[j] : pairs_word_count(cands[j]);
+    if (la <= 0 || lb <= 0) return 0;
+    double r = la / lb, q = lb / la;
+    return r >= rule->lo && r <= rule->hi && q >= rule->lo && q <= rule->hi;
+}
+
 int pairs_select(const char *const *cands, const int *tok_len, int k, const PairRule *rule, int *bi, int *bj) {
     int best = 0;
     *bi = *bj = -1;
     for (int i = 0; i < k; i++)
         for (int j = i + 1; j < k; j++) {
             if (!cands[i][0] || !cands[j][0] || !strcmp(cands[i], cands[j])) continue;
+            if (rule->filter_first && !comparable(cands, tok_len, rule, i, j)) continue;
             int d = pairs_ngram_distance(cands[i], cands[j], rule->ngram);
             if (d > best) best = d, *bi = i, *bj = j;
         }
     if (*bi < 0) return 0;
-    double la = rule->len_tokens ? tok_len[*bi] : pairs_word_count(cands[*bi]);
-    double lb = rule->len_tokens ? tok_len[*bj] : pairs_word_count(cands[*bj]);
-    if (la <= 0 || lb <= 0) return 0;
-    double r = la / lb, q = lb / la;
-    return r >= rule->lo && r <= rule->hi && q >= rule->lo && q <= rule->hi;
+    return comparable(cands, tok_len, rule, *bi, *bj);
 }
 
 int pairs_verdict(double p, double margin) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest.h"
 #include "train.h"
 
 int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, Err *e) {
@@ -68,11 +69,8 @@ char *student_text(const Student *s, const int *ids, int n) {
     Err e;
     if (tokenizer_decode(s->tok, ids, (size_t)n, &b, &e) != 0) DIE("%s", e.msg);
     if (!b.a) bytebuf_put(&b, "", 0);
-    /* trim the leading space BPE often starts a continuation with */
-    char *t = b.a;
-    size_t off = 0;
-    while (t[off] == ' ') off++;
-    char *r = xstrdup(t + off);
+    /* valid UTF-8 (a token may end inside a character), one line, trimmed */
+    char *r = ingest_normalize(b.a, b.n);
     bytebuf_free(&b);
     return r;
 }

@@ -58,7 +58,7 @@ int main(void) {
         for (int n = 1; n <= 3; n++) agree &= pairs_ngram_distance(a, b, n) == naive(a, b, n);
     }
     EXPECT(agree, "n-gram distance differs from the naive reference");
-    PairRule rule = {1, 0, 0.8, 1.2};
+    PairRule rule = {1, 0, 0.8, 1.2, 0};
     const char *c1[] = {"the cat sat on the mat", "the cat sat on a mat", "a dog ran over the big hill", "the cat sat"};
     int i, j;
     /* the chosen pair is a most distant one (6 vs 7 words: ratios 0.857/1.167 pass) */
@@ -68,12 +68,15 @@ int main(void) {
     EXPECT(ok == 1 && i >= 0 && naive(c1[i], c1[j], 1) == dmax && (j == 2 || i == 2), "select %d %d", i, j);
     const char *c2[] = {"one two three four five six seven eight", "x y z", "one two three four five six seven nine"};
     EXPECT(pairs_select(c2, NULL, 3, &rule, &i, &j) == 0 && i == 0 && j == 1, "length filter: %d %d", i, j);
+    PairRule ff = rule;
+    ff.filter_first = 1; /* the comparable pair (0, 2) instead */
+    EXPECT(pairs_select(c2, NULL, 3, &ff, &i, &j) == 1 && i == 0 && j == 2, "filter first: %d %d", i, j);
     const char *c3[] = {"same words here", "same words here", ""};
     EXPECT(pairs_select(c3, NULL, 3, &rule, &i, &j) == 0, "identical candidates make no pair");
     /* 4 vs 6 words fails in words, 10 vs 11 tokens passes in tokens */
     int tl[] = {10, 11};
     const char *c4[] = {"a b c d", "e f g h i j"};
-    PairRule rt = {1, 1, 0.8, 1.2};
+    PairRule rt = {1, 1, 0.8, 1.2, 0};
     EXPECT(pairs_select(c4, NULL, 2, &rule, &i, &j) == 0, "word lengths should fail");
     EXPECT(pairs_select(c4, tl, 2, &rt, &i, &j) == 1 && i == 0 && j == 1, "token lengths: %d %d", i, j);
     EXPECT(pairs_verdict(0.7, 0.05) == 1 && pairs_verdict(0.3, 0.05) == -1 && pairs_verdict(0.52, 0.05) == 0 &&
