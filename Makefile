@@ -25,7 +25,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test test-slurm bench bench-train bench-client clean deps tests quickstart FORCE
+.PHONY: all test test-slurm bench bench-train bench-client ablation clean deps tests quickstart FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -63,18 +63,20 @@ bench-train: $(BIN) $(BENCH_BIN)
 	bench/train.sh
 bench-client: $(BIN) $(BENCH_BIN)
 	bench/client.sh
+# the five critique objectives x 3 seeds on the stand-in (about 5 minutes on 2 cores)
+ablation: $(BIN)
+	bench/ablation.sh
 
 deps:
 	tools/deps.sh
 
-# installs what is missing, builds, and runs the pipeline so far on the
-# built-in stand-in endpoint: ingest -> teach -> supervised fine-tuning
+# installs what is missing, builds, and runs the whole method on the built-in
+# stand-in endpoint: ingest -> teach -> SFT -> a DPO round -> evaluation
 quickstart:
 	tools/deps.sh
 	$(MAKE) all
-	$(BIN) ingest configs/quickstart.json
-	$(BIN) teach configs/quickstart.json
-	OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 $(BIN) train configs/quickstart.json
+	OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 $(BIN) run configs/quickstart.json
+	$(BIN) report runs/quickstart
 	/usr/bin/python3 analysis/train_curves.py runs/quickstart --png runs/quickstart/loss.png
 
 clean:

@@ -91,7 +91,9 @@ int metriclog_append_to(StoreFile *f, const char *group, const MetricLog *l, int
         if (store_append_##kind(f, obj, l->arr + from, k, desc, e) != 0) return -1;  \
     } while (0)
     APP(i64, "step", step, "optimizer step (1-based: the step just completed)");
-    APP(f64, "loss", loss, "mean cross-entropy per target token, nats");
+    APP(f64, "loss", loss,
+        "loss of the step, nats: mean cross-entropy per target token (supervised fine-tuning, ft, sd) or the "
+        "critique objective (dpo, brio; see /rounds/<r> start_step/end_step)");
     APP(f64, "lr", lr, "learning rate used for the step");
     APP(f64, "grad_norm", grad_norm, "global L2 norm of the gradient before clipping");
     APP(i64, "tokens", tokens, "cumulative target (loss) tokens consumed");

@@ -662,8 +662,10 @@ static int run_round(Ctx *c, int r, Role *critic, LlmClient *client) {
             if (has_student) rc = store_pairs(c, sub, &student_set, &e);
             snprintf(sub, sizeof sub, "%s/teacher_pairs", g);
             if (rc == 0 && has_teacher && teacher_set.b) rc = store_pairs(c, sub, &teacher_set, &e);
+            snprintf(sub, sizeof sub, "%s/info", g);
             if (rc == 0)
-                rc = store_set_attr_str(c->run, g, "objective", obj, &e) ||
+                rc = store_write_string(c->run, sub, "attributes of this group describe the round", NULL, &e) ||
+                     store_set_attr_str(c->run, g, "objective", obj, &e) ||
                      store_set_attr_i64(c->run, g, "start_step", start, &e) ||
                      store_set_attr_i64(c->run, g, "inputs", m, &e) ||
                      store_set_attr_i64(c->run, g, "pairs", has_student ? student_set.n : teacher_set.n, &e) ||
