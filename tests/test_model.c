@@ -10,6 +10,7 @@
 #include "model.h"
 #include "store.h"
 #include "test.h"
+#include "torch_io.h"
 #include "util.h"
 
 enum { L = 2, NH = 4, C = 32, V = 61, P = 16, B = 2, T = 12 };
@@ -66,31 +67,8 @@ static void forward_backward(Gpt *m, double *loss) {
 }
 
 static int write_input(const Gpt *m, const char *path) {
-    Err e;
-    StoreFile *f = store_create(path, &e);
-    if (!f) return -1;
-    int rc = 0;
-    const char *an[] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len", "B", "T"};
-    int64_t av[] = {L, NH, C, V, P, B, T};
-    for (int i = 0; i < 7 && rc == 0; i++) rc = store_set_attr_i64(f, "/", an[i], av[i], &e);
-    for (int i = 0; i < m->n_tensors && rc == 0; i++) {
-        const GptTensor *t = &m->tensors[i];
-        char obj[96];
-        snprintf(obj, sizeof obj, "/params/%s", t->name);
-        int64_t dims[2] = {t->shape[0], t->shape[1]};
-        rc = store_write_f32(f, obj, m->params + t->offset, t->ndim, dims, NULL, &e);
-    }
-    int32_t doc[N];
-    for (int i = 0; i < N; i++) doc[i] = (i / T) * T + seg[i];
-    int64_t dims[2] = {B, T};
-    if (rc == 0) rc = store_write_i32(f, "/input/tokens", tok, 2, dims, NULL, &e);
-    if (rc == 0) rc = store_write_i32(f, "/input/targets", tgt, 2, dims, NULL, &e);
-    if (rc == 0) rc = store_write_i32(f, "/input/pos", pos, 2, dims, NULL, &e);
-    if (rc == 0) rc = store_write_i32(f, "/input/doc", doc, 2, dims, NULL, &e);
-    if (rc == 0) rc = store_write_f32(f, "/input/weights", w, 2, dims, NULL, &e);
-    store_close(f, NULL);
-    if (rc) fprintf(stderr, "%s\n", e.msg);
-    return rc;
+    StoreFile *f = torch_io_write(path, m, B, T, tok, tgt, pos, seg, w);
+    return f ? store_close(f, NULL) : -1;
 }
 
 static double rel(const float *a, const float *b, size_t n) {

@@ -11,6 +11,7 @@
 #include "pref.h"
 #include "store.h"
 #include "test.h"
+#include "torch_io.h"
 #include "util.h"
 
 enum { L = 2, NH = 2, C = 16, V = 29, P = 24, B = 2, T = 16, NSEQ = 4, NPAIR = 2 };
@@ -101,39 +102,22 @@ static void test_derivatives(void) {
 
 static int write_input(const Gpt *m, const char *path, const char *obj, const PrefParams *pp,
                        const double *ref) {
-    Err e;
-    StoreFile *f = store_create(path, &e);
+    StoreFile *f = torch_io_write(path, m, B, T, tok, tgt_all, pos, seg, w);
     if (!f) return -1;
-    int rc = 0;
-    const char *an[] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len", "B", "T"};
-    int64_t av[] = {L, NH, C, V, P, B, T};
-    for (int i = 0; i < 7 && rc == 0; i++) rc = store_set_attr_i64(f, "/", an[i], av[i], &e);
-    for (int i = 0; i < m->n_tensors && rc == 0; i++) {
-        const GptTensor *t = &m->tensors[i];
-        char o[96];
-        snprintf(o, sizeof o, "/params/%s", t->name);
-        int64_t dims[2] = {t->shape[0], t->shape[1]};
-        rc = store_write_f32(f, o, m->params + t->offset, t->ndim, dims, NULL, &e);
-    }
-    int32_t doc[N];
-    for (int i = 0; i < N; i++) doc[i] = (i / T) * T + seg[i];
+    Err e;
     int64_t d2[2] = {B, T}, np = NPAIR;
     double rw[NPAIR], rl[NPAIR];
     int32_t ch[NPAIR], rj[NPAIR];
     for (int i = 0; i < NPAIR; i++) rw[i] = ref[2 * i], rl[i] = ref[2 * i + 1], ch[i] = chosen[i], rj[i] = rejected[i];
-    rc = rc || store_write_i32(f, "/input/tokens", tok, 2, d2, NULL, &e) ||
-         store_write_i32(f, "/input/targets", tgt_all, 2, d2, NULL, &e) ||
-         store_write_i32(f, "/input/pos", pos, 2, d2, NULL, &e) || store_write_i32(f, "/input/doc", doc, 2, d2, NULL, &e) ||
-         store_write_f32(f, "/input/weights", w, 2, d2, NULL, &e) ||
-         store_write_i32(f, "/input/example", example, 2, d2, NULL, &e) ||
-         store_write_i32(f, "/pairs/chosen", ch, 1, &np, NULL, &e) ||
-         store_write_i32(f, "/pairs/rejected", rj, 1, &np, NULL, &e) ||
-         store_write_f64(f, "/pairs/ref_w", rw, 1, &np, NULL, &e) ||
-         store_write_f64(f, "/pairs/ref_l", rl, 1, &np, NULL, &e) ||
-         store_set_attr_str(f, "/", "objective", obj, &e) || store_set_attr_f64(f, "/", "beta", pp->beta, &e) ||
-         store_set_attr_f64(f, "/", "margin", pp->margin, &e) ||
-         store_set_attr_f64(f, "/", "rank_weight", pp->rank_weight, &e) ||
-         store_set_attr_f64(f, "/", "ce_weight", pp->ce_weight, &e);
+    int rc = store_write_i32(f, "/input/example", example, 2, d2, NULL, &e) ||
+             store_write_i32(f, "/pairs/chosen", ch, 1, &np, NULL, &e) ||
+             store_write_i32(f, "/pairs/rejected", rj, 1, &np, NULL, &e) ||
+             store_write_f64(f, "/pairs/ref_w", rw, 1, &np, NULL, &e) ||
+             store_write_f64(f, "/pairs/ref_l", rl, 1, &np, NULL, &e) ||
+             store_set_attr_str(f, "/", "objective", obj, &e) || store_set_attr_f64(f, "/", "beta", pp->beta, &e) ||
+             store_set_attr_f64(f, "/", "margin", pp->margin, &e) ||
+             store_set_attr_f64(f, "/", "rank_weight", pp->rank_weight, &e) ||
+             store_set_attr_f64(f, "/", "ce_weight", pp->ce_weight, &e);
     store_close(f, NULL);
     if (rc) fprintf(stderr, "%s\n", e.msg);
     return rc;

@@ -1,0 +1,51 @@
+/* torch_io.h -- writes the input file of the PyTorch references
+ * (tests/torch_ref.py, tests/torch_pref.py): the model's dimensions as root
+ * attributes, every parameter under /params, and one batch under /input
+ * (doc ids made from the packing segments).  Returns an open file for the
+ * caller to add to and close, or NULL (message printed). */
+#ifndef HDISTILL_TORCH_IO_H
+#define HDISTILL_TORCH_IO_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model.h"
+#include "store.h"
+
+static StoreFile *torch_io_write(const char *path, const Gpt *m, int B, int T, const int *tok, const int *tgt,
+                                 const int *pos, const int *seg, const float *w) {
+    Err e;
+    StoreFile *f = store_create(path, &e);
+    if (!f) {
+        fprintf(stderr, "%s\n", e.msg);
+        return NULL;
+    }
+    const GptConfig *c = &m->cfg;
+    const char *an[] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len", "B", "T"};
+    int64_t av[] = {c->n_layer, c->n_head, c->d_model, c->vocab_size, c->max_seq_len, B, T};
+    int rc = 0;
+    for (int i = 0; i < 7 && rc == 0; i++) rc = store_set_attr_i64(f, "/", an[i], av[i], &e);
+    for (int i = 0; i < m->n_tensors && rc == 0; i++) {
+        const GptTensor *t = &m->tensors[i];
+        char obj[96];
+        snprintf(obj, sizeof obj, "/params/%s", t->name);
+        int64_t dims[2] = {t->shape[0], t->shape[1]};
+        rc = store_write_f32(f, obj, m->params + t->offset, t->ndim, dims, NULL, &e);
+    }
+    int32_t *doc = malloc(sizeof(int32_t) * (size_t)B * T);
+    for (int i = 0; i < B * T; i++) doc[i] = (i / T) * T + seg[i];
+    int64_t dims[2] = {B, T};
+    rc = rc || store_write_i32(f, "/input/tokens", tok, 2, dims, NULL, &e) ||
+         store_write_i32(f, "/input/targets", tgt, 2, dims, NULL, &e) ||
+         store_write_i32(f, "/input/pos", pos, 2, dims, NULL, &e) || store_write_i32(f, "/input/doc", doc, 2, dims, NULL, &e) ||
+         store_write_f32(f, "/input/weights", w, 2, dims, NULL, &e);
+    free(doc);
+    if (rc) {
+        fprintf(stderr, "%s\n", e.msg);
+        store_close(f, NULL);
+        return NULL;
+    }
+    return f;
+}
+
+#endif
