@@ -110,6 +110,7 @@ typedef struct {
         int64_t warmup_steps;
         int batch_pairs, micro_rows;
         int64_t ckpt_every;
+        int eval_each_round; /* evaluate after every round (WTR by round) */
     } critique;
     struct {
         char *judges;    /* JSON file of extra judge endpoints ("" = the critic only) */

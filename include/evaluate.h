@@ -27,6 +27,10 @@
 #include "config.h"
 
 int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv);
+/* The same into the group root of run.h5 ("/eval", or "/rounds/<r>/eval"
+ * for the evaluation after round r); skipped when root holds a complete
+ * evaluation of the newest checkpoint. */
+int eval_run(const Config *cfg, const Comm *comm, const char *root);
 
 /* hdistill report RUN_DIR [--json]: the stored evaluation as a table or JSON. */
 int report_main(int argc, char **argv);

@@ -9,6 +9,7 @@
 
 #include "ckpt.h"
 #include "data.h"
+#include "evaluate.h"
 #include "pairs.h"
 #include "pref.h"
 #include "prov.h"
@@ -846,7 +847,40 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     }
     comm_check(rc, e.msg, EXIT_USAGE);
     int code = EXIT_OK;
-    for (int r = 0; r < cfg->critique.rounds && code == EXIT_OK; r++) code = run_round(c, r, &critic, client);
+    for (int r = 0; r < cfg->critique.rounds && code == EXIT_OK; r++) {
+        code = run_round(c, r, &critic, client);
+        if (code == EXIT_OK && cfg->critique.eval_each_round) {
+            /* the evaluation opens run.h5 itself: close ours around it */
+            /* the evaluation opens run.h5 and the LLM cache itself: release ours around it */
+            Err e2;
+            if (comm->rank == 0) {
+                flush_metrics(c);
+                if (store_close(c->run, &e2) != 0) DIE("%s", e2.msg);
+                c->run = NULL;
+                if (client) {
+                    llm_client_destroy(client);
+                    client = NULL;
+                }
+                cache_close(cache);
+                cache = NULL;
+            }
+            char root[64];
+            snprintf(root, sizeof root, "/rounds/%d/eval", r);
+            code = eval_run(cfg, comm, root);
+            if (comm->rank == 0) {
+                char *rp = xasprintf("%s/run.h5", cfg->run.dir);
+                c->run = store_open(rp, 1, &e2);
+                free(rp);
+                if (!c->run) DIE("%s", e2.msg);
+                if (critic.url) {
+                    char *p = cfg->llm.cache[0] ? xstrdup(cfg->llm.cache) : xasprintf("%s/llm-cache", cfg->run.dir);
+                    cache = cache_open(p, cfg->llm.sync_seconds, &e2);
+                    free(p);
+                    if (!cache || !(client = llm_client_create(&critic.ep, cache, &e2))) DIE("%s", e2.msg);
+                }
+            }
+        }
+    }
     if (comm->rank == 0) {
         if (client) {
             char ub[512];

@@ -116,8 +116,8 @@ typedef struct {
     const EndpointConfig *ep;
 } Judge;
 
-static int judge_split(const Config *cfg, StoreFile *run, const Judge *jg, const Split *sp, char **student, Err *e,
-                       EvalStats *st) {
+static int judge_split(const Config *cfg, StoreFile *run, const char *root, const Judge *jg, const Split *sp,
+                       char **student, Err *e, EvalStats *st) {
     Role role;
     int rc = role_open(&role, cfg, jg->ep, jg->name, e);
     if (rc) return rc;
@@ -157,8 +157,8 @@ static int judge_split(const Config *cfg, StoreFile *run, const Judge *jg, const
     if (rc == 0) {
         eval_stats(pab, pba, ws, wr, n, cfg->eval.tie_margin, cfg->eval.bootstrap,
                    rng_derive((uint64_t)cfg->train.seed, 0xb007, 0), st, v);
-        char g[128], obj[192];
-        snprintf(g, sizeof g, "/eval/%s/%s", sp->name, jg->name);
+        char g[192], obj[256];
+        snprintf(g, sizeof g, "%s/%s/%s", root, sp->name, jg->name);
 #define O(x) (snprintf(obj, sizeof obj, "%s/%s", g, x), obj)
         rc = store_write_f64(run, O("p_ab"), pab, 1, &n, "P(student better), student as option 1", e) ||
              store_write_f64(run, O("p_ba"), pba, 1, &n, "P(student better), student as option 2", e) ||
@@ -196,6 +196,10 @@ static int judge_split(const Config *cfg, StoreFile *run, const Judge *jg, const
 
 int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     (void)argc, (void)argv;
+    return eval_run(cfg, comm, "/eval");
+}
+
+int eval_run(const Config *cfg, const Comm *comm, const char *root) {
     util_install_stop_signals();
     int threads = train_pick_threads(cfg, comm);
     par_init(threads);
@@ -218,10 +222,10 @@ int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
         free(rp);
         if (!run) rc = -1;
         int64_t step = -1;
-        if (rc == 0 && store_exists(run, "/eval") && store_get_attr_i64(run, "/eval", "step", &step, NULL) == 0 &&
+        if (rc == 0 && store_exists(run, root) && store_get_attr_i64(run, root, "step", &step, NULL) == 0 &&
             step == s.st.step) {
             int64_t complete = 0;
-            store_get_attr_i64(run, "/eval", "complete", &complete, NULL);
+            store_get_attr_i64(run, root, "complete", &complete, NULL);
             done = complete;
         }
         if (rc == 0 && !done) {
@@ -240,7 +244,7 @@ int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     comm_check(rc, e.msg, EXIT_USAGE);
     comm_bcast_i64(&done, 1);
     if (done) {
-        log_info("eval: the checkpoint of step %lld is already evaluated", (long long)s.st.step);
+        log_info("eval: the checkpoint of step %lld is already evaluated (%s)", (long long)s.st.step, root);
         if (comm->rank == 0) store_close(run, NULL);
         student_free(&s);
         return EXIT_OK;
@@ -267,16 +271,18 @@ int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
         Judge *jg = xcalloc((size_t)nj, sizeof(Judge));
         jg[0] = (Judge){"critic", &cfg->critic};
         for (int q = 0; q < n_extra; q++) jg[1 + q] = (Judge){extra[q].name, &extra[q].ep};
-        rc = store_delete(run, "/eval", &e) || store_write_string(run, "/eval/info", "see the attributes of /eval", NULL, &e) ||
-             store_set_attr_i64(run, "/eval", "step", s.st.step, &e) ||
-             store_set_attr_str(run, "/eval", "objective", cfg->critique.rounds ? cfg->critique.objective : "sft", &e) ||
-             store_set_attr_i64(run, "/eval", "seed", cfg->train.seed, &e);
+        char info[160];
+        snprintf(info, sizeof info, "%s/info", root);
+        rc = store_delete(run, root, &e) || store_write_string(run, info, "see the attributes of this group", NULL, &e) ||
+             store_set_attr_i64(run, root, "step", s.st.step, &e) ||
+             store_set_attr_str(run, root, "objective", cfg->critique.rounds ? cfg->critique.objective : "sft", &e) ||
+             store_set_attr_i64(run, root, "seed", cfg->train.seed, &e);
         printf("\n| split | judge | n | win-or-tie %% | 95%% CI | wins/ties/losses | position bias | length bias | words student/ref |\n");
         printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for (int k = 0; k < nsp && rc == 0; k++) {
-            char g[64];
-            snprintf(g, sizeof g, "/eval/%s", sp[k].name);
-            char obj[96];
+            char g[128];
+            snprintf(g, sizeof g, "%s/%s", root, sp[k].name);
+            char obj[192];
             int64_t n = sp[k].n;
             snprintf(obj, sizeof obj, "%s/input", g);
             rc = store_write_strings(run, obj, (const char *const *)sp[k].input, 1, &n, "literal input", &e);
@@ -286,7 +292,7 @@ int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
             if (rc == 0) rc = store_write_strings(run, obj, (const char *const *)sp[k].ref, 1, &n, "the teacher's reference", &e);
             for (int q = 0; q < nj && rc == 0; q++) {
                 EvalStats st;
-                rc = judge_split(cfg, run, &jg[q], &sp[k], outs[k], &e, &st);
+                rc = judge_split(cfg, run, root, &jg[q], &sp[k], outs[k], &e, &st);
                 if (rc == 0)
                     printf("| %s | %s | %lld | %.1f | [%.1f, %.1f] | %lld/%lld/%lld | %.3f | %.3f | %.1f/%.1f |\n", sp[k].name,
                            jg[q].name, (long long)st.n, st.wtr, st.ci_low, st.ci_high, (long long)st.wins,
@@ -295,7 +301,7 @@ int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
             }
         }
         fflush(stdout);
-        if (rc == 0) rc = store_set_attr_i64(run, "/eval", "complete", 1, &e);
+        if (rc == 0) rc = store_set_attr_i64(run, root, "complete", 1, &e);
         if (store_close(run, rc ? NULL : &e) != 0) rc = -1;
         if (rc != 0 && util_stop_signal()) code = EXIT_STOPPED, rc = 0;
         free(jg);

@@ -625,7 +625,8 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
         Err e2;
         flush_metrics(r);
         if (r->log.n > 0)
-            log_info("done: step %lld, loss %.4f, %lld target tokens, %.1f s training",
+            log_info("%s: step %lld, loss %.4f, %lld target tokens, %.1f s training",
+                     exit_code == EXIT_OK ? "done" : "stopped",
                      (long long)r->st.step, r->log.loss[r->log.n - 1], (long long)r->st.tokens,
                      r->st.elapsed);
         if (store_close(r->run, &e2) != 0) DIE("%s", e2.msg);

@@ -1,0 +1,41 @@
+# jobs/common.sh -- sourced by the batch scripts (from $HDISTILL_ROOT, the
+# repository, default $SLURM_SUBMIT_DIR: Slurm runs a copy of the script).
+#   hd_setup           threads from --cpus-per-task, the binary, a banner
+#   hd_step CMD...     runs CMD in the background, forwarding USR1/TERM to it
+#                      (Slurm's --signal=B:USR1@N reaches only this script),
+#                      and returns its exit code
+#   hd_finish RC       RC 3 = stopped early, resumable: requeue this job (it
+#                      resumes from its checkpoint) and exit 0; else exit RC
+set -euo pipefail
+
+hd_setup() {
+    HDISTILL=${HDISTILL:-$HDISTILL_ROOT/build/hdistill}
+    [[ -x $HDISTILL ]] || { echo "error: $HDISTILL is not an executable (hint: make, or set HDISTILL)" >&2; exit 2; }
+    # threads x ranks per node never exceed the cores Slurm gave us
+    export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+    export OPENBLAS_NUM_THREADS=$OMP_NUM_THREADS
+    echo "$(date -u +%FT%TZ) job ${SLURM_JOB_ID:-?} (array task ${SLURM_ARRAY_TASK_ID:--}) restart" \
+        "${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-?}: ${SLURM_NTASKS:-1} tasks x $OMP_NUM_THREADS threads"
+}
+
+hd_step() {
+    "$@" &
+    local child=$! rc=0
+    trap "echo \"\$(date -u +%FT%TZ) signal: asking hdistill to checkpoint and stop\"; kill -USR1 $child 2>/dev/null || true" USR1 TERM
+    while true; do
+        wait "$child" && rc=0 || rc=$?
+        kill -0 "$child" 2>/dev/null || break # interrupted by a trapped signal: wait again
+    done
+    trap - USR1 TERM
+    return "$rc"
+}
+
+hd_finish() {
+    local rc=$1
+    if [[ $rc -eq 3 ]]; then
+        echo "$(date -u +%FT%TZ) stopped early (exit 3): requeueing to resume from the last checkpoint"
+        scontrol requeue "${SLURM_JOB_ID}"
+        exit 0
+    fi
+    exit "$rc"
+}

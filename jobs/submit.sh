@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# jobs/submit.sh -- submits a whole sweep as a dependency chain:
+#   teach.sbatch -> sweep.sbatch (array, one task per row) -> analysis.sbatch
+# each starting only if the previous one succeeded (--dependency=afterok).
+# usage: jobs/submit.sh CONFIG SWEEP_FILE SWEEP_DIR [extra sbatch options for the sweep tasks...]
+# Prints the three job ids.
+set -euo pipefail
+[[ $# -ge 3 ]] || { echo "usage: jobs/submit.sh CONFIG SWEEP_FILE SWEEP_DIR [sbatch options for the rows...]" >&2; exit 2; }
+CONFIG=$1 SWEEP=$2 SWEEP_DIR=$3
+shift 3
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+[[ -f $CONFIG ]] || { echo "error: $CONFIG: no such file" >&2; exit 2; }
+[[ -f $SWEEP ]] || { echo "error: $SWEEP: no such file" >&2; exit 2; }
+rows=$(( $(grep -cv '^[[:space:]]*\(#\|$\)' "$SWEEP") - 1 ))
+(( rows > 0 )) || { echo "error: $SWEEP has a header but no rows" >&2; exit 2; }
+mkdir -p "$SWEEP_DIR"
+env=ALL,HDISTILL_ROOT=$ROOT,CONFIG=$CONFIG
+teach=$(sbatch --parsable -D "$ROOT" -o "$SWEEP_DIR/teach-%j.out" --export="$env" "$ROOT/jobs/teach.sbatch")
+sweep=$(sbatch --parsable -D "$ROOT" -o "$SWEEP_DIR/row-%a-%A.out" --dependency=afterok:"$teach" --array=0-$((rows - 1)) \
+    --export="$env,SWEEP=$SWEEP,SWEEP_DIR=$SWEEP_DIR" "$@" "$ROOT/jobs/sweep.sbatch")
+analysis=$(sbatch --parsable -D "$ROOT" -o "$SWEEP_DIR/analysis-%j.out" --dependency=afterok:"$sweep" \
+    --export="ALL,HDISTILL_ROOT=$ROOT,SWEEP_DIR=$SWEEP_DIR" "$ROOT/jobs/analysis.sbatch")
+echo "teach $teach"
+echo "sweep $sweep ($rows rows)"
+echo "analysis $analysis"
