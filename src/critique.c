@@ -850,7 +850,6 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     for (int r = 0; r < cfg->critique.rounds && code == EXIT_OK; r++) {
         code = run_round(c, r, &critic, client);
         if (code == EXIT_OK && cfg->critique.eval_each_round) {
-            /* the evaluation opens run.h5 itself: close ours around it */
             /* the evaluation opens run.h5 and the LLM cache itself: release ours around it */
             Err e2;
             if (comm->rank == 0) {
