@@ -88,6 +88,7 @@ typedef struct {
     struct {
         char *cache;     /* response cache file; "" = next to the output */
         double sync_seconds;
+        double stop_grace; /* seconds in-flight requests may finish after a stop signal */
     } llm;
     struct {
         int64_t seed;

@@ -39,6 +39,8 @@ typedef struct {
     double connect_timeout, timeout; /* seconds */
     int retries;             /* further attempts after the first */
     double backoff, backoff_max; /* seconds: first retry delay, cap */
+    double stop_grace;       /* on a stop signal: seconds to let requests in flight finish (paid
+                                answers are kept); nothing new is sent.  0 = abandon at once */
 } LlmEndpoint;
 
 typedef enum {
@@ -76,6 +78,7 @@ typedef struct {
     int64_t sent;         /* HTTP requests sent, including retries */
     int64_t retries;
     int64_t ok, failed;   /* final outcomes of requests not in the cache */
+    int64_t stopped;      /* not answered because of a stop signal (not failures: asked again next time) */
     int64_t errors[LLM_N_STATUS]; /* attempt-level errors by kind */
     int64_t prompt_tokens, completion_tokens;
     double seconds;

@@ -134,6 +134,9 @@ static const OptSpec OPTIONS[] = {
      "LLM response cache (append-only); \"\" = data.path + \".llm-cache\" for ingest/teach"},
     {"llm.sync_seconds", OT_FLOAT, F(llm.sync_seconds), "1", 0, 3600, NULL,
      "fsync the cache at most this often (every answer is written at once)"},
+    {"llm.stop_grace", OT_FLOAT, F(llm.stop_grace), "20", 0, 3600, NULL,
+     "on SIGTERM/SIGUSR1: seconds the requests in flight may still finish (their answers are cached); "
+     "nothing new is sent"},
 
     {"ingest.source", OT_STRING, F(ingest.source), "wordnet", 0, 0, NULL,
      "\"wordnet\" (WordNet example sentences) or a file of literal inputs"},

@@ -894,6 +894,7 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
                 store_set_attr_i64(c->run, obj, "cache_hits", u->cache_hits, &e2) ||
                 store_set_attr_i64(c->run, obj, "sent", u->sent, &e2) ||
                 store_set_attr_i64(c->run, obj, "failed", u->failed, &e2) ||
+                store_set_attr_i64(c->run, obj, "stopped", u->stopped, &e2) ||
                 store_set_attr_i64(c->run, obj, "prompt_tokens", u->prompt_tokens, &e2) ||
                 store_set_attr_i64(c->run, obj, "completion_tokens", u->completion_tokens, &e2))
                 log_warn("%s", e2.msg);

@@ -131,9 +131,9 @@ const LlmUsage *llm_usage(const LlmClient *c) { return &c->usage; }
 void llm_usage_format(const LlmUsage *u, char *buf, size_t n) {
     int k = snprintf(buf, n,
                      "requests %lld (cache %lld), sent %lld, retries %lld, ok %lld, failed %lld, "
-                     "tokens %lld prompt + %lld completion, %.1f s",
+                     "stopped %lld, tokens %lld prompt + %lld completion, %.1f s",
                      (long long)u->requests, (long long)u->cache_hits, (long long)u->sent,
-                     (long long)u->retries, (long long)u->ok, (long long)u->failed,
+                     (long long)u->retries, (long long)u->ok, (long long)u->failed, (long long)u->stopped,
                      (long long)u->prompt_tokens, (long long)u->completion_tokens, u->seconds);
     int first = 1;
     for (int s = 1; s < LLM_N_STATUS && k > 0 && (size_t)k < n; s++)
@@ -185,7 +185,7 @@ typedef struct {
     size_t nretry;
     int *tries;
     double next_rps, tpm_budget, tpm_stamp;
-    size_t finished, ok, total_net;
+    size_t finished, ok, total_net, stopped;
     int64_t connect_fail_streak;
     int gave_up;
     char gave_up_msg[256];
@@ -208,6 +208,9 @@ static void finish(Run *R, long i, LlmStatus st, const char *msg) {
     if (st == LLM_OK) {
         R->ok++;
         R->c->usage.ok++;
+    } else if (st == LLM_E_STOPPED && util_stop_signal()) {
+        R->c->usage.stopped++;
+        R->stopped++;
     } else {
         R->c->usage.failed++;
     }
@@ -359,9 +362,14 @@ static void progress_line(Run *R, int final) {
     double rate = el > 0 ? (double)R->finished / el : 0;
     double eta = rate > 0 ? (double)(R->total_net - R->finished) / rate : 0;
     char line[256];
-    snprintf(line, sizeof line, "[%s] %zu/%zu done (%zu from cache) | %.1f req/s | retries %lld | failed %lld | ETA %.0f s",
-             R->progress, R->finished + (size_t)(R->n - R->total_net), R->n, R->n - R->total_net, rate,
-             (long long)u->retries, (long long)u->failed, eta);
+    if (final && R->stopped)
+        snprintf(line, sizeof line, "[%s] stopped by a signal: %zu/%zu answered (%zu from cache), %zu not answered | "
+                 "retries %lld | failed %lld", R->progress, R->ok + (size_t)(R->n - R->total_net), R->n,
+                 R->n - R->total_net, R->stopped, (long long)u->retries, (long long)(R->finished - R->ok - R->stopped));
+    else
+        snprintf(line, sizeof line, "[%s] %zu/%zu done (%zu from cache) | %.1f req/s | retries %lld | failed %lld | ETA %.0f s",
+                 R->progress, R->finished + (size_t)(R->n - R->total_net), R->n, R->n - R->total_net, rate,
+                 (long long)u->retries, (long long)u->failed, eta);
     if (R->tty) {
         fprintf(stdout, "\r%-110s%s", line, final ? "\n" : "");
     } else {
@@ -410,11 +418,22 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
     c->usage.cache_hits += (int64_t)hits;
     R.total_net = n - hits;
     size_t active = 0;
+    double stop_at = -1; /* when a stop signal was first seen */
     while (R.finished < R.total_net) {
         double now = util_now();
-        if (util_stop_signal()) break;
+        if (util_stop_signal()) {
+            /* send nothing new; let what is in flight (already paid for) finish for a while */
+            if (stop_at < 0) {
+                stop_at = now;
+                if (active > 0 && c->ep.stop_grace > 0 && util_rank() == 0)
+                    log_info("%s: stop signal: letting %zu requests in flight finish (up to %.0f s)", c->name,
+                             active, c->ep.stop_grace);
+            }
+            if (active == 0 || now - stop_at >= c->ep.stop_grace) break;
+        }
+        int draining = stop_at >= 0;
         /* due retries back to the ready queue (the queue has room: each index is in one place) */
-        for (size_t k = 0; k < R.nretry;) {
+        for (size_t k = 0; k < R.nretry && !draining;) {
             if (R.retry[k].due <= now || R.gave_up) {
                 if (R.gave_up) {
                     finish(&R, R.retry[k].idx, LLM_E_STOPPED, R.gave_up_msg);
@@ -440,7 +459,7 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
             if (R.tpm_budget > c->ep.rate_tpm) R.tpm_budget = c->ep.rate_tpm;
             R.tpm_stamp = now;
         }
-        while (active < (size_t)c->ep.concurrency && R.rhead < R.rtail) {
+        while (!draining && active < (size_t)c->ep.concurrency && R.rhead < R.rtail) {
             if (c->ep.rate_rps > 0 && R.next_rps > now) {
                 if (R.next_rps - now < wait) wait = R.next_rps - now;
                 break;
@@ -486,13 +505,13 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
         }
         if (R.finished >= R.total_net) break;
         /* slots just freed and work waiting: launch before sleeping */
-        if (done_now && R.rhead < R.rtail) continue;
+        if (done_now && R.rhead < R.rtail && !draining) continue;
         int numfds = 0;
         if (active > 0 || wait > 0)
             curl_multi_poll(c->multi, NULL, 0, active > 0 ? (int)(wait * 1000) + 1 : (int)(wait * 1000) + 1, &numfds);
         progress_line(&R, 0);
     }
-    /* stop signal: abandon what is in flight or waiting */
+    /* stop signal: abandon what is still in flight (after the grace) or waiting */
     for (int k = 0; k < c->ep.concurrency; k++) {
         Slot *s = &c->slots[k];
         if (s->idx >= 0) {

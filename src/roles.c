@@ -46,7 +46,8 @@ int role_open(Role *r, const Config *cfg, const EndpointConfig *ec, const char *
                           .timeout = ec->timeout,
                           .retries = ec->retries,
                           .backoff = ec->backoff,
-                          .backoff_max = ec->backoff_max};
+                          .backoff_max = ec->backoff_max,
+                          .stop_grace = cfg->llm.stop_grace};
     return 0;
 }
 

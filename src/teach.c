@@ -63,7 +63,7 @@ static int write_usage(StoreFile *f, const char *g, const LlmUsage *u, Err *e) {
         const char *k;
         int64_t v;
     } kv[] = {{"requests", u->requests}, {"cache_hits", u->cache_hits}, {"sent", u->sent},
-              {"retries", u->retries},   {"ok", u->ok},                 {"failed", u->failed},
+              {"retries", u->retries},   {"ok", u->ok},                 {"failed", u->failed}, {"stopped", u->stopped},
               {"prompt_tokens", u->prompt_tokens}, {"completion_tokens", u->completion_tokens}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (store_set_attr_i64(f, obj, kv[i].k, kv[i].v, e)) return -1;
@@ -225,8 +225,11 @@ static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, int *
         if (rc == 0) {
             log_info("teach: wrote %s: %zu answers, %zu refused, %zu with fewer than %d items, %zu failed",
                      path, total - n_transient, n_refused, n_short, N, n_transient);
-            if (util_stop_signal()) *exit_code = EXIT_STOPPED;
-            else if (n_transient > 0) {
+            if (util_stop_signal()) {
+                *exit_code = EXIT_STOPPED;
+                log_info("teach: stopped early by a signal: run teach again to carry on (the %zu answers so far are "
+                         "cached in %s and are not asked again)", total - n_transient, cache_file);
+            } else if (n_transient > 0) {
                 *exit_code = EXIT_RUNTIME;
                 log_error("teach: %zu requests failed (see /teacher/status), e.g. %s; run again to retry "
                           "them -- answers so far are cached in %s",
