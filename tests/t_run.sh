@@ -3,7 +3,8 @@
 # the structure and values of run.h5 (rounds, pairs, critic answers in both
 # orders, DPO references, evaluation), `report --json`, a finished run
 # started again does nothing, and kill -9 in the middle of a critique round
-# resumes to the bitwise-identical result.
+# resumes to the bitwise-identical result; two runs sharing one data.h5 at
+# the same time.
 source "$(dirname "$0")/lib.sh"
 CFG=configs/run-tiny.json
 run() {  # run DIR: the whole method, 2 ranks x 1 thread; data.h5 shared by all runs
@@ -79,4 +80,16 @@ check "kill + resume: identical pairs" $PY -c "
 import h5py,sys; a=h5py.File('$TMP/a/run.h5','r'); b=h5py.File('$TMP/k/run.h5','r')
 sys.exit(0 if all(list(a[f'/rounds/{r}/pairs/chosen'][()])==list(b[f'/rounds/{r}/pairs/chosen'][()]) for r in (0,1)) else 1)"
 check "kill + resume: identical evaluation" h5cmp "$TMP/k/run.h5" "$TMP/a/run.h5" /eval/eval/critic/verdict exact
+
+# two runs at once on one data.h5 (as the rows of a sweep array do): no lock conflicts
+for x in p1 p2; do
+    OMP_NUM_THREADS=1 "$HD" run "$CFG" --set run.dir="$TMP/$x" --set data.path="$TMP/data.h5" --set critique.rounds=1 \
+        --set train.seed=${x#p} >"$TMP/$x.log" 2>&1 &
+done
+rc1=0; rc2=0
+wait %1 || rc1=$?
+wait %2 || rc2=$?
+check "two concurrent runs sharing data.h5 both exit 0 ($rc1, $rc2)" test $rc1 -eq 0 -a $rc2 -eq 0
+check "... and both evaluated" $PY -c "
+import h5py,sys; sys.exit(0 if all(h5py.File(f'$TMP/{x}/run.h5','r')['/eval'].attrs['complete']==1 for x in ('p1','p2')) else 1)"
 finish
