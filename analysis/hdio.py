@@ -244,6 +244,7 @@ class Run:
         self.provenance = {}
         self.root_attrs = {}
         self.eval = None
+        self.sft_eval = None            # /sft/eval: the SFT model (critique.eval_each_round=1)
         self.rounds = []                # [{"r", "attrs", "eval", "candidates_words"}]
         self.metrics = {}               # /metrics/train/<series> -> array
         self.val = {}                   # /metrics/val/<series> -> array
@@ -312,6 +313,7 @@ def load_run(run_dir):
                         if isinstance(ds, h5py.Dataset):
                             dst[k] = ds[()]
             run.eval = read_eval(f, "/eval")
+            run.sft_eval = read_eval(f, "/sft/eval")
             if "rounds" in f:
                 for r in sorted(f["rounds"], key=_numeric_key):
                     g = f["rounds"][r]

@@ -10,13 +10,13 @@ Writes into DIR:
                       supervised fine-tuning and the round's objective after.
   wtr_by_round.png    win-or-tie rate (x100) with its 95 % bootstrap interval as
                       error bars against the feedback rounds completed
-                      (0 = the SFT model): /rounds/<r>/eval (written with
-                      critique.eval_each_round=1) and the final /eval as the last
-                      point, for --split and --judge (default eval, critic).
+                      (0 = the SFT model): /sft/eval and /rounds/<r>/eval (written
+                      with critique.eval_each_round=1) and the final /eval as the
+                      last point, for --split and --judge (default eval, critic).
   length_by_round.png mean words of the student's sampled candidates of each
                       round (/rounds/<r>/student/candidates, drawn from the model
                       after r rounds) and of its evaluation outputs
-                      (/rounds/<r>/eval and /eval, --split), with the teacher
+                      (/sft/eval, /rounds/<r>/eval, /eval; --split), with the teacher
                       references' mean as a dashed line.
 A figure no run has data for is skipped with a note on stderr. Prints one line
 per file written: "wrote PATH (counts of what was drawn)". --data FILE.csv also
@@ -85,6 +85,9 @@ def eval_points(run, split, judge):
     """[(rounds completed, step, attrs)] of the run's evaluations of SPLIT by JUDGE, by step;
     the final /eval replaces a per-round evaluation of the same step."""
     pts = {}
+    ev = run.sft_eval
+    if ev is not None and ev.complete and judge in ev.results.get(split, {}):
+        pts[ev.step] = ev.results[split][judge]
     for rd in run.rounds:
         ev = rd["eval"]
         if ev is not None and ev.complete and judge in ev.results.get(split, {}):
@@ -97,7 +100,8 @@ def eval_points(run, split, judge):
 def eval_lengths(run, split):
     """[(rounds completed, mean words of the student's outputs, mean words of the references)]."""
     pts = {}
-    roots = [(rd["eval"].step, rd["eval"].root) for rd in run.rounds if rd["eval"] is not None and rd["eval"].complete]
+    evs = [run.sft_eval] + [rd["eval"] for rd in run.rounds]
+    roots = [(ev.step, ev.root) for ev in evs if ev is not None and ev.complete]
     if run.evaluated:
         roots.append((run.eval.step, "/eval"))
     for step, root in roots:

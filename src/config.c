@@ -198,7 +198,8 @@ static const OptSpec OPTIONS[] = {
      "checkpoint every N critique steps (and at every round's end); 0 = round ends only"},
 
     {"critique.eval_each_round", OT_INT, F(critique.eval_each_round), "0", 0, 1, NULL,
-     "1: evaluate after every round into /rounds/<r>/eval (the win-or-tie rate by round)"},
+     "1: evaluate the SFT model into /sft/eval and the model after every round into /rounds/<r>/eval "
+     "(the win-or-tie rate by round)"},
 
     {"eval.splits", OT_STRING, F(eval.splits), "eval,ood", 0, 0, NULL, "splits evaluated"},
     {"eval.beam", OT_INT, F(eval.beam), "5", 1, 64, NULL, "beam width of the student's outputs"},

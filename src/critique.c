@@ -771,6 +771,38 @@ static int run_round(Ctx *c, int r, Role *critic, LlmClient *client) {
     return code;
 }
 
+/* Evaluates the current model into ROOT of run.h5 (eval_run opens run.h5 and the LLM cache
+ * itself: rank 0 releases its own around it). */
+static int eval_between(Ctx *c, Role *critic, LlmClient **client, LlmCache **cache, const char *root) {
+    const Config *cfg = c->cfg;
+    Err e2;
+    if (c->comm->rank == 0) {
+        flush_metrics(c);
+        if (store_close(c->run, &e2) != 0) DIE("%s", e2.msg);
+        c->run = NULL;
+        if (*client) {
+            llm_client_destroy(*client);
+            *client = NULL;
+        }
+        cache_close(*cache);
+        *cache = NULL;
+    }
+    int code = eval_run(cfg, c->comm, root);
+    if (c->comm->rank == 0) {
+        char *rp = xasprintf("%s/run.h5", cfg->run.dir);
+        c->run = store_open(rp, 1, &e2);
+        free(rp);
+        if (!c->run) DIE("%s", e2.msg);
+        if (critic->url) {
+            char *p = cfg->llm.cache[0] ? xstrdup(cfg->llm.cache) : xasprintf("%s/llm-cache", cfg->run.dir);
+            *cache = cache_open(p, cfg->llm.sync_seconds, &e2);
+            free(p);
+            if (!*cache || !(*client = llm_client_create(&critic->ep, *cache, &e2))) DIE("%s", e2.msg);
+        }
+    }
+    return code;
+}
+
 int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     if (cfg->critique.rounds == 0) return EXIT_OK;
     Ctx C;
@@ -847,37 +879,18 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     }
     comm_check(rc, e.msg, EXIT_USAGE);
     int code = EXIT_OK;
+    if (cfg->critique.eval_each_round) {
+        /* the model after SFT, as the first point of the win-or-tie rate by round (before round 0 starts) */
+        int64_t fresh = comm->rank == 0 ? !store_exists(c->run, "/rounds/0") : 0;
+        comm_bcast_i64(&fresh, 1);
+        if (fresh) code = eval_between(c, &critic, &client, &cache, "/sft/eval");
+    }
     for (int r = 0; r < cfg->critique.rounds && code == EXIT_OK; r++) {
         code = run_round(c, r, &critic, client);
         if (code == EXIT_OK && cfg->critique.eval_each_round) {
-            /* the evaluation opens run.h5 and the LLM cache itself: release ours around it */
-            Err e2;
-            if (comm->rank == 0) {
-                flush_metrics(c);
-                if (store_close(c->run, &e2) != 0) DIE("%s", e2.msg);
-                c->run = NULL;
-                if (client) {
-                    llm_client_destroy(client);
-                    client = NULL;
-                }
-                cache_close(cache);
-                cache = NULL;
-            }
             char root[64];
             snprintf(root, sizeof root, "/rounds/%d/eval", r);
-            code = eval_run(cfg, comm, root);
-            if (comm->rank == 0) {
-                char *rp = xasprintf("%s/run.h5", cfg->run.dir);
-                c->run = store_open(rp, 1, &e2);
-                free(rp);
-                if (!c->run) DIE("%s", e2.msg);
-                if (critic.url) {
-                    char *p = cfg->llm.cache[0] ? xstrdup(cfg->llm.cache) : xasprintf("%s/llm-cache", cfg->run.dir);
-                    cache = cache_open(p, cfg->llm.sync_seconds, &e2);
-                    free(p);
-                    if (!cache || !(client = llm_client_create(&critic.ep, cache, &e2))) DIE("%s", e2.msg);
-                }
-            }
+            code = eval_between(c, &critic, &client, &cache, root);
         }
     }
     if (comm->rank == 0) {

@@ -25,7 +25,7 @@ mkdir -p "$TMP/noeval" "$TMP/sft"
 $PY - "$TMP" <<'EOF'
 import h5py, shutil, sys
 t = sys.argv[1]
-for d, drop in (("noeval", ["eval"]), ("sft", ["eval", "rounds"])):
+for d, drop in (("noeval", ["eval"]), ("sft", ["eval", "rounds", "sft"])):
     shutil.copy(f"{t}/ra/run.h5", f"{t}/{d}/run.h5")
     with h5py.File(f"{t}/{d}/run.h5", "a") as f:
         for g in drop:
@@ -172,8 +172,10 @@ for r in ("ra", "rb"):
     starts = [float(q["x"]) for q in rows if q["figure"] == "loss" and q["run"] == r and q["series"].startswith("round ")]
     if starts != [float(f[f"/rounds/{k}"].attrs["start_step"]) for k in rounds]:
         bad.append(f"{r}: round starts {starts}")
-    # eval after round k = k+1 rounds done; the final /eval after all of them replaces the last
-    want = {int(k) + 1: f[f"/rounds/{k}/eval/eval/critic"].attrs for k in rounds}
+    # the SFT model (/sft/eval) is round 0; eval after round k = k+1 rounds done; the final /eval
+    # (after all of them) replaces the last
+    want = {0: f["/sft/eval/eval/critic"].attrs}
+    want.update({int(k) + 1: f[f"/rounds/{k}/eval/eval/critic"].attrs for k in rounds})
     want[len(rounds)] = f["/eval/eval/critic"].attrs
     w = [(float(x), a["wtr"], a["wtr_ci_low"], a["wtr_ci_high"]) for x, a in sorted(want.items())]
     if got("wtr_by_round", r, "eval/critic") != w:
@@ -210,6 +212,7 @@ for r in ("ra", "rb"):
     cand += sum(1 for g in f["/rounds"].values() if "student/candidates" in g)
     steps = {f[f"/rounds/{k}/eval"].attrs["step"] for k in f["/rounds"] if f"/rounds/{k}/eval/eval/critic" in f}
     steps.add(f["/eval"].attrs["step"])
+    steps.add(f["/sft/eval"].attrs["step"])
     evals += len(steps)
 want = [f"loss.png (lines=2 round_markers={rounds})",
         f"wtr_by_round.png (series=2 points={evals} split=eval judge=critic)",
