@@ -53,6 +53,7 @@ typedef struct {
     struct {
         char *preset;    /* tiny | mini | small | gpt2-124m | gpt2-350m */
         int n_layer, n_head, d_model, max_seq_len; /* 0 = from the preset */
+        char *init_from; /* GPT-2 weights (Hugging Face model.safetensors) to start from; "" = random */
     } model;
     struct {
         int seq_len;     /* T: tokens per row */

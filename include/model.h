@@ -68,6 +68,9 @@ typedef struct {
 
 /* Exact parameter count for a configuration (no allocation). */
 size_t gpt_param_count(const GptConfig *cfg);
+/* The tensors of a configuration (names, shapes, offsets) without allocating
+ * the model: *out gets a malloc'd array; returns its length. */
+int gpt_tensor_layout(const GptConfig *cfg, GptTensor **out);
 /* Bytes of activations + scratch for B x T rows. */
 size_t gpt_activation_bytes(const GptConfig *cfg, int B, int T);
 /* Model FLOPs per token, forward + backward (PaLM convention, PERF.md):

@@ -1,9 +1,13 @@
 /* cli -- see include/cli.h. */
 #include "cli.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "ckpt.h"
+#include "safetensors.h"
 #include "tokenizer.h"
 
 void cli_load_config(Config *cfg, const Comm *comm, int argc, char **argv, int first, int *dry_run) {
@@ -87,4 +91,71 @@ int cli_tokenize(int argc, char **argv) {
     bytebuf_free(&out);
     tokenizer_destroy(t);
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
+}
+
+int cli_export(int argc, char **argv) {
+    const char *src = NULL, *out = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
+        else if (strncmp(argv[i], "--out=", 6) == 0) out = argv[i] + 6;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "error: export: unknown option '%s' (hint: hdistill export --help)\n", argv[i]);
+            return EXIT_USAGE;
+        } else if (!src) src = argv[i];
+        else {
+            fprintf(stderr, "error: export: more than one source ('%s' and '%s')\n", src, argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!src || !out) {
+        fprintf(stderr, "error: export needs RUN_DIR (or CHECKPOINT.h5) and --out DIR (hint: hdistill export --help)\n");
+        return EXIT_USAGE;
+    }
+    /* the checkpoint: the file given, or the newest readable one of RUN_DIR/ckpt */
+    Err e = {{0}};
+    GptConfig gc;
+    TokenizerData td;
+    memset(&td, 0, sizeof td);
+    char *path = NULL;
+    struct stat sb;
+    if (stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        char *dir = xasprintf("%s/ckpt", src);
+        int n = 0;
+        char **list = ckpt_list(dir, &n);
+        for (int i = 0; i < n && !path; i++) {
+            if (ckpt_read_meta(list[i], &gc, &td, NULL, &e) == 0) path = xstrdup(list[i]);
+            else fprintf(stderr, "warning: skipping an unreadable checkpoint: %s\n", e.msg);
+        }
+        ckpt_list_free(list, n);
+        if (!path) {
+            fprintf(stderr, "error: %s: no readable checkpoint (hint: give the run.dir of a trained run)\n", dir);
+            free(dir);
+            return EXIT_USAGE;
+        }
+        free(dir);
+    } else {
+        if (ckpt_read_meta(src, &gc, &td, NULL, &e) != 0) {
+            fprintf(stderr, "error: %s\n", e.msg);
+            return EXIT_USAGE;
+        }
+        path = xstrdup(src);
+    }
+    Gpt m;
+    gpt_init(&m, &gc);
+    TrainState st;
+    int rc = ckpt_read(path, &m, NULL, NULL, &st, NULL, NULL, &e);
+    char *st_path = xasprintf("%s/model.safetensors", out), *cf_path = xasprintf("%s/config.json", out);
+    if (rc == 0 && util_mkdir_p(out, &e) != 0) rc = -1;
+    if (rc == 0) rc = safetensors_write_gpt2(st_path, &m, &e);
+    if (rc == 0) rc = safetensors_write_hf_config(cf_path, &gc, td.eot_id, &e);
+    if (rc == 0)
+        printf("exported %s (step %lld): %s, %s (GPT-2 L%d H%d d%d, %d tokens, %d positions)\n", path,
+               (long long)st.step, st_path, cf_path, gc.n_layer, gc.n_head, gc.d_model, gc.vocab_size,
+               gc.max_seq_len);
+    else
+        fprintf(stderr, "error: %s\n", e.msg);
+    free(st_path), free(cf_path), free(path);
+    gpt_free(&m);
+    tokenizer_data_free(&td);
+    return rc == 0 ? EXIT_OK : EXIT_RUNTIME;
 }

@@ -97,6 +97,9 @@ static const OptSpec OPTIONS[] = {
     {"model.d_model", OT_INT, F(model.d_model), "0", 0, 16384, NULL, "channels; 0 = preset"},
     {"model.max_seq_len", OT_INT, F(model.max_seq_len), "0", 0, 65536, NULL,
      "positions in the position embedding; 0 = preset"},
+    {"model.init_from", OT_STRING, F(model.init_from), "", 0, 0, NULL,
+     "start SFT from GPT-2 weights in the Hugging Face layout (a model.safetensors file) instead of random "
+     "ones; the dimensions must match (GPT-2 small: model.preset=gpt2-124m with tokenizer.type=gpt2)"},
 
     {"train.seq_len", OT_INT, F(train.seq_len), "128", 2, 65536, NULL,
      "T: tokens per row; pairs are packed into rows without attending to each other"},

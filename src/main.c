@@ -38,6 +38,8 @@ static const char USAGE[] =
     "        the whole method: ingest -> teach -> train -> critique -> eval (completed stages skipped)\n"
     "  report RUN_DIR [--json]\n"
     "        the stored evaluation of a run as a table or JSON\n"
+    "  export RUN_DIR|CHECKPOINT.h5 --out DIR\n"
+    "        the student's weights as a Hugging Face GPT-2 model.safetensors + config.json\n"
     "  tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
     "        print GPT-2 token ids of each stdin line\n"
     "  help-config [SECTION,...]\n"
@@ -129,6 +131,18 @@ static const char TOKENIZE_HELP[] =
     "prints each line's GPT-2 token ids, space-separated, one output line per input\n"
     "line.  FILE: GPT-2's vocab.json/encoder.json and merges.txt/vocab.bpe.\n";
 
+static const char EXPORT_HELP[] =
+    "usage: hdistill export RUN_DIR|CHECKPOINT.h5 --out DIR\n"
+    "\n"
+    "Writes the student of the newest readable checkpoint of RUN_DIR/ckpt (or of the\n"
+    "checkpoint given) for other tools, in Hugging Face's GPT-2 layout:\n"
+    "  DIR/model.safetensors  float32 weights, names transformer.*, Conv1D matrices [in, out],\n"
+    "                         the LM head tied to wte (not stored)\n"
+    "  DIR/config.json        GPT2LMHeadModel configuration (n_layer, n_head, n_embd, ...)\n"
+    "The file can start another run (model.init_from).  The tokenizer stays in the\n"
+    "checkpoint's /tokenizer; with tokenizer.type gpt2 it is GPT-2's own.\n"
+    "Exit codes: 0 done, 1 write error, 2 no readable checkpoint or bad arguments.\n";
+
 static int critique_stage(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
     (void)dry_run;
     return critique_main(cfg, comm, argc, argv);
@@ -206,6 +220,13 @@ int main(int argc, char **argv) {
         return cli_tokenize(argc, argv);
     }
     if (strcmp(cmd, "serve") == 0) return serve_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "export") == 0) {
+        if (wants_help(argc, argv)) {
+            fputs(EXPORT_HELP, stdout);
+            return EXIT_OK;
+        }
+        return cli_export(argc, argv);
+    }
     if (strcmp(cmd, "report") == 0) {
         if (wants_help(argc, argv)) {
             fputs("usage: hdistill report RUN_DIR [--json]\n\nThe stored evaluation of a run: per split and judge the "

@@ -67,6 +67,13 @@ static size_t layout(const GptConfig *c, GptTensor *t) {
 
 size_t gpt_param_count(const GptConfig *cfg) { return layout(cfg, NULL); }
 
+int gpt_tensor_layout(const GptConfig *cfg, GptTensor **out) {
+    int n = n_tensors_for(cfg);
+    *out = xcalloc((size_t)n, sizeof(GptTensor));
+    layout(cfg, *out);
+    return n;
+}
+
 double gpt_flops_per_token(const GptConfig *c, int T) {
     double L = c->n_layer, d = c->d_model, V = c->vocab_size;
     return 6.0 * (12.0 * L * d * d + V * d) + 12.0 * L * T * d;

@@ -12,6 +12,7 @@
 #include "ops.h"
 #include "optim.h"
 #include "prov.h"
+#include "safetensors.h"
 #include "store.h"
 
 /* ---- setup helpers -------------------------------------------------------- */
@@ -440,6 +441,15 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
                      "%s: %d rank(s) on this node need %.1f GiB each (model, AdamW, activations) but the node "
                      "has %.1f GiB (hint: lower train.micro_batch or train.seq_len, or use fewer ranks per node)",
                      cfg->source, comm->local_size, need / (1 << 30), phys / (1 << 30));
+    /* pretrained weights to start from: check their shapes now (a fresh run only) */
+    if (rc == 0 && comm->rank == 0 && !resume_path && cfg->model.init_from[0]) {
+        if (safetensors_check_gpt2(cfg->model.init_from, &gc, &e) != 0)
+            rc = err_prefix(&e, "model.init_from: ");
+        else if (strcmp(cfg->tokenizer.type, "gpt2") != 0)
+            log_warn("model.init_from with tokenizer.type %s: the weights' token embeddings are used as they "
+                     "are, so the tokenizer must be the one they were trained with",
+                     cfg->tokenizer.type);
+    }
     comm_check(rc, e.msg, EXIT_USAGE);
     if (comm->rank == 0 && ck_json) warn_config_changes(ck_json, r->config_json, resume_path);
     free(ck_json);
@@ -506,6 +516,15 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
         if (!resumed) {
             /* a failed read may have filled some buffers: start clean */
             gpt_init_weights(&r->model, (uint64_t)cfg->train.seed);
+            if (cfg->model.init_from[0]) { /* over the seeded ones: extra token rows keep those */
+                char info[256];
+                if (safetensors_read_gpt2(cfg->model.init_from, &r->model, info, sizeof info, &e) != 0) {
+                    err_prefix(&e, "model.init_from: ");
+                    rc = -1;
+                } else {
+                    log_info("initial weights from %s: %s", cfg->model.init_from, info);
+                }
+            }
             memset(r->opt.m, 0, r->model.n_params * sizeof(float));
             memset(r->opt.v, 0, r->model.n_params * sizeof(float));
             memset(&r->st, 0, sizeof r->st);
@@ -516,7 +535,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
             vallog_free(&r->val);
         }
         made_dir = !util_file_exists(cfg->run.dir);
-        rc = open_run_file(r, resumed, &e);
+        if (rc == 0) rc = open_run_file(r, resumed, &e);
         if (rc != 0 && made_dir) { /* leave nothing behind */
             rmdir(r->ckpt_dir);
             rmdir(cfg->run.dir);

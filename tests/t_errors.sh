@@ -116,4 +116,16 @@ check "train --help lists options" grep -q "train.batch_size" <<<"$help"
 "$HD" tokenize --gpt2-vocab 2>/dev/null
 check "tokenize without files -> exit 2" test $? -eq 2
 
+
+# pretrained weights that cannot be used stop `hdistill run` before ingest and teach spend anything,
+# on every rank
+printf 'not safetensors' >"$TMP/bad.safetensors"
+for launcher in "" "$MPIRUN -np 2"; do
+    err=$(OMP_NUM_THREADS=1 timeout 60 $launcher "$HD" run configs/paper.json --set run.dir="$TMP/paper" \
+        --set data.path="$TMP/paper.h5" --set model.init_from="$TMP/bad.safetensors" 2>&1 >/dev/null); rc=$?
+    check "run with unusable model.init_from${launcher:+ (mpirun -np 2)}: exit 2, one line, before ingest ($rc: $err)" \
+        test $rc -eq 2 -a "$(grep -c '^error: model.init_from: .*bad.safetensors: not a safetensors file' <<<"$err")" -eq 1 \
+        -a ! -e "$TMP/paper.h5" -a ! -e "$TMP/paper"
+done
+
 finish

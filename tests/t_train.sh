@@ -2,7 +2,8 @@
 # t_train -- end-to-end tests of `hdistill train`: dry run, determinism,
 # data-parallel equivalence (mpirun -np 1 vs -np 2), gradient accumulation,
 # kill -9 and resume (bitwise), STOP file (exit 3, resumable), a corrupt
-# newest checkpoint, validation loss.
+# newest checkpoint, validation loss, export to safetensors and a run
+# started from the exported weights.
 source "$(dirname "$0")/lib.sh"
 
 PAIRS=$TMP/pairs.jsonl
@@ -175,5 +176,29 @@ check "train_curves.py table has the final loss" $PY -c "
 import h5py,sys; l=h5py.File('$TMP/a/run.h5','r')['/metrics/train/loss'][-1]
 sys.exit(0 if ('| a | 50 | %.4f |' % l) in open('$TMP/curves.md').read() else 1)"
 check "train_curves.py wrote a PNG" $PY -c "import sys; sys.exit(0 if open('$TMP/curves.png','rb').read(8)==b'\\x89PNG\\r\\n\\x1a\\n' else 1)"
+
+# --- export the student (Hugging Face GPT-2 layout) and start another run from it
+"$HD" export "$TMP/a" --out "$TMP/exp" >"$TMP/exp.log" 2>&1
+check "export exits 0 and names the checkpoint" grep -q "exported $TMP/a/ckpt/step_00000050.h5" "$TMP/exp.log"
+check "export wrote model.safetensors and config.json" $PY -c "
+import json,sys; c=json.load(open('$TMP/exp/config.json'))
+sys.exit(0 if c['model_type']=='gpt2' and c['n_layer']==2 and c['n_embd']==64 else 1)"
+run "$TMP/init" --set model.init_from="$TMP/exp/model.safetensors" --set train.steps=5 --set train.lr=1e-4
+check "a run from the exported weights exits 0" test $? -eq 0
+check "... says where its weights came from" grep -q "initial weights from $TMP/exp/model.safetensors: 28 tensors (F32)" "$TMP/init.log"
+check "... starts at the exported run's loss, not at a random start's" $PY -c "
+import h5py,sys
+a=h5py.File('$TMP/a/run.h5','r')['/metrics/train/loss'][()]; b=h5py.File('$TMP/init/run.h5','r')['/metrics/train/loss'][()]
+print(f'random start {a[0]:.3f}, after 50 steps {a[-1]:.3f}, from the export {b[0]:.3f}')
+sys.exit(0 if b[0] < a[-1] * 1.15 and b[0] < a[0] - 1.0 else 1)"
+err=$("$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/initbad" --set model.init_from="$TMP/exp/model.safetensors" \
+    --set model.preset=mini --dry-run 2>&1 >/dev/null); rc=$?
+check "init_from with other dimensions: exit 2 at the dry run, one line naming it ($err)" \
+    test $rc -eq 2 -a "$(wc -l <<<"$err")" -eq 1 -a ! -e "$TMP/initbad" && [[ $err == *model.init_from*exp/model.safetensors*shape* ]]
+err=$("$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/initbad" --set model.init_from="$TMP/nope.safetensors" 2>&1 >/dev/null); rc=$?
+check "init_from missing file: exit 2, names it" test $rc -eq 2 -a ! -e "$TMP/initbad" && [[ $err == *nope.safetensors* ]]
+mkdir -p "$TMP/empty"
+"$HD" export "$TMP/empty" --out "$TMP/exp2" >/dev/null 2>"$TMP/exp2.err"; rc=$?
+check "export of a directory without checkpoints: exit 2, one line" test $rc -eq 2 -a "$(wc -l <"$TMP/exp2.err")" -eq 1
 
 finish
