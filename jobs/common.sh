@@ -6,7 +6,27 @@
 #                      and returns its exit code
 #   hd_finish RC       RC 3 = stopped early, resumable: requeue this job (it
 #                      resumes from its checkpoint) and exit 0; else exit RC
+#   hd_sweep_rows FILE   the number of rows of a sweep file (header excluded)
+#   hd_sweep_sets FILE I DIR   SETS=(--set run.dir=DIR/row-I --set key=value...)
+#                      for row I; returns 2 with a message for a bad row
 set -euo pipefail
+
+# a sweep file: '#' comments and blank lines ignored; a header of configuration
+# keys, then one row of values per array task (tab- or space-separated)
+hd_sweep_lines() { grep -v '^[[:space:]]*\(#\|$\)' "$1" || true; }
+hd_sweep_rows() { echo $(( $(hd_sweep_lines "$1" | wc -l) - 1 )); }
+hd_sweep_sets() {
+    local file=$1 i=$2 dir=$3 lines keys vals k
+    mapfile -t lines < <(hd_sweep_lines "$file")
+    read -r -a keys <<<"${lines[0]:-}"
+    (( ${#keys[@]} > 0 )) || { echo "error: $file: no header of configuration keys" >&2; return 2; }
+    (( i + 1 < ${#lines[@]} )) || { echo "error: $file has no row $i (hint: --array=0-$((${#lines[@]} - 2)))" >&2; return 2; }
+    read -r -a vals <<<"${lines[i + 1]}"
+    [[ ${#vals[@]} -eq ${#keys[@]} ]] ||
+        { echo "error: $file: row $i has ${#vals[@]} values for ${#keys[@]} keys (${keys[*]})" >&2; return 2; }
+    SETS=(--set run.dir="$dir/row-$i")
+    for k in "${!keys[@]}"; do SETS+=(--set "${keys[k]}=${vals[k]}"); done
+}
 
 hd_setup() {
     HDISTILL=${HDISTILL:-$HDISTILL_ROOT/build/hdistill}

@@ -38,6 +38,8 @@ static const char USAGE[] =
     "        the whole method: ingest -> teach -> train -> critique -> eval (completed stages skipped)\n"
     "  report RUN_DIR [--json]\n"
     "        the stored evaluation of a run as a table or JSON\n"
+    "  check CONFIG [--set section.key=value]...\n"
+    "        validate a configuration without reading data (exit 0, or 2 naming the key)\n"
     "  export RUN_DIR|CHECKPOINT.h5 --out DIR\n"
     "        the student's weights as a Hugging Face GPT-2 model.safetensors + config.json\n"
     "  tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
@@ -220,6 +222,24 @@ int main(int argc, char **argv) {
         return cli_tokenize(argc, argv);
     }
     if (strcmp(cmd, "serve") == 0) return serve_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0) {
+        if (wants_help(argc, argv)) {
+            fputs("usage: hdistill check CONFIG [--set section.key=value]...\n\nValidates the configuration with its "
+                  "overrides (keys, types, bounds, model dimensions)\nwithout reading any data; exit 0, or 2 with "
+                  "one line naming the file and key.\njobs/submit.sh checks every sweep row this way before "
+                  "submitting.\n",
+                  stdout);
+            return EXIT_OK;
+        }
+        Comm comm;
+        comm_init(&comm, &argc, &argv);
+        Config cfg;
+        int dry = 0;
+        cli_load_config(&cfg, &comm, argc, argv, 2, &dry);
+        if (comm.rank == 0) printf("configuration valid: %s\n", cfg.source);
+        config_free(&cfg);
+        comm_exit(EXIT_OK);
+    }
     if (strcmp(cmd, "export") == 0) {
         if (wants_help(argc, argv)) {
             fputs(EXPORT_HELP, stdout);

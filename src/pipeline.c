@@ -44,7 +44,11 @@ int pipeline_main(const Config *cfg0, const Comm *comm, int argc, char **argv, i
     }
     int code = ingest_main(&cfg, comm, argc, argv, dry_run);
     if (code == EXIT_OK) {
+        int64_t have_data = comm->rank == 0 ? util_file_exists(cfg.data.path) : 0;
+        comm_bcast_i64(&have_data, 1);
         if (flag(comm, cfg.data.path, "/teacher", "complete")) log_info("run: teach is complete; skipped");
+        else if (dry_run && !have_data)
+            log_info("run: dry run: teach is planned once ingest has written %s (the inputs above)", cfg.data.path);
         else code = teach_main(&cfg, comm, argc, argv, dry_run);
     }
     if (code == EXIT_OK && dry_run) {

@@ -128,4 +128,21 @@ for launcher in "" "$MPIRUN -np 2"; do
         -a ! -e "$TMP/paper.h5" -a ! -e "$TMP/paper"
 done
 
+
+# jobs/submit.sh checks every sweep row before submitting anything (a stand-in sbatch records calls)
+mkdir -p "$TMP/bin"
+printf '#!/bin/sh\necho "$*" >>"%s/sbatch.calls"\necho 42\n' "$TMP" >"$TMP/bin/sbatch"
+chmod +x "$TMP/bin/sbatch"
+for f in jobs/sweeps/*.tsv; do
+    out=$(PATH="$TMP/bin:$PATH" HDISTILL="$HD" jobs/submit.sh configs/quickstart.json "$f" "$TMP/sw" 2>&1); rc=$?
+    n=$(grep -cv '^[[:space:]]*\(#\|$\)' "$f")
+    check "example sweep $f: every row valid, the chain submitted ($rc)" \
+        test $rc -eq 0 -a "$(grep -c "^checked $((n - 1)) sweep rows" <<<"$out")" -eq 1 -a "$(grep -c 'array=0-' "$TMP/sbatch.calls")" -ge 1
+    rm -f "$TMP/sbatch.calls"
+done
+printf 'critique.objective\tcritique.beta\ndpo\t0.1\ndpo\t-1\n' >"$TMP/bad.tsv"
+err=$(PATH="$TMP/bin:$PATH" HDISTILL="$HD" jobs/submit.sh configs/quickstart.json "$TMP/bad.tsv" "$TMP/sw2" 2>&1 >/dev/null); rc=$?
+check "submit.sh with a bad sweep row: exit 2 naming row and key, nothing submitted ($err)" \
+    test $rc -eq 2 -a ! -e "$TMP/sbatch.calls" -a ! -e "$TMP/sw2" -a "$(grep -c 'bad.tsv row 1: .*critique.beta' <<<"$err")" -eq 1
+
 finish

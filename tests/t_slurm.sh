@@ -7,7 +7,8 @@
 #    requeues, resumes, completes with the uninterrupted result;
 #  - submit.sh: teach -> sweep array (every row) -> analysis, in order
 #    (afterok), each row's run reading the shared data.h5; a failing teach
-#    cancels the rest.
+#    cancels the rest; a sweep file with a bad row is refused before
+#    anything is submitted.
 source "$(dirname "$0")/lib.sh"
 source "$ROOT/tests/slurm/cluster.sh"
 trap 'slurm_stop; [[ -n ${KEEP_TMP:-} ]] || rm -rf "$TMP"' EXIT
@@ -156,5 +157,14 @@ check "failing teach: FAILED (got $st)" test "$st" = FAILED
 st=$(wait_requeue "$analysis" 60)
 check "failing teach: sweep and analysis cancelled" test "$(job_state "$sweep")" = CANCELLED -a "$st" = CANCELLED
 check "failing teach: the reason is in the log" grep -q "unreachable" "$TMP/bt"/teach-*.out
+
+
+# a sweep file with a bad row: submit.sh names it and submits nothing
+printf 'critique.objective\ttrain.seed\ndpo\t1\nbrio\tone\n' >"$TMP/badsweep.tsv"
+before=$(squeue -h -o %i | wc -l)
+err=$(HDISTILL="$HD" jobs/submit.sh "$CFG" "$TMP/badsweep.tsv" "$TMP/bs" 2>&1 >/dev/null); rc=$?
+check "bad sweep row: exit 2 naming the row and key ($err)" \
+    test $rc -eq 2 -a "$(grep -c "badsweep.tsv row 1: .*train.seed" <<<"$err")" -eq 1
+check "bad sweep row: nothing submitted" test "$(squeue -h -o %i | wc -l)" -eq "$before" -a ! -e "$TMP/bs"
 
 finish
