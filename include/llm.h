@@ -54,7 +54,7 @@ typedef enum {
     LLM_E_MALFORMED, /* 200 but not JSON */
     LLM_E_SCHEMA,    /* 200 JSON without choices[0].message.content */
     LLM_E_EMPTY,     /* 200 with empty content */
-    LLM_E_STOPPED,   /* not attempted / abandoned: stop signal or endpoint given up */
+    LLM_E_STOPPED,   /* not attempted / abandoned because of a stop signal (an endpoint given up on: LLM_E_CONNECT) */
     LLM_N_STATUS
 } LlmStatus;
 

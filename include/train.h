@@ -39,6 +39,13 @@ Tokenizer *train_build_tokenizer(const Config *cfg, const Pairs *pairs, Err *e);
  * tokenizer.separator.  Fills sep (capacity 64); returns the count. */
 int train_separator_ids(const Config *cfg, const Tokenizer *t, int *sep);
 
+/* model.init_from (when set) checked against the configuration before any
+ * data exists: the file is GPT-2 weights in the Hugging Face layout with the
+ * model's dimensions, and no more token embeddings than tokenizer.vocab_size
+ * (bpe; gpt2's vocabulary is checked when training starts).  Rank 0 only;
+ * 0, or -1 with e naming model.init_from, the file and the tensor. */
+int train_check_init_from(const Config *cfg, Err *e);
+
 /* Learning rate at 0-based step s of total. */
 double train_lr_at(const Config *cfg, int64_t s, int64_t total);
 

@@ -12,8 +12,10 @@
 set -euo pipefail
 
 # a sweep file: '#' comments and blank lines ignored; a header of configuration
-# keys, then one row of values per array task (tab- or space-separated)
-hd_sweep_lines() { grep -v '^[[:space:]]*\(#\|$\)' "$1" || true; }
+# keys, then one row of values per array task (tab- or space-separated; a
+# Windows-edited file's CR line ends and byte-order mark are dropped)
+# (empty arrays are expanded as ${A[@]+"${A[@]}"}: bash before 4.4 calls "${A[@]}" unbound)
+hd_sweep_lines() { sed -e 's/\r$//' -e '1s/^\xEF\xBB\xBF//' "$1" | grep -v '^[[:space:]]*\(#\|$\)' || true; }
 hd_sweep_rows() { echo $(( $(hd_sweep_lines "$1" | wc -l) - 1 )); }
 hd_sweep_sets() {
     local file=$1 i=$2 dir=$3 lines keys vals k

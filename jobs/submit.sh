@@ -3,8 +3,11 @@
 #   teach.sbatch -> sweep.sbatch (array, one task per row) -> analysis.sbatch
 # each starting only if the previous one succeeded (--dependency=afterok).
 # usage: jobs/submit.sh CONFIG SWEEP_FILE SWEEP_DIR [extra sbatch options for the sweep tasks...]
-# Every row is checked first (hdistill check CONFIG --set ...): a bad key or
-# value stops here, before anything is submitted.  Prints the three job ids.
+# Every row is checked first (hdistill check CONFIG --set ..., in the
+# repository like the jobs): a bad key or value stops here, before anything
+# is submitted.  The jobs read copies of CONFIG and SWEEP_FILE in SWEEP_DIR
+# (config.json, sweep.tsv), so editing them later changes no pending row.
+# Prints the three job ids.
 set -euo pipefail
 [[ $# -ge 3 ]] || { echo "usage: jobs/submit.sh CONFIG SWEEP_FILE SWEEP_DIR [sbatch options for the rows...]" >&2; exit 2; }
 CONFIG=$1 SWEEP=$2 SWEEP_DIR=$3
@@ -12,20 +15,27 @@ shift 3
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [[ -f $CONFIG ]] || { echo "error: $CONFIG: no such file" >&2; exit 2; }
 [[ -f $SWEEP ]] || { echo "error: $SWEEP: no such file" >&2; exit 2; }
+# the jobs run in $ROOT (-D): absolute paths, whatever the directory submit.sh is called from
+CONFIG=$(realpath "$CONFIG") SWEEP=$(realpath "$SWEEP") SWEEP_DIR=$(realpath -m "$SWEEP_DIR")
 source "$ROOT/jobs/common.sh"
-HDISTILL=${HDISTILL:-$ROOT/build/hdistill}
+HDISTILL=$(realpath -m "${HDISTILL:-$ROOT/build/hdistill}")
 [[ -x $HDISTILL ]] || { echo "error: $HDISTILL is not an executable (hint: make, or set HDISTILL)" >&2; exit 2; }
 rows=$(hd_sweep_rows "$SWEEP")
-(( rows > 0 )) || { echo "error: $SWEEP has a header but no rows" >&2; exit 2; }
+(( rows > 0 )) || { echo "error: $SWEEP: no rows under a header of configuration keys" >&2; exit 2; }
 # every row must be a valid configuration before anything is submitted (nothing paid for a typo)
 read -r -a EXTRA <<<"${HDISTILL_SETS:-}"
 for (( i = 0; i < rows; i++ )); do
     hd_sweep_sets "$SWEEP" "$i" "$SWEEP_DIR" || exit 2
-    err=$("$HDISTILL" check "$CONFIG" "${EXTRA[@]}" "${SETS[@]}" 2>&1 >/dev/null) ||
+    err=$(cd "$ROOT" && "$HDISTILL" check "$CONFIG" ${EXTRA[@]+"${EXTRA[@]}"} ${SETS[@]+"${SETS[@]}"} 2>&1 >/dev/null) ||
         { echo "error: $SWEEP row $i: ${err#error: }" >&2; exit 2; }
 done
 echo "checked $rows sweep rows against $CONFIG"
+# the jobs read copies: editing CONFIG or SWEEP while the array is pending (or a row is requeued)
+# does not change what a row runs
 mkdir -p "$SWEEP_DIR"
+[[ $CONFIG -ef $SWEEP_DIR/config.json ]] || cp "$CONFIG" "$SWEEP_DIR/config.json"
+[[ $SWEEP -ef $SWEEP_DIR/sweep.tsv ]] || cp "$SWEEP" "$SWEEP_DIR/sweep.tsv"
+CONFIG=$SWEEP_DIR/config.json SWEEP=$SWEEP_DIR/sweep.tsv
 env=ALL,HDISTILL_ROOT=$ROOT,CONFIG=$CONFIG
 teach=$(sbatch --parsable -D "$ROOT" -o "$SWEEP_DIR/teach-%j.out" --export="$env" "$ROOT/jobs/teach.sbatch")
 sweep=$(sbatch --parsable -D "$ROOT" -o "$SWEEP_DIR/row-%a-%A.out" --dependency=afterok:"$teach" --array=0-$((rows - 1)) \

@@ -96,7 +96,13 @@ int cli_tokenize(int argc, char **argv) {
 int cli_export(int argc, char **argv) {
     const char *src = NULL, *out = NULL;
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
+        if (strcmp(argv[i], "--out") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "error: export: --out needs a directory\n");
+                return EXIT_USAGE;
+            }
+            out = argv[++i];
+        }
         else if (strncmp(argv[i], "--out=", 6) == 0) out = argv[i] + 6;
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "error: export: unknown option '%s' (hint: hdistill export --help)\n", argv[i]);
@@ -107,7 +113,7 @@ int cli_export(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if (!src || !out) {
+    if (!src || !out || !*out) {
         fprintf(stderr, "error: export needs RUN_DIR (or CHECKPOINT.h5) and --out DIR (hint: hdistill export --help)\n");
         return EXIT_USAGE;
     }
@@ -117,33 +123,49 @@ int cli_export(int argc, char **argv) {
     TokenizerData td;
     memset(&td, 0, sizeof td);
     char *path = NULL;
+    Gpt m;
+    TrainState st;
+    int have = 0;
     struct stat sb;
+    char **list = NULL;
+    int n = 0;
     if (stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         char *dir = xasprintf("%s/ckpt", src);
-        int n = 0;
-        char **list = ckpt_list(dir, &n);
-        for (int i = 0; i < n && !path; i++) {
-            if (ckpt_read_meta(list[i], &gc, &td, NULL, &e) == 0) path = xstrdup(list[i]);
-            else fprintf(stderr, "warning: skipping an unreadable checkpoint: %s\n", e.msg);
-        }
-        ckpt_list_free(list, n);
-        if (!path) {
-            fprintf(stderr, "error: %s: no readable checkpoint (hint: give the run.dir of a trained run)\n", dir);
+        list = ckpt_list(dir, &n);
+        if (n == 0) {
+            fprintf(stderr, "error: %s: no checkpoint (hint: give the run.dir of a trained run)\n", dir);
             free(dir);
+            ckpt_list_free(list, n);
             return EXIT_USAGE;
         }
         free(dir);
     } else {
-        if (ckpt_read_meta(src, &gc, &td, NULL, &e) != 0) {
-            fprintf(stderr, "error: %s\n", e.msg);
-            return EXIT_USAGE;
-        }
-        path = xstrdup(src);
+        list = xmalloc(sizeof(char *));
+        list[0] = xstrdup(src);
+        n = 1;
     }
-    Gpt m;
-    gpt_init(&m, &gc);
-    TrainState st;
-    int rc = ckpt_read(path, &m, NULL, NULL, &st, NULL, NULL, &e);
+    /* the newest checkpoint that reads back whole */
+    for (int i = 0; i < n && !have; i++) {
+        tokenizer_data_free(&td);
+        memset(&td, 0, sizeof td);
+        if (ckpt_read_meta(list[i], &gc, &td, NULL, &e) == 0) {
+            gpt_init(&m, &gc);
+            if (ckpt_read(list[i], &m, NULL, NULL, &st, NULL, NULL, &e) == 0) {
+                have = 1;
+                path = xstrdup(list[i]);
+                break;
+            }
+            gpt_free(&m);
+        }
+        if (n > 1) fprintf(stderr, "warning: skipping an unreadable checkpoint: %s\n", e.msg);
+    }
+    ckpt_list_free(list, n);
+    if (!have) {
+        fprintf(stderr, "error: %s\n", n > 1 ? "no readable checkpoint (hint: give the run.dir of a trained run)" : e.msg);
+        tokenizer_data_free(&td);
+        return EXIT_USAGE;
+    }
+    int rc = 0;
     char *st_path = xasprintf("%s/model.safetensors", out), *cf_path = xasprintf("%s/config.json", out);
     if (rc == 0 && util_mkdir_p(out, &e) != 0) rc = -1;
     if (rc == 0) rc = safetensors_write_gpt2(st_path, &m, &e);

@@ -387,8 +387,10 @@ static void judged_free(Judged *j, int k) {
 }
 
 /* rank 0: pick pairs among cands (n x k), judge them; fills j (takes cands) */
+/* Returns 0; -1 with e empty when stopped by a signal (answers so far cached); -1 with e set when
+ * critic requests failed after their retries (a round never trains on a partial judgement). */
 static int judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, const int *tok_len, int k,
-                            const char *label) {
+                            const char *label, Err *e) {
     const Config *cfg = c->cfg;
     PairRule rule = {cfg->critique.ngram, !strcmp(cfg->critique.len_unit, "tokens"), cfg->critique.len_lo,
                      cfg->critique.len_hi, cfg->critique.filter_first};
@@ -418,7 +420,9 @@ static int judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, 
     }
     CriticJudgement *jd = xcalloc((size_t)(m + 1), sizeof(CriticJudgement));
     critic_judge(client, &cfg->critic, items, (size_t)m, jd, label);
-    int stopped = util_stop_signal() != 0;
+    int stopped = 0;
+    int64_t failed = 0;
+    LlmStatus first_fail = LLM_OK;
     for (int64_t q = 0; q < m; q++) {
         int64_t i = which[q];
         j->p_ab[i] = jd[q].p_ab, j->p_ba[i] = jd[q].p_ba, j->p[i] = jd[q].p;
@@ -427,13 +431,24 @@ static int judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, 
         j->label[i] = pairs_verdict(j->p[i], cfg->critique.tie_margin);
         if (j->label[i] == 0) j->ties++;
         if (jd[q].st_ab == LLM_E_STOPPED || jd[q].st_ba == LLM_E_STOPPED) stopped = 1;
+        for (int o = 0; o < 2; o++) {
+            LlmStatus st = o ? jd[q].st_ba : jd[q].st_ab;
+            if (st != LLM_OK && st != LLM_E_STOPPED) {
+                if (!failed) first_fail = st;
+                failed++;
+            }
+        }
     }
+    if (!stopped && failed)
+        err_set(e, "%s: %lld of %lld requests failed after their retries (first: %s; usage line above); run again to "
+                   "retry them: the answers so far are cached",
+                label, (long long)failed, (long long)(2 * m), llm_status_name(first_fail));
     for (int64_t i = 0; i < n; i++) {
         if (!j->raw_ab[i]) j->raw_ab[i] = xstrdup("");
         if (!j->raw_ba[i]) j->raw_ba[i] = xstrdup("");
     }
     free(jd), free(items), free(which);
-    return stopped ? -1 : 0;
+    return stopped || failed ? -1 : 0;
 }
 
 static int store_judged(Ctx *c, const char *g, const Judged *j, int k, Err *e) {
@@ -605,7 +620,7 @@ static int run_round(Ctx *c, int r, Role *critic, LlmClient *client) {
             if (c->comm->rank == 0) {
                 Judged j = {.n = m, .input = xmalloc(sizeof(int64_t) * (size_t)(m + 1))};
                 memcpy(j.input, in, sizeof(int64_t) * (size_t)m);
-                rc = judge_candidates(c, client, &j, cands, tl, k, "critic");
+                rc = judge_candidates(c, client, &j, cands, tl, k, "critic", &e);
                 if (rc == 0) {
                     judged_to_pairs(c, &j, k, &student_set);
                     char sub[96];
@@ -625,7 +640,7 @@ static int run_round(Ctx *c, int r, Role *critic, LlmClient *client) {
                     for (int q = 0; q < N; q++) tc[i * N + q] = xstrdup(c->teacher[in[i] * N + q]);
                 Judged j = {.n = m, .input = xmalloc(sizeof(int64_t) * (size_t)(m + 1))};
                 memcpy(j.input, in, sizeof(int64_t) * (size_t)m);
-                rc = judge_candidates(c, client, &j, tc, NULL, N, "critic (teacher pairs)");
+                rc = judge_candidates(c, client, &j, tc, NULL, N, "critic (teacher pairs)", &e);
                 if (rc == 0) {
                     judged_to_pairs(c, &j, N, &teacher_set);
                     char sub[96];
@@ -888,9 +903,24 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     for (int r = 0; r < cfg->critique.rounds && code == EXIT_OK; r++) {
         code = run_round(c, r, &critic, client);
         if (code == EXIT_OK && cfg->critique.eval_each_round) {
+            /* the model after round r: only while it is the newest checkpoint (a resumed run that is past
+             * round r must not evaluate a later model into /rounds/r/eval), and never twice */
             char root[64];
             snprintf(root, sizeof root, "/rounds/%d/eval", r);
-            code = eval_between(c, &critic, &client, &cache, root);
+            int64_t want = 0;
+            if (comm->rank == 0) {
+                char g[48];
+                snprintf(g, sizeof g, "/rounds/%d", r);
+                int64_t done = 0, end = -1;
+                if (store_exists(c->run, root)) store_get_attr_i64(c->run, root, "complete", &done, NULL);
+                store_get_attr_i64(c->run, g, "end_step", &end, NULL);
+                want = !done && end == c->s.st.step;
+                if (!done && end != c->s.st.step)
+                    log_warn("round %d: not evaluated: its model (step %lld) is no longer the newest checkpoint "
+                             "(step %lld)", r, (long long)end, (long long)c->s.st.step);
+            }
+            comm_bcast_i64(&want, 1);
+            if (want) code = eval_between(c, &critic, &client, &cache, root);
         }
     }
     if (comm->rank == 0) {

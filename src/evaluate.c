@@ -142,17 +142,29 @@ static int judge_split(const Config *cfg, StoreFile *run, const char *root, cons
     int *ws = xmalloc(sizeof(int) * (size_t)(n + 1)), *wr = xmalloc(sizeof(int) * (size_t)(n + 1));
     int *v = xmalloc(sizeof(int) * (size_t)(n + 1));
     char **rab = xcalloc((size_t)(n + 1), sizeof(char *)), **rba = xcalloc((size_t)(n + 1), sizeof(char *));
-    int64_t unjudged = 0, stopped = 0;
+    int64_t unjudged = 0, stopped = 0, failed = 0;
+    LlmStatus first_fail = LLM_OK;
     for (int64_t i = 0; i < n; i++) {
         pab[i] = j[i].p_ab, pba[i] = j[i].p_ba, p[i] = j[i].p;
         ws[i] = pairs_word_count(student[i]), wr[i] = pairs_word_count(sp->ref[i]);
         rab[i] = j[i].raw_ab, rba[i] = j[i].raw_ba;
         unjudged += isnan(j[i].p);
         stopped += j[i].st_ab == LLM_E_STOPPED || j[i].st_ba == LLM_E_STOPPED;
+        for (int o = 0; o < 2; o++) {
+            LlmStatus s = o ? j[i].st_ba : j[i].st_ab;
+            if (s != LLM_OK && s != LLM_E_STOPPED) {
+                if (!failed) first_fail = s;
+                failed++;
+            }
+        }
     }
     if (stopped) rc = err_set(e, "stopped while judging (answers so far are cached)");
+    else if (failed)
+        rc = err_set(e, "eval %s: judge %s: %lld of %lld requests failed after their retries (first: %s; usage line "
+                        "above); run again to retry them: the answers so far are cached",
+                     sp->name, jg->name, (long long)failed, (long long)(2 * n), llm_status_name(first_fail));
     else if (unjudged > 0)
-        log_warn("eval %s: %s gave no usable answer for %lld of %lld inputs (counted as ties)", sp->name, jg->name,
+        log_warn("eval %s: %s gave no usable verdict for %lld of %lld inputs (counted as ties)", sp->name, jg->name,
                  (long long)unjudged, (long long)n);
     if (rc == 0) {
         eval_stats(pab, pba, ws, wr, n, cfg->eval.tie_margin, cfg->eval.bootstrap,
@@ -275,7 +287,8 @@ int eval_run(const Config *cfg, const Comm *comm, const char *root) {
         snprintf(info, sizeof info, "%s/info", root);
         rc = store_delete(run, root, &e) || store_write_string(run, info, "see the attributes of this group", NULL, &e) ||
              store_set_attr_i64(run, root, "step", s.st.step, &e) ||
-             store_set_attr_str(run, root, "objective", cfg->critique.rounds ? cfg->critique.objective : "sft", &e) ||
+             store_set_attr_str(run, root, "objective",
+                                cfg->critique.rounds && strncmp(root, "/sft/", 5) ? cfg->critique.objective : "sft", &e) ||
              store_set_attr_i64(run, root, "seed", cfg->train.seed, &e);
         printf("\n| split | judge | n | win-or-tie %% | 95%% CI | wins/ties/losses | position bias | length bias | words student/ref |\n");
         printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");

@@ -208,7 +208,7 @@ static void finish(Run *R, long i, LlmStatus st, const char *msg) {
     if (st == LLM_OK) {
         R->ok++;
         R->c->usage.ok++;
-    } else if (st == LLM_E_STOPPED && util_stop_signal()) {
+    } else if (st == LLM_E_STOPPED) { /* only a stop signal finishes a request so */
         R->c->usage.stopped++;
         R->stopped++;
     } else {
@@ -222,7 +222,7 @@ static void schedule_retry(Run *R, long i, LlmStatus kind, double retry_after, c
     LlmResult *r = &R->res[i];
     snprintf(r->error, sizeof r->error, "%s", msg);
     if (R->tries[i] > c->ep.retries || R->gave_up) {
-        finish(R, i, R->gave_up ? LLM_E_STOPPED : kind, R->gave_up ? R->gave_up_msg : msg);
+        finish(R, i, R->gave_up ? LLM_E_CONNECT : kind, R->gave_up ? R->gave_up_msg : msg);
         return;
     }
     double d = c->ep.backoff * pow(2.0, R->tries[i] - 1);
@@ -387,7 +387,10 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
     R.n = n;
     R.progress = progress;
     R.t0 = R.last_progress = util_now();
-    R.tty = isatty(STDOUT_FILENO);
+    /* an updating line only on a real terminal: mpirun hands its ranks a pseudo-terminal even when its own
+     * output goes to a file (a Slurm log), so under an MPI launcher or in a Slurm job print plain lines */
+    R.tty = isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK") &&
+            !getenv("PMI_RANK") && !getenv("SLURM_JOB_ID");
     R.ready = xmalloc(sizeof(long) * (n ? n : 1));
     R.tries = xcalloc(n ? n : 1, sizeof(int));
     R.tpm_budget = c->ep.rate_tpm;
@@ -436,7 +439,7 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
         for (size_t k = 0; k < R.nretry && !draining;) {
             if (R.retry[k].due <= now || R.gave_up) {
                 if (R.gave_up) {
-                    finish(&R, R.retry[k].idx, LLM_E_STOPPED, R.gave_up_msg);
+                    finish(&R, R.retry[k].idx, LLM_E_CONNECT, R.gave_up_msg);
                 } else {
                     if (R.rhead > 0 && R.rtail == n) { /* compact the FIFO */
                         memmove(R.ready, R.ready + R.rhead, sizeof(long) * (R.rtail - R.rhead));
@@ -451,7 +454,7 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
             }
         }
         if (R.gave_up)
-            while (R.rhead < R.rtail) finish(&R, R.ready[R.rhead++], LLM_E_STOPPED, R.gave_up_msg);
+            while (R.rhead < R.rtail) finish(&R, R.ready[R.rhead++], LLM_E_CONNECT, R.gave_up_msg);
         /* launch as many as concurrency and rate limits allow */
         double wait = 0.1;
         if (c->ep.rate_tpm > 0) {
@@ -459,7 +462,7 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
             if (R.tpm_budget > c->ep.rate_tpm) R.tpm_budget = c->ep.rate_tpm;
             R.tpm_stamp = now;
         }
-        while (!draining && active < (size_t)c->ep.concurrency && R.rhead < R.rtail) {
+        while (!draining && !util_stop_signal() && active < (size_t)c->ep.concurrency && R.rhead < R.rtail) {
             if (c->ep.rate_rps > 0 && R.next_rps > now) {
                 if (R.next_rps - now < wait) wait = R.next_rps - now;
                 break;
@@ -487,7 +490,7 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
             launch(&R, s, i);
             active++;
         }
-        for (size_t k = 0; k < R.nretry; k++)
+        for (size_t k = 0; k < R.nretry && !draining; k++)
             if (R.retry[k].due - now < wait) wait = R.retry[k].due - now;
         if (wait < 0) wait = 0;
         int running = 0;

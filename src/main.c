@@ -225,7 +225,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "check") == 0) {
         if (wants_help(argc, argv)) {
             fputs("usage: hdistill check CONFIG [--set section.key=value]...\n\nValidates the configuration with its "
-                  "overrides (keys, types, bounds, model dimensions)\nwithout reading any data; exit 0, or 2 with "
+                  "overrides (keys, types, bounds, model dimensions,\nthe shapes in model.init_from) without reading "
+                  "any data; exit 0, or 2 with "
                   "one line naming the file and key.\njobs/submit.sh checks every sweep row this way before "
                   "submitting.\n",
                   stdout);
@@ -236,6 +237,9 @@ int main(int argc, char **argv) {
         Config cfg;
         int dry = 0;
         cli_load_config(&cfg, &comm, argc, argv, 2, &dry);
+        Err e = {{0}};
+        int rc = comm.rank == 0 ? train_check_init_from(&cfg, &e) : 0;
+        comm_check(rc, e.msg, EXIT_USAGE);
         if (comm.rank == 0) printf("configuration valid: %s\n", cfg.source);
         config_free(&cfg);
         comm_exit(EXIT_OK);

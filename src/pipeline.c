@@ -7,7 +7,7 @@
 #include "critique.h"
 #include "evaluate.h"
 #include "ingest.h"
-#include "safetensors.h"
+#include "ckpt.h"
 #include "store.h"
 #include "teach.h"
 #include "train.h"
@@ -31,14 +31,18 @@ int pipeline_main(const Config *cfg0, const Comm *comm, int argc, char **argv, i
     Config cfg = *cfg0; /* shallow: data.pairs may point at data.path; never freed here */
     if (!cfg.data.pairs[0]) cfg.data.pairs = cfg.data.path;
     char *run_path = xasprintf("%s/run.h5", cfg.run.dir);
-    /* pretrained weights that cannot be used must fail now, not after the teacher has been paid */
+    /* pretrained weights that cannot be used must fail now, not after the teacher has been paid
+     * (not once SFT has a checkpoint: a resumed run no longer needs them) */
     if (cfg.model.init_from[0] && !flag(comm, run_path, "/", "sft_complete")) {
         Err e = {{0}};
         int rc = 0;
-        ModelDims d;
-        if (comm->rank == 0 && config_model_dims(&cfg, &d, &e) == 0) {
-            GptConfig gc = {d.n_layer, d.n_head, d.d_model, 0, d.max_seq_len};
-            if (safetensors_check_gpt2(cfg.model.init_from, &gc, &e) != 0) rc = err_prefix(&e, "model.init_from: ");
+        if (comm->rank == 0) {
+            char *ck = xasprintf("%s/ckpt", cfg.run.dir);
+            int n = 0;
+            char **list = ckpt_list(ck, &n);
+            ckpt_list_free(list, n);
+            free(ck);
+            if (n == 0) rc = train_check_init_from(&cfg, &e);
         }
         comm_check(rc, e.msg, EXIT_USAGE);
     }

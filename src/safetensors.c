@@ -13,6 +13,10 @@
 #include <unistd.h>
 
 #define MAX_HEADER (100u << 20) /* 100 MiB of JSON is far beyond any real header */
+#define MAX_EXACT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact integers */
+
+/* tensors are raw little-endian bytes: reading converts bytewise, writing copies memory */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors writing assumes a little-endian host");
 
 typedef enum { DT_F32, DT_F16, DT_BF16, DT_F64, DT_OTHER } Dtype;
 
@@ -29,6 +33,7 @@ typedef struct {
     int ndim;
     int64_t shape[4];
     uint64_t begin, end; /* in the data buffer */
+    int used;            /* matched to a model tensor */
 } Entry;
 
 typedef struct {
@@ -58,6 +63,14 @@ static int read_full(int fd, void *buf, size_t n, uint64_t off) {
     return 0;
 }
 
+/* a header key for a one-line message: control characters shown as '?', at most 80 bytes */
+static const char *shown(const char *s, char *buf, size_t n) {
+    size_t k = 0;
+    for (; *s && k + 1 < n && k < 80; s++) buf[k++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+    buf[k] = 0;
+    return buf;
+}
+
 static int ignored(const char *name) {
     size_t n = strlen(name);
     static const char *suffix[] = {".attn.bias", ".attn.masked_bias"};
@@ -66,6 +79,11 @@ static int ignored(const char *name) {
         if (n > k && strcmp(name + n - k, suffix[i]) == 0 && strncmp(name, "h.", 2) == 0) return 1;
     }
     return strcmp(name, "lm_head.weight") == 0;
+}
+
+static int by_begin(const void *a, const void *b) {
+    const Entry *x = *(const Entry *const *)a, *y = *(const Entry *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
 }
 
 /* Opens and validates the header: every entry's dtype size x shape equals its byte range, and the
@@ -105,8 +123,15 @@ static int st_open(StFile *f, const char *path, Err *e) {
         return err_set(e, "%s: cannot read the header", path);
     }
     hdr[hl] = 0;
-    cJSON *j = cJSON_ParseWithLength(hdr, hl);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(hdr, hl, &end, 0);
+    int trailing = 0; /* only spaces may pad the header */
+    for (const char *q = end; j && q && q < hdr + hl; q++) trailing |= *q != ' ';
     free(hdr);
+    if (trailing) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         st_close(f);
@@ -117,6 +142,7 @@ static int st_open(StFile *f, const char *path, Err *e) {
     int cap = cJSON_GetArraySize(j);
     f->e = xcalloc((size_t)cap + 1, sizeof(Entry));
     int rc = 0;
+    char nb[96];
     for (cJSON *it = j->child; it && rc == 0; it = it->next) {
         if (strcmp(it->string, "__metadata__") == 0) continue;
         const char *nm = it->string;
@@ -127,7 +153,7 @@ static int st_open(StFile *f, const char *path, Err *e) {
         if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 ||
             cJSON_GetArraySize(sh) > 4) {
             rc = err_set(e, "%s: tensor %s: header entry without dtype/shape/data_offsets (corrupt file?)", path,
-                         it->string);
+                         shown(it->string, nb, sizeof nb));
             break;
         }
         Entry *en = &f->e[f->n++];
@@ -140,27 +166,51 @@ static int st_open(StFile *f, const char *path, Err *e) {
         double numel = 1;
         for (int d = 0; d < en->ndim; d++) {
             cJSON *x = cJSON_GetArrayItem(sh, d);
-            if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble != floor(x->valuedouble)) {
-                rc = err_set(e, "%s: tensor %s: bad shape (corrupt file?)", path, it->string);
+            if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > MAX_EXACT ||
+                x->valuedouble != floor(x->valuedouble)) {
+                rc = err_set(e, "%s: tensor %s: bad shape (corrupt file?)", path, shown(it->string, nb, sizeof nb));
                 break;
             }
             en->shape[d] = (int64_t)x->valuedouble;
             numel *= x->valuedouble;
         }
         cJSON *b = cJSON_GetArrayItem(of, 0), *x = cJSON_GetArrayItem(of, 1);
-        if (rc == 0 && (!cJSON_IsNumber(b) || !cJSON_IsNumber(x) || b->valuedouble < 0 || x->valuedouble < b->valuedouble))
-            rc = err_set(e, "%s: tensor %s: bad data_offsets (corrupt file?)", path, it->string);
+        if (rc == 0 && (!cJSON_IsNumber(b) || !cJSON_IsNumber(x) || b->valuedouble < 0 || x->valuedouble < b->valuedouble ||
+                        x->valuedouble > MAX_EXACT || b->valuedouble != floor(b->valuedouble) ||
+                        x->valuedouble != floor(x->valuedouble)))
+            rc = err_set(e, "%s: tensor %s: bad data_offsets (corrupt file?)", path, shown(it->string, nb, sizeof nb));
         if (rc) break;
         en->begin = (uint64_t)b->valuedouble;
         en->end = (uint64_t)x->valuedouble;
         if (en->end > f->data_len)
             rc = err_set(e, "%s: tensor %s ends at byte %llu of a %llu-byte data buffer (truncated file?)", path,
-                         it->string, (unsigned long long)en->end, (unsigned long long)f->data_len);
+                         shown(it->string, nb, sizeof nb), (unsigned long long)en->end, (unsigned long long)f->data_len);
         else if (en->size && (double)(en->end - en->begin) != numel * en->size)
-            rc = err_set(e, "%s: tensor %s: %llu bytes for %.0f %s values (corrupt file?)", path, it->string,
+            rc = err_set(e, "%s: tensor %s: %llu bytes for %.0f %s values (corrupt file?)", path,
+                         shown(it->string, nb, sizeof nb),
                          (unsigned long long)(en->end - en->begin), numel, dt->valuestring);
     }
     cJSON_Delete(j);
+    /* the format's rule: the tensors tile the data buffer, no overlaps, no holes */
+    if (rc == 0) {
+        Entry **o = xmalloc(sizeof(Entry *) * (size_t)(f->n + 1));
+        for (int i = 0; i < f->n; i++) o[i] = &f->e[i];
+        qsort(o, (size_t)f->n, sizeof *o, by_begin);
+        uint64_t at = 0;
+        char nb[96];
+        for (int i = 0; i < f->n && rc == 0; i++) {
+            if (o[i]->begin != at)
+                rc = err_set(e, "%s: tensor %s starts at byte %llu, expected %llu (overlapping or missing data: corrupt "
+                                "file?)",
+                             path, shown(o[i]->name, nb, sizeof nb), (unsigned long long)o[i]->begin,
+                             (unsigned long long)at);
+            at = o[i]->end;
+        }
+        if (rc == 0 && at != f->data_len)
+            rc = err_set(e, "%s: %llu bytes after the last tensor (corrupt file?)", path,
+                         (unsigned long long)(f->data_len - at));
+        free(o);
+    }
     if (rc) st_close(f);
     return rc;
 }
@@ -190,7 +240,8 @@ static int check(const StFile *f, const GptConfig *c, Err *e) {
     const char *hint = "hint: model.n_layer/d_model (or model.preset: GPT-2 small is gpt2-124m, medium gpt2-350m) "
                        "must match the weights";
     for (int i = 0; i < nt && rc == 0; i++) {
-        const Entry *en = find(f, t[i].name);
+        Entry *en = (Entry *)find(f, t[i].name);
+        if (en) en->used = 1;
         if (!en) {
             rc = err_set(e, "%s: no tensor %s%s (hint: GPT-2 weights in the Hugging Face layout are expected)", f->path,
                          t[i].name, t[i].ndim == 2 && !is_conv1d(&t[i]) ? ".weight" : "");
@@ -226,11 +277,10 @@ static int check(const StFile *f, const GptConfig *c, Err *e) {
     /* nothing unexpected (more layers, another architecture) */
     for (int k = 0; k < f->n && rc == 0; k++) {
         const char *nm = f->e[k].name;
-        if (ignored(nm)) continue;
-        int known = 0;
-        for (int i = 0; i < nt && !known; i++) known = find(f, t[i].name) == &f->e[k];
-        if (known) continue;
+        if (ignored(nm) || f->e[k].used) continue;
         int l;
+        char nb[96];
+        nm = shown(nm, nb, sizeof nb);
         if (sscanf(nm, "h.%d.", &l) == 1 && l >= c->n_layer)
             rc = err_set(e, "%s: tensor %s: the weights have more layers than the model's %d (%s)", f->path, nm,
                          c->n_layer, hint);
@@ -365,6 +415,7 @@ int safetensors_write_gpt2(const char *path, const Gpt *m, Err *e) {
     }
     char *js = cJSON_PrintUnformatted(h);
     cJSON_Delete(h);
+    if (!js) return err_set(e, "%s: out of memory for the header", path);
     size_t jl = strlen(js), padded = (jl + 7) / 8 * 8;
     char *tmp = xasprintf("%s.tmp", path);
     FILE *fp = fopen(tmp, "wb");

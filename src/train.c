@@ -331,6 +331,16 @@ static void warn_config_changes(const char *old_json, const char *new_json, cons
     config_free(&b);
 }
 
+int train_check_init_from(const Config *cfg, Err *e) {
+    if (!cfg->model.init_from[0]) return 0;
+    ModelDims d;
+    if (config_model_dims(cfg, &d, e) != 0) return -1;
+    GptConfig gc = {d.n_layer, d.n_head, d.d_model, strcmp(cfg->tokenizer.type, "bpe") ? 0 : cfg->tokenizer.vocab_size,
+                    d.max_seq_len};
+    if (safetensors_check_gpt2(cfg->model.init_from, &gc, e) != 0) return err_prefix(e, "model.init_from: ");
+    return 0;
+}
+
 int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
     double t_begin = util_now();
     util_install_stop_signals();

@@ -4,7 +4,7 @@
 # orders, DPO references, evaluation), `report --json`, a finished run
 # started again does nothing, and kill -9 in the middle of a critique round
 # resumes to the bitwise-identical result; two runs sharing one data.h5 at
-# the same time.
+# the same time; an unreachable critic fails clearly.
 source "$(dirname "$0")/lib.sh"
 CFG=configs/run-tiny.json
 run() {  # run DIR: the whole method, 2 ranks x 1 thread; data.h5 shared by all runs
@@ -92,4 +92,17 @@ wait %2 || rc2=$?
 check "two concurrent runs sharing data.h5 both exit 0 ($rc1, $rc2)" test $rc1 -eq 0 -a $rc2 -eq 0
 check "... and both evaluated" $PY -c "
 import h5py,sys; sys.exit(0 if all(h5py.File(f'$TMP/{x}/run.h5','r')['/eval'].attrs['complete']==1 for x in ('p1','p2')) else 1)"
+
+# an unreachable critic: a clear error and exit 1 (not "stopped", which would requeue forever), and
+# no round stored as judged
+OMP_NUM_THREADS=1 "$HD" run "$CFG" --set run.dir="$TMP/u" --set data.path="$TMP/data.h5" \
+    --set critic.base_url=http://127.0.0.1:9/v1 --set critic.retries=2 --set critic.backoff=0.05 >"$TMP/u.log" 2>&1
+rc=$?
+check "unreachable critic: exit 1 (got $rc)" test $rc -eq 1
+check "unreachable critic: says unreachable and that requests failed" \
+    grep -q "critic: .* requests failed after their retries (first: connect" "$TMP/u.log"
+check "unreachable critic: not reported as stopped" test "$(grep -c 'stopped while judging' "$TMP/u.log")" -eq 0
+check "unreachable critic: round 0 not stored as judged" $PY -c "
+import h5py,sys; f=h5py.File('$TMP/u/run.h5','r'); sys.exit(0 if '/rounds/0/pairs' not in f and ('/rounds/0' not in f or f['/rounds/0'].attrs.get('collected',0)==0) else 1)"
+
 finish

@@ -10,7 +10,9 @@
 #    uninterrupted run;
 #  - USR1 to rank 1 alone while training: both ranks stop at the same step
 #    boundary, rank 0 checkpoints, exit 3, resume is bitwise equal;
-#  - llm.stop_grace=0 abandons the requests in flight at once (still exit 3).
+#  - llm.stop_grace=0 abandons the requests in flight at once (still exit 3);
+#  - with an evaluation after every round, a STOP inside round 1 and a resume
+#    neither redo round 0's evaluation nor overwrite it with a later model.
 source "$(dirname "$0")/lib.sh"
 
 SERVERS=()
@@ -117,6 +119,45 @@ check "run: no answered critic request was sent again" no_repeats "$TMP/cstop.lo
 check "run: resume -> identical loss curve" h5cmp "$TMP/k/run.h5" "$TMP/a/run.h5" /metrics/train/loss exact
 check "run: resume -> identical critic probabilities" h5cmp "$TMP/k/run.h5" "$TMP/a/run.h5" /rounds/1/student/p exact
 check "run: resume -> identical evaluation" h5cmp "$TMP/k/run.h5" "$TMP/a/run.h5" /eval/eval/critic/verdict exact
+
+# --- evaluated after every round: a STOP inside round 1's training, then resume; the evaluation
+# of round 0 is neither redone nor replaced by a later model, and everything equals an uninterrupted run
+E=(--set critique.eval_each_round=1 --set critique.epochs=24)
+OMP_NUM_THREADS=1 $MPIRUN -np 2 "$HD" run "$CFG" --set run.dir="$TMP/ea" --set data.path="$TMP/data.h5" \
+    --set critic.base_url="http://127.0.0.1:$REF_PORT/v1" "${E[@]}" >"$TMP/ea.log" 2>&1
+check "evaluated-per-round reference run exits 0" test $? -eq 0
+OMP_NUM_THREADS=1 $MPIRUN -np 2 "$HD" run "$CFG" --set run.dir="$TMP/es" --set data.path="$TMP/data.h5" \
+    --set critic.base_url="http://127.0.0.1:$REF_PORT/v1" "${E[@]}" >"$TMP/es.log" 2>&1 &
+pid=$!
+wait_for 120 'grep -q "round 1 phase" "$TMP/es.log"'
+sleep 0.3
+touch "$TMP/es/STOP"
+wait $pid; rc=$?
+check "STOP inside round 1 -> exit 3 (got $rc)" test $rc -eq 3 -a "$(grep -c 'round 1 complete' "$TMP/es.log")" -eq 0
+OMP_NUM_THREADS=1 $MPIRUN -np 2 "$HD" run "$CFG" --set run.dir="$TMP/es" --set data.path="$TMP/data.h5" \
+    --set critic.base_url="http://127.0.0.1:$REF_PORT/v1" "${E[@]}" >"$TMP/es2.log" 2>&1
+check "resumed exits 0" test $? -eq 0
+check "the resume evaluated only round 1's model and the final one" \
+    test "$(grep -c '^\[eval eval: critic\]' "$TMP/es2.log")" -eq 2
+check "no carriage-return progress lines in a log under mpirun" test "$(grep -c $'\r' "$TMP/es2.log")" -eq 0
+check "per-round evaluations: steps are the rounds' ends, results equal the uninterrupted run's" $PY - "$TMP" <<'EOF'
+import h5py, numpy as np, sys
+t = sys.argv[1]
+a, b = h5py.File(f"{t}/ea/run.h5", "r"), h5py.File(f"{t}/es/run.h5", "r")
+bad = []
+for r in ("0", "1"):
+    for f, n in ((a, "ea"), (b, "es")):
+        if f[f"/rounds/{r}/eval"].attrs["step"] != f[f"/rounds/{r}"].attrs["end_step"]:
+            bad.append(f"{n}: /rounds/{r}/eval is not the model after round {r}")
+    if not np.array_equal(a[f"/rounds/{r}/eval/eval/critic/verdict"][()], b[f"/rounds/{r}/eval/eval/critic/verdict"][()]):
+        bad.append(f"round {r}: verdicts differ")
+if b["/sft/eval"].attrs["objective"] != b"sft" or b["/sft/eval"].attrs["step"] >= b["/rounds/0"].attrs["end_step"]:
+    bad.append("/sft/eval")
+if not np.array_equal(a["/metrics/train/loss"][()], b["/metrics/train/loss"][()]):
+    bad.append("loss curves differ")
+print(bad)
+sys.exit(1 if bad else 0)
+EOF
 
 # --- USR1 to rank 1 alone while training: all ranks agree on the step boundary
 PAIRS=$TMP/pairs.jsonl

@@ -212,6 +212,27 @@ static void test_errors(void) {
     fclose(f);
     expect_error(DIR "/st_text.safetensors", ok, "not a safetensors file", NULL);
     expect_error(DIR "/st_missing.safetensors", ok, "cannot open", NULL);
+    /* hand-made headers: overlapping tensors, junk after the JSON, a control character in a name */
+    const char *hdrs[][2] = {
+        {"{\"wte.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"wpe.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", "overlapping"},
+        {"{\"wte.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} x", "not a JSON object"},
+        {"{\"a\\nb\":{\"dtype\":\"F32\"}}", "tensor a?b: header entry without"},
+        {"{\"wte.weight\":{\"dtype\":\"F32\",\"shape\":[1e300, 1e300],\"data_offsets\":[0,8]}}", "bad shape"},
+    };
+    for (size_t k = 0; k < sizeof hdrs / sizeof hdrs[0]; k++) {
+        char path[128];
+        snprintf(path, sizeof path, DIR "/st_hand%zu.safetensors", k);
+        FILE *h = fopen(path, "wb");
+        size_t n = strlen(hdrs[k][0]), padded = (n + 7) / 8 * 8;
+        unsigned char len[8] = {0};
+        for (int i = 0; i < 8; i++) len[i] = (unsigned char)(padded >> (8 * i));
+        fwrite(len, 1, 8, h);
+        fputs(hdrs[k][0], h);
+        for (size_t i = n; i < padded + 8; i++) fputc(i < padded ? ' ' : 0, h); /* padding, then 8 data bytes */
+        fclose(h);
+        expect_error(path, ok, hdrs[k][1], NULL);
+    }
 }
 
 int main(void) {
