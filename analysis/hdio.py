@@ -38,6 +38,14 @@ def fail(msg, code=2):
     sys.exit(code)
 
 
+def run_main(main):
+    """sys.exit(main(argv)); a closed pipe (| head) is not an error."""
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BrokenPipeError:
+        sys.exit(0)
+
+
 def warn(msg):
     print(f"warning: {msg}", file=sys.stderr)
 

@@ -161,6 +161,23 @@ typedef struct {
     int (*run)(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run);
 } Stage;
 
+static const char CHECK_HELP[] =
+    "usage: hdistill check CONFIG [--set section.key=value]...\n"
+    "\n"
+    "Validates the configuration with its overrides (keys, types, bounds, model\n"
+    "dimensions, the shapes in model.init_from) without reading any data; exit 0,\n"
+    "or 2 with one line naming the file and key.  jobs/submit.sh checks every sweep\n"
+    "row this way before submitting.\n\n";
+
+static int check_stage(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
+    (void)argc, (void)argv, (void)dry_run;
+    Err e = {{0}};
+    int rc = comm->rank == 0 ? train_check_init_from(cfg, &e) : 0;
+    comm_check(rc, e.msg, EXIT_USAGE);
+    if (comm->rank == 0) printf("configuration valid: %s\n", cfg->source);
+    return EXIT_OK;
+}
+
 static const Stage STAGES[] = {
     {"ingest", INGEST_HELP, "data,ingest", ingest_main},
     {"teach", TEACH_HELP, "data,teach,teacher,llm,standin", teach_main},
@@ -168,6 +185,7 @@ static const Stage STAGES[] = {
     {"critique", CRITIQUE_HELP, "run,critique,critic,llm,standin", critique_stage},
     {"eval", EVAL_HELP, "run,eval,critic,llm,standin", eval_stage},
     {"run", RUN_HELP, "", pipeline_main},
+    {"check", CHECK_HELP, "", check_stage},
 };
 
 static int wants_help(int argc, char **argv) {
@@ -222,28 +240,6 @@ int main(int argc, char **argv) {
         return cli_tokenize(argc, argv);
     }
     if (strcmp(cmd, "serve") == 0) return serve_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "check") == 0) {
-        if (wants_help(argc, argv)) {
-            fputs("usage: hdistill check CONFIG [--set section.key=value]...\n\nValidates the configuration with its "
-                  "overrides (keys, types, bounds, model dimensions,\nthe shapes in model.init_from) without reading "
-                  "any data; exit 0, or 2 with "
-                  "one line naming the file and key.\njobs/submit.sh checks every sweep row this way before "
-                  "submitting.\n",
-                  stdout);
-            return EXIT_OK;
-        }
-        Comm comm;
-        comm_init(&comm, &argc, &argv);
-        Config cfg;
-        int dry = 0;
-        cli_load_config(&cfg, &comm, argc, argv, 2, &dry);
-        Err e = {{0}};
-        int rc = comm.rank == 0 ? train_check_init_from(&cfg, &e) : 0;
-        comm_check(rc, e.msg, EXIT_USAGE);
-        if (comm.rank == 0) printf("configuration valid: %s\n", cfg.source);
-        config_free(&cfg);
-        comm_exit(EXIT_OK);
-    }
     if (strcmp(cmd, "export") == 0) {
         if (wants_help(argc, argv)) {
             fputs(EXPORT_HELP, stdout);

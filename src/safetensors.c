@@ -387,6 +387,17 @@ int safetensors_read_gpt2(const char *path, Gpt *m, char *info, size_t ninfo, Er
     return rc;
 }
 
+/* flush, fsync and close fp (written as tmp), then rename it to path; tmp is removed on failure */
+static int close_durable(FILE *fp, const char *tmp, const char *path, Err *e) {
+    int rc = 0;
+    if (fflush(fp) != 0 || ferror(fp) || fsync(fileno(fp)) != 0)
+        rc = err_set(e, "%s: write failed: %s (disk full?)", tmp, strerror(errno));
+    if (fclose(fp) != 0 && rc == 0) rc = err_set(e, "%s: close failed: %s", tmp, strerror(errno));
+    if (rc == 0) rc = util_rename_durable(tmp, path, e);
+    if (rc != 0) unlink(tmp);
+    return rc;
+}
+
 static int hf_name(const GptTensor *t, char *buf, size_t n) {
     if (!strcmp(t->name, "wte") || !strcmp(t->name, "wpe")) return snprintf(buf, n, "transformer.%s.weight", t->name);
     return snprintf(buf, n, "transformer.%s", t->name);
@@ -441,11 +452,7 @@ int safetensors_write_gpt2(const char *path, const Gpt *m, Err *e) {
             fwrite(src, sizeof(float), t->numel, fp); /* little-endian hosts (x86-64, aarch64) */
         }
         free(buf);
-        if (fflush(fp) != 0 || ferror(fp) || fsync(fileno(fp)) != 0)
-            rc = err_set(e, "%s: write failed: %s (disk full?)", tmp, strerror(errno));
-        if (fclose(fp) != 0 && rc == 0) rc = err_set(e, "%s: close failed: %s", tmp, strerror(errno));
-        if (rc == 0) rc = util_rename_durable(tmp, path, e);
-        if (rc != 0) unlink(tmp);
+        rc = close_durable(fp, tmp, path, e);
     }
     free(js);
     free(tmp);
@@ -485,10 +492,7 @@ int safetensors_write_hf_config(const char *path, const GptConfig *c, int eot_id
     else {
         fputs(s, fp);
         fputc('\n', fp);
-        if (fflush(fp) != 0 || ferror(fp) || fsync(fileno(fp)) != 0) rc = err_set(e, "%s: write failed: %s", tmp, strerror(errno));
-        if (fclose(fp) != 0 && rc == 0) rc = err_set(e, "%s: close failed: %s", tmp, strerror(errno));
-        if (rc == 0) rc = util_rename_durable(tmp, path, e);
-        if (rc != 0) unlink(tmp);
+        rc = close_durable(fp, tmp, path, e);
     }
     free(s);
     free(tmp);
