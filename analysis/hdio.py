@@ -467,5 +467,16 @@ def matplotlib_pyplot():
     return plt
 
 
+def save_figure(plt, fig, path, summary):
+    """Writes FIG to PATH (PNG), closes it and prints "wrote PATH (SUMMARY)"; exit 2 when it cannot be written."""
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        fail(f"{path}: cannot write ({e.strerror})")
+    plt.close(fig)
+    print(f"wrote {path} ({summary})")
+
+
 def safe_filename(s):
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in s)

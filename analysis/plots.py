@@ -43,15 +43,6 @@ def record(figure, run, series, xs, ys, lo=None, hi=None):
         DATA.append((figure, run, series, x, y, None if lo is None else lo[i], None if hi is None else hi[i]))
 
 
-def save(fig, path, summary):
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as e:
-        hdio.fail(f"{path}: cannot write ({e.strerror})")
-    print(f"wrote {path} ({summary})")
-
-
 def plot_loss(plt, runs, out):
     have = [r for r in runs if r.metrics.get("step") is not None and len(r.metrics["step"])]
     if not have:
@@ -76,8 +67,7 @@ def plot_loss(plt, runs, out):
     lines = sum(1 for l in ax.get_lines() if l.get_gid() == "run")
     rounds = sum(1 for l in ax.get_lines() if l.get_gid() == "round")
     path = os.path.join(out, "loss.png")
-    save(fig, path, f"lines={lines} round_markers={rounds}")
-    plt.close(fig)
+    hdio.save_figure(plt, fig, path, f"lines={lines} round_markers={rounds}")
     return path
 
 
@@ -142,8 +132,7 @@ def plot_wtr(plt, runs, out, split, judge):
     n_series = len(ax.containers)
     n_points = sum(len(c.lines[0].get_xdata()) for c in ax.containers)
     path = os.path.join(out, "wtr_by_round.png")
-    save(fig, path, f"series={n_series} points={n_points} split={split} judge={judge}")
-    plt.close(fig)
+    hdio.save_figure(plt, fig, path, f"series={n_series} points={n_points} split={split} judge={judge}")
     return path
 
 
@@ -186,8 +175,7 @@ def plot_length(plt, runs, out, split):
     n_points = sum(len(l.get_xdata()) for l in lines)
     refs = sum(1 for l in ax.get_lines() if l.get_gid() == "reference")
     path = os.path.join(out, "length_by_round.png")
-    save(fig, path, f"lines={len(lines)} points={n_points} reference_lines={refs}")
-    plt.close(fig)
+    hdio.save_figure(plt, fig, path, f"lines={len(lines)} points={n_points} reference_lines={refs}")
     return path
 
 

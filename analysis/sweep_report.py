@@ -98,10 +98,7 @@ def heatmap(plt, points, k1, k2, out, what):
     fig.colorbar(im, ax=ax, label=f"mean win-or-tie % ({what})")
     ax.set_title(f"{what}: mean over the other parameters", fontsize=9)
     path = os.path.join(out, f"heatmap_{hdio.safe_filename(k1)}__{hdio.safe_filename(k2)}.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path} (cells={int((cnt > 0).sum())} of {m.size})")
+    hdio.save_figure(plt, fig, path, f"cells={int((cnt > 0).sum())} of {m.size}")
     return path
 
 
@@ -121,10 +118,7 @@ def line_plot(plt, points, k, out, what):
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     path = os.path.join(out, f"line_{hdio.safe_filename(k)}.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path} (points={len(points)} values={len(vals)})")
+    hdio.save_figure(plt, fig, path, f"points={len(points)} values={len(vals)}")
     return path
 
 

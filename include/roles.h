@@ -68,4 +68,12 @@ size_t critic_judge(LlmClient *c, const EndpointConfig *ec, const CriticItem *it
                     CriticJudgement *out, const char *progress);
 void critic_judgement_free(CriticJudgement *j);
 
+/* Outcomes of n judgements: returns how many of the 2n requests failed after
+ * their retries (*first: the first failure's kind); *stopped (may be NULL)
+ * gets 1 if any was not answered because of a stop signal. */
+int64_t critic_failures(const CriticJudgement *j, size_t n, int *stopped, LlmStatus *first);
+
+/* The LLM cache of a run's critic and judges: llm.cache, else run.dir/llm-cache (malloc'd). */
+char *role_run_cache_path(const Config *cfg);
+
 #endif

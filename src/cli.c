@@ -165,9 +165,8 @@ int cli_export(int argc, char **argv) {
         tokenizer_data_free(&td);
         return EXIT_USAGE;
     }
-    int rc = 0;
     char *st_path = xasprintf("%s/model.safetensors", out), *cf_path = xasprintf("%s/config.json", out);
-    if (rc == 0 && util_mkdir_p(out, &e) != 0) rc = -1;
+    int rc = util_mkdir_p(out, &e);
     if (rc == 0) rc = safetensors_write_gpt2(st_path, &m, &e);
     if (rc == 0) rc = safetensors_write_hf_config(cf_path, &gc, td.eot_id, &e);
     if (rc == 0)

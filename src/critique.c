@@ -420,9 +420,9 @@ static int judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, 
     }
     CriticJudgement *jd = xcalloc((size_t)(m + 1), sizeof(CriticJudgement));
     critic_judge(client, &cfg->critic, items, (size_t)m, jd, label);
-    int stopped = 0;
-    int64_t failed = 0;
-    LlmStatus first_fail = LLM_OK;
+    int stopped;
+    LlmStatus first_fail;
+    int64_t failed = critic_failures(jd, (size_t)m, &stopped, &first_fail);
     for (int64_t q = 0; q < m; q++) {
         int64_t i = which[q];
         j->p_ab[i] = jd[q].p_ab, j->p_ba[i] = jd[q].p_ba, j->p[i] = jd[q].p;
@@ -430,14 +430,6 @@ static int judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, 
         jd[q].raw_ab = jd[q].raw_ba = NULL;
         j->label[i] = pairs_verdict(j->p[i], cfg->critique.tie_margin);
         if (j->label[i] == 0) j->ties++;
-        if (jd[q].st_ab == LLM_E_STOPPED || jd[q].st_ba == LLM_E_STOPPED) stopped = 1;
-        for (int o = 0; o < 2; o++) {
-            LlmStatus st = o ? jd[q].st_ba : jd[q].st_ab;
-            if (st != LLM_OK && st != LLM_E_STOPPED) {
-                if (!failed) first_fail = st;
-                failed++;
-            }
-        }
     }
     if (!stopped && failed)
         err_set(e, "%s: %lld of %lld requests failed after their retries (first: %s; usage line above); run again to "
@@ -786,6 +778,15 @@ static int run_round(Ctx *c, int r, Role *critic, LlmClient *client) {
     return code;
 }
 
+/* rank 0: the critic's response cache and client for the run */
+static int open_critic_client(const Config *cfg, const Role *critic, LlmCache **cache, LlmClient **client, Err *e) {
+    char *p = role_run_cache_path(cfg);
+    *cache = cache_open(p, cfg->llm.sync_seconds, e);
+    free(p);
+    *client = *cache ? llm_client_create(&critic->ep, *cache, e) : NULL;
+    return *client ? 0 : -1;
+}
+
 /* Evaluates the current model into ROOT of run.h5 (eval_run opens run.h5 and the LLM cache
  * itself: rank 0 releases its own around it). */
 static int eval_between(Ctx *c, Role *critic, LlmClient **client, LlmCache **cache, const char *root) {
@@ -808,12 +809,7 @@ static int eval_between(Ctx *c, Role *critic, LlmClient **client, LlmCache **cac
         c->run = store_open(rp, 1, &e2);
         free(rp);
         if (!c->run) DIE("%s", e2.msg);
-        if (critic->url) {
-            char *p = cfg->llm.cache[0] ? xstrdup(cfg->llm.cache) : xasprintf("%s/llm-cache", cfg->run.dir);
-            *cache = cache_open(p, cfg->llm.sync_seconds, &e2);
-            free(p);
-            if (!*cache || !(*client = llm_client_create(&critic->ep, *cache, &e2))) DIE("%s", e2.msg);
-        }
+        if (critic->url && open_critic_client(cfg, critic, cache, client, &e2) != 0) DIE("%s", e2.msg);
     }
     return code;
 }
@@ -879,18 +875,7 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
         c->log_flushed = c->s.log.n;
         int need_critic = strcmp(cfg->critique.objective, "ft") != 0;
         if (rc == 0 && need_critic) rc = role_open(&critic, cfg, &cfg->critic, "critic", &e);
-        char *cpath = xasprintf("%s/llm-cache", cfg->run.dir);
-        if (rc == 0 && need_critic) {
-            char *p = cfg->llm.cache[0] ? xstrdup(cfg->llm.cache) : xstrdup(cpath);
-            cache = cache_open(p, cfg->llm.sync_seconds, &e);
-            free(p);
-            if (!cache) rc = -1;
-        }
-        free(cpath);
-        if (rc == 0 && need_critic) {
-            client = llm_client_create(&critic.ep, cache, &e);
-            if (!client) rc = -1;
-        }
+        if (rc == 0 && need_critic) rc = open_critic_client(cfg, &critic, &cache, &client, &e);
     }
     comm_check(rc, e.msg, EXIT_USAGE);
     int code = EXIT_OK;

@@ -121,7 +121,7 @@ static int judge_split(const Config *cfg, StoreFile *run, const char *root, cons
     Role role;
     int rc = role_open(&role, cfg, jg->ep, jg->name, e);
     if (rc) return rc;
-    char *cpath = cfg->llm.cache[0] ? xstrdup(cfg->llm.cache) : xasprintf("%s/llm-cache", cfg->run.dir);
+    char *cpath = role_run_cache_path(cfg);
     LlmCache *cache = cache_open(cpath, cfg->llm.sync_seconds, e);
     free(cpath);
     LlmClient *client = cache ? llm_client_create(&role.ep, cache, e) : NULL;
@@ -142,21 +142,15 @@ static int judge_split(const Config *cfg, StoreFile *run, const char *root, cons
     int *ws = xmalloc(sizeof(int) * (size_t)(n + 1)), *wr = xmalloc(sizeof(int) * (size_t)(n + 1));
     int *v = xmalloc(sizeof(int) * (size_t)(n + 1));
     char **rab = xcalloc((size_t)(n + 1), sizeof(char *)), **rba = xcalloc((size_t)(n + 1), sizeof(char *));
-    int64_t unjudged = 0, stopped = 0, failed = 0;
-    LlmStatus first_fail = LLM_OK;
+    int64_t unjudged = 0;
+    int stopped;
+    LlmStatus first_fail;
+    int64_t failed = critic_failures(j, (size_t)n, &stopped, &first_fail);
     for (int64_t i = 0; i < n; i++) {
         pab[i] = j[i].p_ab, pba[i] = j[i].p_ba, p[i] = j[i].p;
         ws[i] = pairs_word_count(student[i]), wr[i] = pairs_word_count(sp->ref[i]);
         rab[i] = j[i].raw_ab, rba[i] = j[i].raw_ba;
         unjudged += isnan(j[i].p);
-        stopped += j[i].st_ab == LLM_E_STOPPED || j[i].st_ba == LLM_E_STOPPED;
-        for (int o = 0; o < 2; o++) {
-            LlmStatus s = o ? j[i].st_ba : j[i].st_ab;
-            if (s != LLM_OK && s != LLM_E_STOPPED) {
-                if (!failed) first_fail = s;
-                failed++;
-            }
-        }
     }
     if (stopped) rc = err_set(e, "stopped while judging (answers so far are cached)");
     else if (failed)

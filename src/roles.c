@@ -254,6 +254,23 @@ int critic_parse(const LlmResponse *r, double *p1) {
     return CRITIC_SRC_NONE;
 }
 
+int64_t critic_failures(const CriticJudgement *j, size_t n, int *stopped, LlmStatus *first) {
+    int64_t failed = 0;
+    if (stopped) *stopped = 0;
+    *first = LLM_OK;
+    for (size_t i = 0; i < n; i++)
+        for (int o = 0; o < 2; o++) {
+            LlmStatus s = o ? j[i].st_ba : j[i].st_ab;
+            if (s == LLM_E_STOPPED && stopped) *stopped = 1;
+            if (s != LLM_OK && s != LLM_E_STOPPED && !failed++) *first = s;
+        }
+    return failed;
+}
+
+char *role_run_cache_path(const Config *cfg) {
+    return cfg->llm.cache[0] ? xstrdup(cfg->llm.cache) : xasprintf("%s/llm-cache", cfg->run.dir);
+}
+
 void critic_judgement_free(CriticJudgement *j) {
     if (!j) return;
     free(j->raw_ab);
