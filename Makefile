@@ -16,7 +16,8 @@ LDLIBS    += $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm -pthread
 DEPFLAGS   = -MMD -MP
 
 BUILD     := build
-LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c))
+LAYERS    := base engine io llm standin stages
+LIB_SRC   := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -35,9 +36,10 @@ CFLAGS    += -I$(BUILD)
 $(BUILD)/version.h: FORCE | $(BUILD)/obj
 	@printf '#define HDISTILL_GIT_SHA "%s"\n#define HDISTILL_VERSION "%s"\n' '$(GIT_SHA)' '$(VERSION)' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
-$(BUILD)/obj/prov.o: $(BUILD)/version.h
+$(BUILD)/obj/io/prov.o: $(BUILD)/version.h
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 $(LIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^

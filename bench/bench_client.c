@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
-#include "llm.h"
-#include "util.h"
+#include "llm/llm.h"
+#include "base/util.h"
 
 static double cpu_seconds(void) {
     struct rusage ru;

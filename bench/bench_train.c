@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "comm.h"
-#include "model.h"
-#include "optim.h"
-#include "util.h"
+#include "base/comm.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "base/util.h"
 
 int main(int argc, char **argv) {
     Comm comm;

@@ -4,18 +4,18 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "comm.h"
-#include "config.h"
-#include "critique.h"
-#include "evaluate.h"
-#include "ingest.h"
-#include "pipeline.h"
-#include "prov.h"
-#include "serve.h"
-#include "teach.h"
-#include "train.h"
-#include "util.h"
+#include "stages/cli.h"
+#include "base/comm.h"
+#include "base/config.h"
+#include "stages/critique.h"
+#include "stages/evaluate.h"
+#include "stages/ingest.h"
+#include "stages/pipeline.h"
+#include "io/prov.h"
+#include "standin/serve.h"
+#include "stages/teach.h"
+#include "stages/train.h"
+#include "base/util.h"
 
 static const char USAGE[] =
     "usage: hdistill SUBCOMMAND [ARGS]\n"

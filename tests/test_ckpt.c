@@ -7,11 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ckpt.h"
-#include "comm.h"
+#include "io/ckpt.h"
+#include "base/comm.h"
 #include "test.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "engine/tokenizer.h"
+#include "base/util.h"
 
 static Tokenizer *small_tokenizer(void) {
     const char *texts[] = {"the cat sat on the mat", "the dog sat on the log", "a cat and a dog"};

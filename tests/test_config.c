@@ -5,9 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "base/config.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 static char *write_tmp(const char *text) {
     char *path = xstrdup("/tmp/hdistill-config-XXXXXX");

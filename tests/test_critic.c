@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "roles.h"
-#include "serve.h"
+#include "base/config.h"
+#include "llm/roles.h"
+#include "standin/serve.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 enum { N = 80 };
 

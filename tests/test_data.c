@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data.h"
+#include "engine/data.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 /* n examples; example i has len(i) ids: i*1000+j, prompt of 2 ids */
 static void make(Examples *x, int n, int T) {

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gen.h"
-#include "model.h"
+#include "engine/gen.h"
+#include "engine/model.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 enum { V = 6, EOT = 5, P = 24 };
 

@@ -10,12 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cache.h"
-#include "llmproto.h"
-#include "roles.h"
-#include "sha256.h"
+#include "llm/cache.h"
+#include "llm/llmproto.h"
+#include "llm/roles.h"
+#include "base/sha256.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 static void test_sha256(void) {
     char h[65];

@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "model.h"
-#include "store.h"
+#include "engine/model.h"
+#include "io/store.h"
 #include "test.h"
 #include "torch_io.h"
-#include "util.h"
+#include "base/util.h"
 
 enum { L = 2, NH = 4, C = 32, V = 61, P = 16, B = 2, T = 12 };
 #define N (B * T)

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
+#include "engine/ops.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 static Rng rng;
 

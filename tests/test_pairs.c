@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pairs.h"
+#include "engine/pairs.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 /* naive: word n-grams as strings, classic DP */
 static int naive(const char *a, const char *b, int n) {

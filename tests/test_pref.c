@@ -7,12 +7,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "model.h"
-#include "pref.h"
-#include "store.h"
+#include "engine/model.h"
+#include "engine/pref.h"
+#include "io/store.h"
 #include "test.h"
 #include "torch_io.h"
-#include "util.h"
+#include "base/util.h"
 
 enum { L = 2, NH = 2, C = 16, V = 29, P = 24, B = 2, T = 16, NSEQ = 4, NPAIR = 2 };
 #define N (B * T)

@@ -18,11 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model.h"
-#include "safetensors.h"
-#include "store.h"
+#include "engine/model.h"
+#include "io/safetensors.h"
+#include "io/store.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #define DIR "build/tmp"
 

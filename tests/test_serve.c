@@ -13,9 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "llmproto.h"
-#include "serve.h"
-#include "standin.h"
+#include "llm/llmproto.h"
+#include "standin/serve.h"
+#include "standin/standin.h"
 #include "test.h"
 
 static const char *TEACHER_TMPL =

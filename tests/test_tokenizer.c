@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "test.h"
-#include "tokenizer.h"
-#include "unicode.h"
-#include "util.h"
+#include "engine/tokenizer.h"
+#include "base/unicode.h"
+#include "base/util.h"
 
 /* ---- corpus ------------------------------------------------------------------ */
 

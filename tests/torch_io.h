@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "model.h"
-#include "store.h"
+#include "engine/model.h"
+#include "io/store.h"
 
 static StoreFile *torch_io_write(const char *path, const Gpt *m, int B, int T, const int *tok, const int *tgt,
                                  const int *pos, const int *seg, const float *w) {

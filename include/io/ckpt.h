@@ -1,0 +1,101 @@
+/* ckpt -- the checkpoint format (HDF5, through store).
+ *
+ * ckpt/step_NNNNNNNN.h5 holds, for the state after NNNNNNNN optimizer steps:
+ *   /                 attrs format="hdistill-checkpoint", format_version, step
+ *   /model            attrs n_layer, n_head, d_model, vocab_size, max_seq_len
+ *   /params/<tensor>  float32, one dataset per tensor (names as model.h)
+ *   /optim/m/<tensor>, /optim/v/<tensor>   AdamW moments; /optim attr t
+ *   /state/rng (uint64[4]), /state/cursor (int64[2]: epoch, index),
+ *   /state attrs step, tokens, elapsed, world_size, threads
+ *   /tokenizer/...    the tokenizer (see ckpt_write_tokenizer)
+ *   /config           the resolved configuration (JSON string)
+ *   /provenance       build, libraries, host, Slurm job, command
+ *   /metrics/train/..., /metrics/val/...  the loss curves up to this step (restore run.h5)
+ * A checkpoint is written to "<name>.tmp", fsynced and renamed, so a file
+ * with the final name is always complete; resume takes the newest one that
+ * reads back whole and skips (with a warning) any that do not.
+ */
+#ifndef HDISTILL_CKPT_H
+#define HDISTILL_CKPT_H
+
+#include <stdint.h>
+
+#include "engine/data.h"
+#include "engine/model.h"
+#include "io/prov.h"
+#include "io/store.h"
+#include "engine/tokenizer.h"
+
+#define CKPT_FORMAT_VERSION 1
+
+typedef struct {
+    int64_t step;      /* optimizer steps completed */
+    uint64_t rng[4];   /* trainer RNG state */
+    DataCursor cursor; /* next example of the training stream */
+    int64_t tokens;    /* loss tokens consumed */
+    double elapsed;    /* training seconds so far */
+    int64_t world_size;
+    int64_t threads;   /* kernel/OpenBLAS threads per rank (OpenBLAS rounds by thread count) */
+} TrainState;
+
+/* The per-step training log kept in memory on rank 0. */
+typedef struct {
+    int64_t n, cap;
+    int64_t *step, *tokens;
+    double *loss, *lr, *grad_norm, *time;
+} MetricLog;
+
+/* Validation losses (rank 0), also kept in checkpoints. */
+typedef struct {
+    int64_t n, cap;
+    int64_t *step;
+    double *loss;
+} ValLog;
+
+void vallog_push(ValLog *l, int64_t step, double loss);
+void vallog_free(ValLog *l);
+/* Drops entries after step. */
+void vallog_truncate_after(ValLog *l, int64_t step);
+
+void metriclog_push(MetricLog *l, int64_t step, double loss, double lr, double gnorm,
+                    int64_t tokens, double time);
+void metriclog_truncate(MetricLog *l, int64_t n);
+void metriclog_free(MetricLog *l);
+/* Appends entries [from, l->n) as 1-D series under group (e.g. "/metrics/train"). */
+int metriclog_append_to(StoreFile *f, const char *group, const MetricLog *l, int64_t from, Err *e);
+/* Reads the series of group into l (replacing it). */
+int metriclog_read(StoreFile *f, const char *group, MetricLog *l, Err *e);
+
+/* The tokenizer under group: offsets (int64), blob (uint8), special (uint8),
+ * merges (int32 [n,2]), attrs eot_id, sep_id. */
+int ckpt_write_tokenizer(StoreFile *f, const char *group, const TokenizerData *t, Err *e);
+int ckpt_read_tokenizer(StoreFile *f, const char *group, TokenizerData *t, Err *e);
+
+/* Writes dir/step_<step>.h5 atomically; *path_out (may be NULL) gets the
+ * final path (malloc'd). */
+int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *mom_v,
+               const TrainState *st, const TokenizerData *tok, const char *config_json,
+               const Provenance *prov, const MetricLog *log, const ValLog *val, char **path_out,
+               Err *e);
+
+/* Reads the model configuration, tokenizer and stored configuration JSON
+ * (each output may be NULL). */
+int ckpt_read_meta(const char *path, GptConfig *cfg, TokenizerData *tok, char **config_json,
+                   Err *e);
+/* Reads parameters, moments (may be NULL), state and log (may be NULL) into
+ * a model already initialised with the checkpoint's configuration. */
+int ckpt_read(const char *path, Gpt *m, float *mom_m, float *mom_v, TrainState *st, MetricLog *log,
+              ValLog *val, Err *e);
+
+/* Complete checkpoints in dir (step_*.h5, not .tmp), newest first; *n set.
+ * Free with ckpt_list_free. */
+char **ckpt_list(const char *dir, int *n);
+void ckpt_list_free(char **list, int n);
+/* Deletes all but the newest keep checkpoints (never `protect`, the one
+ * just written) and any leftover .tmp files. */
+void ckpt_prune(const char *dir, int keep, const char *protect);
+/* Renames an unreadable checkpoint to "<path>.bad" so it is neither resumed
+ * from nor counted as one of the kept ones. */
+void ckpt_quarantine(const char *path);
+
+#endif

@@ -1,0 +1,225 @@
+/* comm -- MPI wrappers; see include/comm.h.  Every MPI call is checked:
+ * a failing call DIEs with the MPI error string. */
+#include "base/comm.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+#define MPI_CALL(call)                                                          \
+    do {                                                                        \
+        int rc_ = (call);                                                       \
+        if (rc_ != MPI_SUCCESS) {                                               \
+            char s_[MPI_MAX_ERROR_STRING];                                      \
+            int n_ = 0;                                                         \
+            MPI_Error_string(rc_, s_, &n_);                                     \
+            DIE("%s failed: %s (hint: check the MPI launcher and network)", #call, s_); \
+        }                                                                       \
+    } while (0)
+
+static int g_inited = 0;
+
+static void abort_hook(int code) {
+    if (g_inited) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+void comm_init(Comm *c, int *argc, char ***argv) {
+    int provided = 0;
+    MPI_CALL(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    g_inited = 1;
+    MPI_CALL(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &c->rank));
+    MPI_CALL(MPI_Comm_size(MPI_COMM_WORLD, &c->size));
+    MPI_Comm node;
+    MPI_CALL(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node));
+    MPI_CALL(MPI_Comm_rank(node, &c->local_rank));
+    MPI_CALL(MPI_Comm_size(node, &c->local_size));
+    MPI_CALL(MPI_Comm_free(&node));
+    util_set_rank(c->rank);
+    util_set_abort_hook(abort_hook);
+}
+
+void comm_finalize(void) {
+    if (!g_inited) return;
+    g_inited = 0;
+    MPI_Finalize();
+}
+
+void comm_exit(int code) {
+    fflush(stdout);
+    fflush(stderr);
+    comm_finalize();
+    exit(code);
+}
+
+void comm_barrier(void) { MPI_CALL(MPI_Barrier(MPI_COMM_WORLD)); }
+
+/* MPI counts are int: large buffers go in chunks. */
+#define CHUNK ((size_t)1 << 30)
+
+void comm_allreduce_sum_f32(float *x, size_t n) {
+    for (size_t o = 0; o < n; o += CHUNK) {
+        size_t k = n - o < CHUNK ? n - o : CHUNK;
+        MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, x + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    }
+}
+
+void comm_allreduce_sum_f64(double *x, size_t n) {
+    for (size_t o = 0; o < n; o += CHUNK) {
+        size_t k = n - o < CHUNK ? n - o : CHUNK;
+        MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, x + o, (int)k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    }
+}
+
+void comm_allreduce_sum_i64(int64_t *x, size_t n) {
+    MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+}
+
+int comm_any(int flag) {
+    int v = flag ? 1 : 0;
+    MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    return v;
+}
+
+int64_t comm_max_i64(int64_t v) {
+    MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
+    return v;
+}
+
+void comm_bcast(void *buf, size_t bytes) {
+    char *p = buf;
+    for (size_t o = 0; o < bytes; o += CHUNK) {
+        size_t k = bytes - o < CHUNK ? bytes - o : CHUNK;
+        MPI_CALL(MPI_Bcast(p + o, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD));
+    }
+}
+
+void comm_bcast_i64(int64_t *v, size_t n) {
+    MPI_CALL(MPI_Bcast(v, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD));
+}
+
+void comm_bcast_string(char **s) {
+    int rank;
+    MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    int64_t len = (rank == 0) ? (*s ? (int64_t)strlen(*s) : -1) : 0;
+    comm_bcast_i64(&len, 1);
+    if (rank != 0) {
+        free(*s);
+        *s = NULL;
+        if (len >= 0) {
+            *s = xmalloc((size_t)len + 1);
+            (*s)[len] = 0;
+        }
+    }
+    if (len > 0) comm_bcast(*s, (size_t)len);
+}
+
+void comm_bcast_strings(char ***s, int64_t *n) {
+    int rank;
+    MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    comm_bcast_i64(n, 1);
+    int64_t bytes = 0;
+    char *buf = NULL;
+    if (rank == 0) {
+        for (int64_t i = 0; i < *n; i++) bytes += (int64_t)strlen((*s)[i]) + 1;
+        buf = xmalloc((size_t)(bytes ? bytes : 1));
+        char *p = buf;
+        for (int64_t i = 0; i < *n; i++) {
+            size_t l = strlen((*s)[i]) + 1;
+            memcpy(p, (*s)[i], l);
+            p += l;
+        }
+    }
+    comm_bcast_i64(&bytes, 1);
+    if (rank != 0) buf = xmalloc((size_t)(bytes ? bytes : 1));
+    comm_bcast(buf, (size_t)bytes);
+    if (rank != 0) {
+        *s = xcalloc((size_t)(*n ? *n : 1), sizeof(char *));
+        const char *p = buf;
+        for (int64_t i = 0; i < *n; i++) {
+            (*s)[i] = xstrdup(p);
+            p += strlen(p) + 1;
+        }
+    }
+    free(buf);
+}
+
+void comm_check(int rc, const char *msg, int code) {
+    int64_t v = rc;
+    comm_bcast_i64(&v, 1);
+    if (v == 0) return;
+    int rank;
+    MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    if (rank == 0) {
+        fflush(stdout);
+        fprintf(stderr, "error: %s\n", msg && *msg ? msg : "failed");
+    }
+    comm_exit(code);
+}
+
+void comm_check_all(int rc, const char *msg, int code) {
+    int rank, size;
+    MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CALL(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    int first = rc ? rank : size;
+    MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first == size) return;
+    char buf[1024] = {0};
+    if (rank == first && msg) snprintf(buf, sizeof buf, "%s", msg);
+    if (first != 0) {
+        if (rank == first) MPI_CALL(MPI_Send(buf, sizeof buf, MPI_CHAR, 0, 77, MPI_COMM_WORLD));
+        if (rank == 0)
+            MPI_CALL(MPI_Recv(buf, sizeof buf, MPI_CHAR, first, 77, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+    }
+    if (rank == 0) {
+        fflush(stdout);
+        fprintf(stderr, "error: %s\n", buf[0] ? buf : "failed");
+    }
+    comm_exit(code);
+}
+
+char *comm_gather_bytes(const char *buf, size_t len, size_t **lens_out) {
+    int rank, size;
+    MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CALL(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    CHECK(len < (size_t)1 << 31, "gather of %zu bytes exceeds MPI's int count", len);
+    int mine = (int)len;
+    int *counts = rank == 0 ? xmalloc(sizeof(int) * size) : NULL;
+    MPI_CALL(MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    int *displs = NULL;
+    char *out = NULL;
+    if (rank == 0) {
+        displs = xmalloc(sizeof(int) * size);
+        long tot = 0;
+        for (int r = 0; r < size; r++) {
+            displs[r] = (int)tot;
+            tot += counts[r];
+        }
+        CHECK(tot < (1L << 31), "gathered %ld bytes exceed MPI's int count", tot);
+        out = xmalloc((size_t)tot + 1);
+        out[tot] = 0;
+        if (lens_out) {
+            *lens_out = xmalloc(sizeof(size_t) * size);
+            for (int r = 0; r < size; r++) (*lens_out)[r] = (size_t)counts[r];
+        }
+    }
+    MPI_CALL(MPI_Gatherv(buf, mine, MPI_BYTE, out, counts, displs, MPI_BYTE, 0, MPI_COMM_WORLD));
+    free(counts);
+    free(displs);
+    return out;
+}
+
+double comm_wtime(void) { return MPI_Wtime(); }
+
+void comm_library_version(char *buf, size_t n) {
+    char v[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    if (MPI_Get_library_version(v, &len) != MPI_SUCCESS) snprintf(v, sizeof v, "unknown MPI");
+    char *nl = strchr(v, '\n');
+    if (nl) *nl = 0;
+    char *comma = strchr(v, ',');
+    if (comma) *comma = 0;
+    snprintf(buf, n, "%s", v);
+}

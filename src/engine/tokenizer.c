@@ -1,0 +1,1212 @@
+/* tokenizer -- see include/tokenizer.h.  Byte-level BPE: GPT-2's
+ * pre-tokenizer (hand-written matcher for its regular expression), the merge
+ * loop, training with incremental pair counts, GPT-2 file import.
+ *
+ * Encoding a pre-tokenized chunk follows GPT-2's encoder.py exactly: find the
+ * adjacent pair with the lowest merge rank, merge all its non-overlapping
+ * occurrences left to right, repeat.  Short chunks run that loop as written
+ * (bpe_merge_naive); long ones use a heap of (rank, position) that replays
+ * the same passes in O(n log n) (bpe_merge_heap), so a megabyte without a
+ * space is not quadratic.
+ *
+ * Training (Sennrich et al. 2016, "Neural Machine Translation of Rare Words
+ * with Subword Units") counts unique chunks, keeps for every pair its count
+ * and the chunks it occurs in, and after each merge updates only the chunks
+ * that held the merged pair.  A max-heap with lazy deletion picks the most
+ * frequent pair.
+ *
+ * All state used by encode is read-only after construction: encode is
+ * thread-safe without locks (its scratch space is per call).
+ */
+#include "engine/tokenizer.h"
+
+#include <cJSON.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/unicode.h"
+
+/* Chunks up to this many bytes use the quadratic reference merge loop. */
+#define BPE_NAIVE_MAX 32
+
+static const char EOT_NAME[] = "<|endoftext|>";
+static const char SEP_NAME[] = "<|sep|>";
+
+/* ---- hashing --------------------------------------------------------------- */
+
+static uint64_t hash_u64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0x243f6a8885a308d3ULL ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = hash_u64(h ^ w);
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    return hash_u64(h ^ w ^ 0x13198a2e03707344ULL);
+}
+
+static uint64_t pair_key(int a, int b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+
+/* ---- U64Map: uint64 key -> int64 value, open addressing ------------------- */
+
+#define U64_EMPTY UINT64_MAX
+
+typedef struct {
+    uint64_t *keys;
+    int64_t *vals;
+    size_t cap, n; /* cap is a power of two */
+} U64Map;
+
+static void u64map_init(U64Map *m, size_t expect) {
+    size_t cap = 16;
+    while (cap < 2 * expect + 2) cap *= 2;
+    m->keys = xmalloc(cap * sizeof *m->keys);
+    m->vals = xmalloc(cap * sizeof *m->vals);
+    memset(m->keys, 0xff, cap * sizeof *m->keys);
+    m->cap = cap;
+    m->n = 0;
+}
+
+static void u64map_free(U64Map *m) {
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+static size_t u64map_slot(const U64Map *m, uint64_t key) {
+    size_t mask = m->cap - 1, i = (size_t)hash_u64(key) & mask;
+    while (m->keys[i] != U64_EMPTY && m->keys[i] != key) i = (i + 1) & mask;
+    return i;
+}
+
+/* 1 and *val if present, else 0. */
+static int u64map_get(const U64Map *m, uint64_t key, int64_t *val) {
+    size_t i = u64map_slot(m, key);
+    if (m->keys[i] == U64_EMPTY) return 0;
+    *val = m->vals[i];
+    return 1;
+}
+
+static void u64map_put(U64Map *m, uint64_t key, int64_t val) {
+    CHECK(key != U64_EMPTY, "reserved key");
+    if (2 * (m->n + 1) > m->cap) {
+        U64Map g;
+        u64map_init(&g, m->cap);
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i] != U64_EMPTY) {
+                size_t j = u64map_slot(&g, m->keys[i]);
+                g.keys[j] = m->keys[i];
+                g.vals[j] = m->vals[i];
+            }
+        g.n = m->n;
+        u64map_free(m);
+        *m = g;
+    }
+    size_t i = u64map_slot(m, key);
+    if (m->keys[i] == U64_EMPTY) {
+        m->keys[i] = key;
+        m->n++;
+    }
+    m->vals[i] = val;
+}
+
+/* ---- BytesMap: byte string -> int, open addressing, owns its keys --------- */
+
+typedef struct {
+    uint64_t hash;
+    int64_t off; /* into arena */
+    uint32_t len;
+    int val;
+} BytesEntry;
+
+typedef struct {
+    int32_t *slots; /* entry index, -1 = empty */
+    size_t cap;     /* power of two */
+    BytesEntry *e;
+    size_t n, ecap;
+    ByteBuf arena;
+} BytesMap;
+
+static void bytesmap_init(BytesMap *m, size_t expect) {
+    memset(m, 0, sizeof *m);
+    m->cap = 16;
+    while (m->cap < 2 * expect + 2) m->cap *= 2;
+    m->slots = xmalloc(m->cap * sizeof *m->slots);
+    memset(m->slots, 0xff, m->cap * sizeof *m->slots);
+}
+
+static void bytesmap_free(BytesMap *m) {
+    free(m->slots);
+    free(m->e);
+    bytebuf_free(&m->arena);
+    memset(m, 0, sizeof *m);
+}
+
+static size_t bytesmap_slot(const BytesMap *m, const uint8_t *p, size_t n, uint64_t h) {
+    size_t mask = m->cap - 1, i = (size_t)h & mask;
+    for (;; i = (i + 1) & mask) {
+        int32_t k = m->slots[i];
+        if (k < 0) return i;
+        const BytesEntry *e = &m->e[k];
+        if (e->hash == h && e->len == n && memcmp(m->arena.a + e->off, p, n) == 0) return i;
+    }
+}
+
+/* Entry index of p[0..n), or -1. */
+static int bytesmap_find(const BytesMap *m, const uint8_t *p, size_t n) {
+    return m->slots[bytesmap_slot(m, p, n, hash_bytes(p, n))];
+}
+
+/* Adds p[0..n) -> val (must be absent); returns its entry index. */
+static int bytesmap_add(BytesMap *m, const uint8_t *p, size_t n, int val) {
+    CHECK(n <= UINT32_MAX && m->n < INT32_MAX, "key too long or map too full");
+    if (2 * (m->n + 1) > m->cap) {
+        free(m->slots);
+        m->cap *= 2;
+        m->slots = xmalloc(m->cap * sizeof *m->slots);
+        memset(m->slots, 0xff, m->cap * sizeof *m->slots);
+        size_t mask = m->cap - 1;
+        for (size_t k = 0; k < m->n; k++) {
+            size_t i = (size_t)m->e[k].hash & mask;
+            while (m->slots[i] >= 0) i = (i + 1) & mask;
+            m->slots[i] = (int32_t)k;
+        }
+    }
+    uint64_t h = hash_bytes(p, n);
+    size_t i = bytesmap_slot(m, p, n, h);
+    CHECK(m->slots[i] < 0, "bytesmap_add: key already present");
+    if (m->n == m->ecap) {
+        m->ecap = m->ecap ? 2 * m->ecap : 64;
+        m->e = xrealloc(m->e, m->ecap * sizeof *m->e);
+    }
+    BytesEntry *e = &m->e[m->n];
+    e->hash = h;
+    e->off = (int64_t)m->arena.n;
+    e->len = (uint32_t)n;
+    e->val = val;
+    bytebuf_put(&m->arena, p, n);
+    m->slots[i] = (int32_t)m->n;
+    return (int)m->n++;
+}
+
+/* ---- the tokenizer ----------------------------------------------------------- */
+
+struct Tokenizer {
+    int n_vocab;
+    int64_t *offsets; /* n_vocab + 1 */
+    uint8_t *blob;
+    uint8_t *special; /* n_vocab */
+    int n_merges;
+    int32_t *merges; /* 2 * n_merges */
+    int eot_id, sep_id;
+    int byte_id[256]; /* the token of each single byte */
+    U64Map ranks;     /* pair_key(left, right) -> (rank << 32) | result id */
+};
+
+void tokenizer_data_free(TokenizerData *d) {
+    if (!d) return;
+    free(d->offsets);
+    free(d->blob);
+    free(d->special);
+    free(d->merges);
+    memset(d, 0, sizeof *d);
+    d->eot_id = d->sep_id = -1;
+}
+
+void tokenizer_destroy(Tokenizer *t) {
+    if (!t) return;
+    free(t->offsets);
+    free(t->blob);
+    free(t->special);
+    free(t->merges);
+    u64map_free(&t->ranks);
+    free(t);
+}
+
+int tokenizer_vocab_size(const Tokenizer *t) { return t->n_vocab; }
+int tokenizer_eot_id(const Tokenizer *t) { return t->eot_id; }
+int tokenizer_sep_id(const Tokenizer *t) { return t->sep_id; }
+
+const uint8_t *tokenizer_token_bytes(const Tokenizer *t, int id, size_t *len) {
+    if (id < 0 || id >= t->n_vocab) return NULL;
+    if (len) *len = (size_t)(t->offsets[id + 1] - t->offsets[id]);
+    return t->blob + t->offsets[id];
+}
+
+static size_t tok_len(const Tokenizer *t, int id) {
+    return (size_t)(t->offsets[id + 1] - t->offsets[id]);
+}
+
+/* The header checks of tokenizer_from_data: 0, or -1 with e set. */
+static int data_check_header(const TokenizerData *d, Err *e) {
+    if (!d || d->n_vocab < 257 || !d->offsets || !d->blob || !d->special)
+        return err_set(e, "tokenizer data: vocabulary of %d ids is too small or missing "
+                          "(need the 256 bytes and an end-of-text token)",
+                       d ? d->n_vocab : 0);
+    if (d->n_merges < 0 || (d->n_merges > 0 && !d->merges))
+        return err_set(e, "tokenizer data: bad merge count %d", d->n_merges);
+    if (d->offsets[0] != 0)
+        return err_set(e, "tokenizer data: offsets[0] is %lld, not 0", (long long)d->offsets[0]);
+    for (int i = 0; i < d->n_vocab; i++)
+        if (d->offsets[i + 1] <= d->offsets[i])
+            return err_set(e, "tokenizer data: token %d has no bytes (offsets not increasing)", i);
+    if (d->eot_id < 0 || d->eot_id >= d->n_vocab || !d->special[d->eot_id])
+        return err_set(e, "tokenizer data: end-of-text id %d is not a special token", d->eot_id);
+    if (d->sep_id != -1 && (d->sep_id < 0 || d->sep_id >= d->n_vocab || !d->special[d->sep_id]))
+        return err_set(e, "tokenizer data: separator id %d is not -1 or a special token",
+                       d->sep_id);
+    return 0;
+}
+
+/* Checks d and builds the tokenizer; NULL with e set on inconsistency. */
+Tokenizer *tokenizer_from_data(const TokenizerData *d, Err *e) {
+    if (data_check_header(d, e) != 0) return NULL;
+    int V = d->n_vocab;
+    Tokenizer *t = xcalloc(1, sizeof *t);
+    t->n_vocab = V;
+    t->n_merges = d->n_merges;
+    t->eot_id = d->eot_id;
+    t->sep_id = d->sep_id;
+    size_t nb = (size_t)d->offsets[V];
+    t->offsets = xmalloc((size_t)(V + 1) * sizeof *t->offsets);
+    memcpy(t->offsets, d->offsets, (size_t)(V + 1) * sizeof *t->offsets);
+    t->blob = xmalloc(nb);
+    memcpy(t->blob, d->blob, nb);
+    t->special = xmalloc((size_t)V);
+    memcpy(t->special, d->special, (size_t)V);
+    t->merges = xmalloc((size_t)(2 * (size_t)d->n_merges) * sizeof *t->merges);
+    if (d->n_merges) memcpy(t->merges, d->merges, 2 * (size_t)d->n_merges * sizeof *t->merges);
+    u64map_init(&t->ranks, (size_t)d->n_merges);
+
+    /* Non-special tokens must have distinct bytes: then a byte string names
+     * at most one token, as in GPT-2's string-keyed vocabulary. */
+    BytesMap bm;
+    bytesmap_init(&bm, (size_t)V);
+    for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
+    for (int i = 0; i < V; i++) {
+        if (t->special[i]) continue;
+        size_t n = tok_len(t, i);
+        const uint8_t *p = t->blob + t->offsets[i];
+        int k = bytesmap_find(&bm, p, n);
+        if (k >= 0) {
+            err_set(e, "tokenizer data: tokens %d and %d have the same bytes", bm.e[k].val, i);
+            goto fail;
+        }
+        bytesmap_add(&bm, p, n, i);
+        if (n == 1) t->byte_id[p[0]] = i;
+    }
+    for (int b = 0; b < 256; b++)
+        if (t->byte_id[b] < 0) {
+            err_set(e, "tokenizer data: no token for byte 0x%02x (a byte-level BPE needs all 256)",
+                    b);
+            goto fail;
+        }
+    ByteBuf cat = {0};
+    for (int k = 0; k < t->n_merges; k++) {
+        int a = t->merges[2 * k], b = t->merges[2 * k + 1];
+        if (a < 0 || a >= V || b < 0 || b >= V || t->special[a] || t->special[b]) {
+            err_set(e, "tokenizer data: merge %d joins ids %d and %d, not both ordinary tokens", k,
+                    a, b);
+            bytebuf_free(&cat);
+            goto fail;
+        }
+        cat.n = 0;
+        bytebuf_put(&cat, t->blob + t->offsets[a], tok_len(t, a));
+        bytebuf_put(&cat, t->blob + t->offsets[b], tok_len(t, b));
+        int r = bytesmap_find(&bm, (const uint8_t *)cat.a, cat.n);
+        int64_t old;
+        if (r < 0) {
+            err_set(e, "tokenizer data: the result of merge %d (%d + %d) is not in the vocabulary",
+                    k, a, b);
+            bytebuf_free(&cat);
+            goto fail;
+        }
+        if (u64map_get(&t->ranks, pair_key(a, b), &old)) {
+            err_set(e, "tokenizer data: merge %d repeats merge %d (%d + %d)", k, (int)(old >> 32),
+                    a, b);
+            bytebuf_free(&cat);
+            goto fail;
+        }
+        u64map_put(&t->ranks, pair_key(a, b), ((int64_t)k << 32) | (uint32_t)bm.e[r].val);
+    }
+    bytebuf_free(&cat);
+    bytesmap_free(&bm);
+    return t;
+fail:
+    bytesmap_free(&bm);
+    tokenizer_destroy(t);
+    return NULL;
+}
+
+void tokenizer_to_data(const Tokenizer *t, TokenizerData *d) {
+    int V = t->n_vocab;
+    size_t nb = (size_t)t->offsets[V];
+    d->n_vocab = V;
+    d->offsets = xmalloc((size_t)(V + 1) * sizeof *d->offsets);
+    memcpy(d->offsets, t->offsets, (size_t)(V + 1) * sizeof *d->offsets);
+    d->blob = xmalloc(nb);
+    memcpy(d->blob, t->blob, nb);
+    d->special = xmalloc((size_t)V);
+    memcpy(d->special, t->special, (size_t)V);
+    d->n_merges = t->n_merges;
+    d->merges = xmalloc(2 * (size_t)t->n_merges * sizeof *d->merges);
+    if (t->n_merges) memcpy(d->merges, t->merges, 2 * (size_t)t->n_merges * sizeof *d->merges);
+    d->eot_id = t->eot_id;
+    d->sep_id = t->sep_id;
+}
+
+/* ---- pre-tokenizer ------------------------------------------------------------
+ * A matcher for GPT-2's pattern, tried in its order at each position:
+ *   's|'t|'re|'ve|'m|'ll|'d | ?\p{L}+ | ?\p{N}+ | ?[^\s\p{L}\p{N}]+
+ *   | \s+(?!\S) | \s+
+ * The last two together: a whitespace run that ends the text is one chunk;
+ * a longer run before a non-space gives back its last character (which then
+ * starts the next chunk, e.g. " b"); a single whitespace character is a
+ * chunk of its own. */
+
+enum { CL_OTHER = 0, CL_LETTER = 1, CL_NUMBER = 2, CL_SPACE = 3 };
+
+static int class_of_cp(uint32_t cp) {
+    if (unicode_is_letter(cp)) return CL_LETTER;
+    if (unicode_is_number(cp)) return CL_NUMBER;
+    if (unicode_is_space(cp)) return CL_SPACE;
+    return CL_OTHER;
+}
+
+/* the same classes for ASCII, without table lookups */
+static inline int ascii_class(uint8_t c) {
+    if ((c | 32) >= 'a' && (c | 32) <= 'z') return CL_LETTER;
+    if (c >= '0' && c <= '9') return CL_NUMBER;
+    if (c == ' ' || (c >= 9 && c <= 13)) return CL_SPACE;
+    return CL_OTHER;
+}
+
+/* Class of the character at s[i] (i < len); *w = its byte length. */
+static inline int class_at(const uint8_t *s, size_t len, size_t i, size_t *w) {
+    if (s[i] < 128) {
+        *w = 1;
+        return ascii_class(s[i]);
+    }
+    uint32_t cp;
+    *w = unicode_decode_utf8(s + i, len - i, &cp);
+    return class_of_cp(cp);
+}
+
+/* End (exclusive) of the chunk that starts at s[i], i < len. */
+static size_t pretok_end(const uint8_t *s, size_t len, size_t i) {
+    size_t w;
+    if (s[i] == '\'' && i + 1 < len) {
+        uint8_t c = s[i + 1];
+        if (c == 's' || c == 't' || c == 'm' || c == 'd') return i + 2;
+        if (i + 2 < len) {
+            uint8_t c2 = s[i + 2];
+            if ((c == 'r' && c2 == 'e') || (c == 'v' && c2 == 'e') || (c == 'l' && c2 == 'l'))
+                return i + 3;
+        }
+    }
+    size_t j = i;
+    if (s[i] == ' ' && i + 1 < len && class_at(s, len, i + 1, &w) != CL_SPACE) j = i + 1;
+    int cl = class_at(s, len, j, &w);
+    if (cl != CL_SPACE) {
+        size_t k = j + w;
+        while (k < len && class_at(s, len, k, &w) == cl) k += w;
+        return k;
+    }
+    /* whitespace run from i: remember where its last character starts */
+    size_t k = i, last = i, nchar = 0;
+    while (k < len && class_at(s, len, k, &w) == CL_SPACE) {
+        last = k;
+        k += w;
+        nchar++;
+    }
+    if (k == len || nchar == 1) return k;
+    return last;
+}
+
+/* ---- merging one chunk ------------------------------------------------------- */
+
+/* Looks up the merge of (a, b): 1 with *rank and *res, else 0. */
+static inline int merge_lookup(const Tokenizer *t, int a, int b, int *rank, int *res) {
+    int64_t v;
+    if (!u64map_get(&t->ranks, pair_key(a, b), &v)) return 0;
+    *rank = (int)(v >> 32);
+    *res = (int)(uint32_t)v;
+    return 1;
+}
+
+/* GPT-2's loop, as written in encoder.py: lowest-rank pair, merge all its
+ * occurrences left to right, repeat.  ids[0..n) in place; returns new n. */
+static size_t bpe_merge_naive(const Tokenizer *t, int *ids, size_t n) {
+    while (n >= 2) {
+        int best = INT_MAX, left = -1, right = -1, res = -1;
+        for (size_t i = 0; i + 1 < n; i++) {
+            int r, x;
+            if (merge_lookup(t, ids[i], ids[i + 1], &r, &x) && r < best) {
+                best = r;
+                left = ids[i];
+                right = ids[i + 1];
+                res = x;
+            }
+        }
+        if (best == INT_MAX) break;
+        size_t w = 0;
+        for (size_t i = 0; i < n;) {
+            if (i + 1 < n && ids[i] == left && ids[i + 1] == right) {
+                ids[w++] = res;
+                i += 2;
+            } else {
+                ids[w++] = ids[i++];
+            }
+        }
+        n = w;
+    }
+    return n;
+}
+
+typedef struct {
+    int32_t rank, pos, left, right;
+} MergeCand;
+
+/* Scratch space of one encode call (so concurrent calls share nothing). */
+typedef struct {
+    int *ids;
+    int32_t *prev, *next;
+    MergeCand *heap;
+    int32_t *touched;
+    size_t cap, heap_cap, heap_n, touched_n;
+} EncodeScratch;
+
+static void scratch_reserve(EncodeScratch *s, size_t n) {
+    if (n <= s->cap) return;
+    size_t c = s->cap ? s->cap : 64;
+    while (c < n) c *= 2;
+    s->ids = xrealloc(s->ids, c * sizeof *s->ids);
+    s->prev = xrealloc(s->prev, c * sizeof *s->prev);
+    s->next = xrealloc(s->next, c * sizeof *s->next);
+    s->touched = xrealloc(s->touched, c * sizeof *s->touched);
+    s->cap = c;
+}
+
+static void scratch_free(EncodeScratch *s) {
+    free(s->ids);
+    free(s->prev);
+    free(s->next);
+    free(s->heap);
+    free(s->touched);
+}
+
+static inline int cand_less(const MergeCand *x, const MergeCand *y) {
+    return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
+}
+
+static void cand_push(EncodeScratch *s, MergeCand c) {
+    if (s->heap_n == s->heap_cap) {
+        s->heap_cap = s->heap_cap ? 2 * s->heap_cap : 64;
+        s->heap = xrealloc(s->heap, s->heap_cap * sizeof *s->heap);
+    }
+    size_t i = s->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!cand_less(&c, &s->heap[p])) break;
+        s->heap[i] = s->heap[p];
+        i = p;
+    }
+    s->heap[i] = c;
+}
+
+static MergeCand cand_pop(EncodeScratch *s) {
+    MergeCand top = s->heap[0], last = s->heap[--s->heap_n];
+    size_t i = 0, n = s->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && cand_less(&s->heap[c + 1], &s->heap[c])) c++;
+        if (!cand_less(&s->heap[c], &last)) break;
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (n) s->heap[i] = last;
+    return top;
+}
+
+/* Pushes the pair starting at node p, if p and its successor merge. */
+static void cand_push_at(const Tokenizer *t, EncodeScratch *s, int32_t p) {
+    if (p < 0 || s->next[p] < 0) return;
+    int a = s->ids[p], b = s->ids[s->next[p]], r, x;
+    if (merge_lookup(t, a, b, &r, &x)) cand_push(s, (MergeCand){r, p, a, b});
+}
+
+/* The same passes as bpe_merge_naive on a linked list.  All candidates of
+ * the lowest rank r are popped in position order and merged where still
+ * valid (an overlapped or already consumed pair no longer matches its
+ * recorded tokens); only then are the pairs around the new tokens pushed,
+ * as encoder.py looks at them only in its next pass.  ids in s->ids[0..n);
+ * the result is compacted into s->ids; returns its length. */
+static size_t bpe_merge_heap(const Tokenizer *t, EncodeScratch *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        s->prev[i] = (int32_t)i - 1;
+        s->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+    }
+    s->heap_n = 0;
+    for (size_t i = 0; i + 1 < n; i++) cand_push_at(t, s, (int32_t)i);
+    while (s->heap_n) {
+        int32_t r = s->heap[0].rank;
+        s->touched_n = 0;
+        while (s->heap_n && s->heap[0].rank == r) {
+            MergeCand c = cand_pop(s);
+            int32_t q = s->next[c.pos];
+            if (s->ids[c.pos] != c.left || q < 0 || s->ids[q] != c.right) continue;
+            int rr = 0, res = -1;
+            CHECK(merge_lookup(t, c.left, c.right, &rr, &res), "candidate without a merge");
+            s->ids[c.pos] = res;
+            s->ids[q] = -1;
+            s->next[c.pos] = s->next[q];
+            if (s->next[q] >= 0) s->prev[s->next[q]] = c.pos;
+            s->touched[s->touched_n++] = c.pos;
+        }
+        for (size_t k = 0; k < s->touched_n; k++) {
+            int32_t p = s->touched[k];
+            cand_push_at(t, s, s->prev[p]);
+            cand_push_at(t, s, p);
+        }
+    }
+    size_t w = 0;
+    for (int32_t p = 0; p >= 0; p = s->next[p]) s->ids[w++] = s->ids[p];
+    return w;
+}
+
+static void encode_chunk(const Tokenizer *t, const uint8_t *p, size_t n, EncodeScratch *s,
+                         IntVec *out) {
+    if (n == 1) {
+        intvec_push(out, t->byte_id[p[0]]);
+        return;
+    }
+    CHECK(n < (size_t)INT32_MAX, "chunk of %zu bytes is too long", n);
+    scratch_reserve(s, n);
+    for (size_t i = 0; i < n; i++) s->ids[i] = t->byte_id[p[i]];
+    size_t m = n <= BPE_NAIVE_MAX ? bpe_merge_naive(t, s->ids, n) : bpe_merge_heap(t, s, n);
+    intvec_reserve(out, out->n + m);
+    memcpy(out->a + out->n, s->ids, m * sizeof *s->ids);
+    out->n += m;
+}
+
+void tokenizer_encode(const Tokenizer *t, const char *text, size_t len, IntVec *out) {
+    const uint8_t *s = (const uint8_t *)text;
+    EncodeScratch sc = {0};
+    for (size_t i = 0; i < len;) {
+        size_t j = pretok_end(s, len, i);
+        encode_chunk(t, s + i, j - i, &sc, out);
+        i = j;
+    }
+    scratch_free(&sc);
+}
+
+int tokenizer_decode(const Tokenizer *t, const int *ids, size_t n, ByteBuf *out, Err *e) {
+    for (size_t i = 0; i < n; i++) {
+        int id = ids[i];
+        if (id < 0 || id >= t->n_vocab)
+            return err_set(e, "token id %d at position %zu is outside the vocabulary [0, %d)", id,
+                           i, t->n_vocab);
+        bytebuf_put(out, t->blob + t->offsets[id], tok_len(t, id));
+    }
+    if (!out->a) bytebuf_put(out, "", 0);
+    return 0;
+}
+
+/* ---- training ------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t count;
+    int32_t a, b;
+} PairCand;
+
+/* max-heap order: higher count first, then smaller (a, b) */
+static inline int paircand_before(const PairCand *x, const PairCand *y) {
+    if (x->count != y->count) return x->count > y->count;
+    if (x->a != y->a) return x->a < y->a;
+    return x->b < y->b;
+}
+
+typedef struct {
+    PairCand *h;
+    size_t n, cap;
+} PairHeap;
+
+static void pairheap_push(PairHeap *q, PairCand c) {
+    if (q->n == q->cap) {
+        q->cap = q->cap ? 2 * q->cap : 1024;
+        q->h = xrealloc(q->h, q->cap * sizeof *q->h);
+    }
+    size_t i = q->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!paircand_before(&c, &q->h[p])) break;
+        q->h[i] = q->h[p];
+        i = p;
+    }
+    q->h[i] = c;
+}
+
+static PairCand pairheap_pop(PairHeap *q) {
+    PairCand top = q->h[0], last = q->h[--q->n];
+    size_t i = 0, n = q->n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && paircand_before(&q->h[c + 1], &q->h[c])) c++;
+        if (!paircand_before(&q->h[c], &last)) break;
+        q->h[i] = q->h[c];
+        i = c;
+    }
+    if (n) q->h[i] = last;
+    return top;
+}
+
+/* Per-pair statistics: count over the corpus and the words it occurs in
+ * (a word may be listed more than once or no longer hold the pair). */
+typedef struct {
+    U64Map index; /* pair_key -> slot in key/count/words */
+    uint64_t *key;
+    int64_t *count;
+    IntVec *words;
+    size_t n, cap;
+} PairStats;
+
+static int32_t pairstats_slot(PairStats *ps, int a, int b) {
+    uint64_t key = pair_key(a, b);
+    int64_t v;
+    if (u64map_get(&ps->index, key, &v)) return (int32_t)v;
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? 2 * ps->cap : 4096;
+        ps->key = xrealloc(ps->key, ps->cap * sizeof *ps->key);
+        ps->count = xrealloc(ps->count, ps->cap * sizeof *ps->count);
+        ps->words = xrealloc(ps->words, ps->cap * sizeof *ps->words);
+    }
+    ps->key[ps->n] = key;
+    ps->count[ps->n] = 0;
+    memset(&ps->words[ps->n], 0, sizeof ps->words[ps->n]);
+    u64map_put(&ps->index, key, (int64_t)ps->n);
+    return (int32_t)ps->n++;
+}
+
+/* Slot of a pair known to be present. */
+static int32_t pairstats_find(const PairStats *ps, int a, int b) {
+    int64_t v = -1;
+    CHECK(u64map_get(&ps->index, pair_key(a, b), &v), "pair (%d, %d) not counted", a, b);
+    return (int32_t)v;
+}
+
+static PairCand pair_cand(const PairStats *ps, int32_t k) {
+    uint64_t key = ps->key[k];
+    return (PairCand){ps->count[k], (int32_t)(key >> 32), (int32_t)(uint32_t)key};
+}
+
+static void pairstats_free(PairStats *ps) {
+    for (size_t i = 0; i < ps->n; i++) intvec_free(&ps->words[i]);
+    free(ps->words);
+    free(ps->key);
+    free(ps->count);
+    u64map_free(&ps->index);
+}
+
+/* The unique chunks ("words") of the corpus with their frequencies; word w's
+ * current ids are ids[start[w] .. start[w] + len[w]). */
+typedef struct {
+    int *ids;
+    int64_t *start;
+    int32_t *len;
+    int64_t *freq;
+    size_t n;
+} Words;
+
+static void words_collect(const char *const *texts, const size_t *lens, size_t n, Words *W) {
+    BytesMap chunks;
+    bytesmap_init(&chunks, 1 << 16);
+    int64_t *freq = NULL;
+    size_t fcap = 0;
+    for (size_t d = 0; d < n; d++) {
+        const uint8_t *s = (const uint8_t *)texts[d];
+        for (size_t i = 0; i < lens[d];) {
+            size_t j = pretok_end(s, lens[d], i);
+            int k = bytesmap_find(&chunks, s + i, j - i);
+            if (k < 0) {
+                k = bytesmap_add(&chunks, s + i, j - i, 0);
+                if ((size_t)k >= fcap) {
+                    fcap = fcap ? 2 * fcap : 1 << 16;
+                    freq = xrealloc(freq, fcap * sizeof *freq);
+                }
+                freq[k] = 0;
+            }
+            freq[k]++;
+            i = j;
+        }
+    }
+    W->n = chunks.n;
+    W->ids = xmalloc((chunks.arena.n ? chunks.arena.n : 1) * sizeof *W->ids);
+    W->start = xmalloc((W->n ? W->n : 1) * sizeof *W->start);
+    W->len = xmalloc((W->n ? W->n : 1) * sizeof *W->len);
+    W->freq = xmalloc((W->n ? W->n : 1) * sizeof *W->freq);
+    for (size_t w = 0; w < W->n; w++) {
+        const BytesEntry *e = &chunks.e[w];
+        W->start[w] = e->off;
+        W->len[w] = (int32_t)e->len;
+        W->freq[w] = freq[w];
+        for (uint32_t i = 0; i < e->len; i++)
+            W->ids[e->off + i] = (uint8_t)chunks.arena.a[e->off + i];
+    }
+    free(freq);
+    bytesmap_free(&chunks);
+}
+
+static void words_free(Words *W) {
+    free(W->ids);
+    free(W->start);
+    free(W->len);
+    free(W->freq);
+}
+
+static void list_add_word(IntVec *v, int w) {
+    if (v->n == 0 || v->a[v->n - 1] != w) intvec_push(v, w);
+}
+
+Tokenizer *tokenizer_train(const char *const *texts, const size_t *lens, size_t n, int vocab_size,
+                           Err *e) {
+    if (vocab_size < 258) {
+        err_set(e, "vocab_size %d is too small: the 256 bytes and 2 special tokens need 258",
+                vocab_size);
+        return NULL;
+    }
+    int target = vocab_size - 2; /* ordinary tokens */
+
+    Words W;
+    words_collect(texts, lens, n, &W);
+
+    /* vocabulary so far: the 256 bytes */
+    ByteBuf blob = {0};
+    size_t off_cap = 1024; /* grows: vocab_size may be far more than the corpus gives */
+    int64_t *offsets = xmalloc(off_cap * sizeof *offsets);
+    BytesMap vocab;
+    bytesmap_init(&vocab, 1024);
+    offsets[0] = 0;
+    for (int b = 0; b < 256; b++) {
+        uint8_t c = (uint8_t)b;
+        bytebuf_put(&blob, &c, 1);
+        offsets[b + 1] = b + 1;
+        bytesmap_add(&vocab, &c, 1, b);
+    }
+    int n_tok = 256;
+    IntVec merges = {0};
+
+    PairStats ps = {0};
+    u64map_init(&ps.index, 1 << 16);
+    for (size_t w = 0; w < W.n; w++) {
+        const int *x = W.ids + W.start[w];
+        for (int32_t i = 0; i + 1 < W.len[w]; i++) {
+            int32_t k = pairstats_slot(&ps, x[i], x[i + 1]);
+            ps.count[k] += W.freq[w];
+            list_add_word(&ps.words[k], (int)w);
+        }
+    }
+    PairHeap q = {0};
+    for (size_t k = 0; k < ps.n; k++) pairheap_push(&q, pair_cand(&ps, (int32_t)k));
+
+    int32_t *seen = xmalloc((W.n ? W.n : 1) * sizeof *seen); /* merge stamp per word */
+    for (size_t w = 0; w < W.n; w++) seen[w] = -1;
+    IntVec touched = {0}; /* pair slots involving the new token */
+    IntVec todo = {0};
+    ByteBuf cat = {0};
+    Tokenizer *t = NULL;
+
+    while (n_tok < target) {
+        /* Lazy deletion: every pair with a positive count has an entry at
+         * least as large; an entry that no longer matches is re-pushed with
+         * the current count. */
+        PairCand best = {0, -1, -1};
+        while (q.n) {
+            PairCand c = pairheap_pop(&q);
+            int32_t k = pairstats_find(&ps, c.a, c.b);
+            if (ps.count[k] == c.count) {
+                best = c;
+                break;
+            }
+            if (ps.count[k] > 0) pairheap_push(&q, pair_cand(&ps, k));
+        }
+        if (best.count < 2) {
+            err_set(e, "the corpus supports only %d ids (%d merges; no pair then occurs twice), "
+                       "not vocab_size %d (hint: more text or a smaller vocabulary)",
+                    n_tok + 2, (int)(merges.n / 2), vocab_size);
+            goto done;
+        }
+        int a = best.a, b = best.b;
+        cat.n = 0;
+        bytebuf_put(&cat, blob.a + offsets[a], (size_t)(offsets[a + 1] - offsets[a]));
+        bytebuf_put(&cat, blob.a + offsets[b], (size_t)(offsets[b + 1] - offsets[b]));
+        int r = bytesmap_find(&vocab, (const uint8_t *)cat.a, cat.n), x;
+        if (r >= 0) {
+            x = vocab.e[r].val; /* same bytes reached by another split: reuse the id */
+        } else {
+            x = n_tok++;
+            if ((size_t)n_tok + 3 > off_cap) {
+                off_cap *= 2;
+                offsets = xrealloc(offsets, off_cap * sizeof *offsets);
+            }
+            bytesmap_add(&vocab, (const uint8_t *)cat.a, cat.n, x);
+            bytebuf_put(&blob, cat.a, cat.n);
+            offsets[x + 1] = (int64_t)blob.n;
+        }
+        int stamp = (int)(merges.n / 2);
+        intvec_push(&merges, a);
+        intvec_push(&merges, b);
+
+        int32_t kab = pairstats_find(&ps, a, b);
+        /* copy: the lists of pairs with x grow below, which may move ps.words */
+        todo.n = 0;
+        for (size_t i = 0; i < ps.words[kab].n; i++) intvec_push(&todo, ps.words[kab].a[i]);
+        touched.n = 0;
+        for (size_t wi = 0; wi < todo.n; wi++) {
+            int w = todo.a[wi];
+            if (seen[w] == stamp) continue;
+            seen[w] = stamp;
+            int *ids = W.ids + W.start[w];
+            int32_t L = W.len[w], i;
+            for (i = 0; i + 1 < L; i++)
+                if (ids[i] == a && ids[i + 1] == b) break;
+            if (i + 1 >= L) continue; /* stale entry */
+            int64_t f = W.freq[w];
+            for (i = 0; i + 1 < L; i++) ps.count[pairstats_find(&ps, ids[i], ids[i + 1])] -= f;
+            int32_t m = 0;
+            for (i = 0; i < L;) {
+                if (i + 1 < L && ids[i] == a && ids[i + 1] == b) {
+                    ids[m++] = x;
+                    i += 2;
+                } else {
+                    ids[m++] = ids[i++];
+                }
+            }
+            W.len[w] = L = m;
+            for (i = 0; i + 1 < L; i++) {
+                int32_t k = pairstats_slot(&ps, ids[i], ids[i + 1]);
+                ps.count[k] += f;
+                if (ids[i] == x || ids[i + 1] == x) {
+                    list_add_word(&ps.words[k], w);
+                    intvec_push(&touched, k);
+                }
+            }
+        }
+        intvec_free(&ps.words[kab]);
+        /* Only pairs with the new token can have grown; push their counts. */
+        for (size_t i = 0; i < touched.n; i++) {
+            int32_t k = touched.a[i];
+            if ((i == 0 || touched.a[i - 1] != k) && ps.count[k] > 0)
+                pairheap_push(&q, pair_cand(&ps, k));
+        }
+    }
+done:
+    if (n_tok == target) {
+        TokenizerData d = {0};
+        d.n_vocab = vocab_size;
+        bytebuf_put(&blob, EOT_NAME, strlen(EOT_NAME));
+        offsets[target + 1] = (int64_t)blob.n;
+        bytebuf_put(&blob, SEP_NAME, strlen(SEP_NAME));
+        offsets[target + 2] = (int64_t)blob.n;
+        d.offsets = offsets;
+        d.blob = (uint8_t *)blob.a;
+        d.special = xcalloc((size_t)vocab_size, 1);
+        d.special[target] = d.special[target + 1] = 1;
+        d.n_merges = (int)(merges.n / 2);
+        d.merges = merges.a;
+        d.eot_id = target;
+        d.sep_id = target + 1;
+        t = tokenizer_from_data(&d, e);
+        free(d.special);
+    }
+    free(offsets);
+    bytebuf_free(&blob);
+    bytesmap_free(&vocab);
+    intvec_free(&merges);
+    pairstats_free(&ps);
+    free(q.h);
+    free(seen);
+    intvec_free(&touched);
+    intvec_free(&todo);
+    bytebuf_free(&cat);
+    words_free(&W);
+    return t;
+}
+
+/* ---- GPT-2 files ----------------------------------------------------------------
+ * GPT-2 writes token bytes as text through bytes_to_unicode(): the 188
+ * printable bytes '!'..'~', 0xA1..0xAC, 0xAE..0xFF stand for themselves and
+ * the other 68 bytes, in increasing order, for U+0100..U+0143. */
+
+#define GPT2_ALPHABET 0x144
+
+/* byte_of[cp] = the byte that code point cp stands for, or -1 */
+static void gpt2_byte_table(int byte_of[GPT2_ALPHABET]) {
+    for (int i = 0; i < GPT2_ALPHABET; i++) byte_of[i] = -1;
+    int extra = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        byte_of[printable ? b : 256 + extra++] = b;
+    }
+}
+
+/* Appends the bytes that GPT-2 text s[0..n) stands for; -1 on a character
+ * outside the alphabet (or bad UTF-8). */
+static int gpt2_unmap(const int byte_of[GPT2_ALPHABET], const char *s, size_t n, ByteBuf *out) {
+    const uint8_t *p = (const uint8_t *)s;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += unicode_decode_utf8(p + i, n - i, &cp);
+        if (cp >= GPT2_ALPHABET || byte_of[cp] < 0) return -1;
+        bytebuf_putc(out, (char)byte_of[cp]);
+    }
+    return 0;
+}
+
+/* A token for an error message: quoted, control bytes escaped, cut short. */
+static const char *msg_token(const char *s, size_t n, char buf[96]) {
+    size_t w = 0;
+    buf[w++] = '"';
+    for (size_t i = 0; i < n && w < 80; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+            w += (size_t)snprintf(buf + w, 96 - w, "\\x%02x", c);
+        else
+            buf[w++] = (char)c;
+    }
+    if (w >= 80) {
+        memcpy(buf + w, "...", 3);
+        w += 3;
+    }
+    buf[w++] = '"';
+    buf[w] = 0;
+    return buf;
+}
+
+static int json_error_line(const char *text, size_t len) {
+    const char *p = cJSON_GetErrorPtr();
+    int line = 1;
+    if (!p || p < text || p > text + len) return 0;
+    for (const char *q = text; q < p; q++) line += *q == '\n';
+    return line;
+}
+
+/* Reads vocab.json into d (offsets, blob, special, n_vocab, eot_id) and
+ * fills vocab with the ordinary tokens' bytes -> id. */
+static int gpt2_read_vocab(const char *path, const int byte_of[GPT2_ALPHABET], TokenizerData *d,
+                           BytesMap *vocab, Err *e) {
+    size_t len = 0;
+    char *text = util_read_file(path, &len, e);
+    if (!text) return -1;
+    int rc = -1;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    char q[96], q2[96];
+    int64_t *spans = NULL; /* id -> (offset, length) in tmp */
+    ByteBuf tmp = {0};
+    if (!root) {
+        err_set(e, "%s:%d: invalid JSON (expected GPT-2's encoder.json / vocab.json)", path,
+                json_error_line(text, len));
+        goto out;
+    }
+    if (!cJSON_IsObject(root) || cJSON_GetArraySize(root) < 257) {
+        err_set(e, "%s: expected a JSON object of at least 257 \"token\": id pairs", path);
+        goto out;
+    }
+    int V = cJSON_GetArraySize(root);
+    spans = xmalloc(2 * (size_t)V * sizeof *spans);
+    for (int i = 0; i < 2 * V; i++) spans[i] = -1;
+    d->eot_id = -1;
+    for (cJSON *it = root->child; it; it = it->next) {
+        const char *key = it->string;
+        size_t klen = strlen(key);
+        if (!cJSON_IsNumber(it)) {
+            err_set(e, "%s: token %s: the id is not a number", path, msg_token(key, klen, q));
+            goto out;
+        }
+        double v = it->valuedouble;
+        if (!(v >= 0 && v < V) || v != (double)(int)v) {
+            err_set(e, "%s: token %s: id %g is not an integer in [0, %d) (%d tokens)", path,
+                    msg_token(key, klen, q), v, V, V);
+            goto out;
+        }
+        int id = (int)v;
+        if (spans[2 * id] >= 0) {
+            const char *other = tmp.a + spans[2 * id];
+            err_set(e, "%s: id %d is given to both %s and %s", path, id,
+                    msg_token(other, (size_t)spans[2 * id + 1], q2), msg_token(key, klen, q));
+            goto out;
+        }
+        size_t at = tmp.n;
+        if (strcmp(key, EOT_NAME) == 0) {
+            bytebuf_put(&tmp, key, klen);
+            d->eot_id = id;
+        } else if (klen == 0 || gpt2_unmap(byte_of, key, klen, &tmp) != 0) {
+            err_set(e, "%s: token %s (id %d) is empty or has a character outside GPT-2's byte "
+                       "alphabet",
+                    path, msg_token(key, klen, q), id);
+            goto out;
+        }
+        spans[2 * id] = (int64_t)at;
+        spans[2 * id + 1] = (int64_t)(tmp.n - at);
+    }
+    if (d->eot_id < 0) {
+        err_set(e, "%s: no \"%s\" token", path, EOT_NAME);
+        goto out;
+    }
+    d->n_vocab = V;
+    d->offsets = xmalloc((size_t)(V + 1) * sizeof *d->offsets);
+    d->special = xcalloc((size_t)V, 1);
+    d->blob = xmalloc(tmp.n ? tmp.n : 1);
+    d->offsets[0] = 0;
+    for (int id = 0; id < V; id++) {
+        size_t n = (size_t)spans[2 * id + 1];
+        memcpy(d->blob + d->offsets[id], tmp.a + spans[2 * id], n);
+        d->offsets[id + 1] = d->offsets[id] + (int64_t)n;
+        if (id == d->eot_id) {
+            d->special[id] = 1;
+            continue;
+        }
+        const uint8_t *p = d->blob + d->offsets[id];
+        int k = bytesmap_find(vocab, p, n);
+        if (k >= 0) {
+            err_set(e, "%s: ids %d and %d stand for the same bytes", path, vocab->e[k].val, id);
+            goto out;
+        }
+        bytesmap_add(vocab, p, n, id);
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    free(spans);
+    bytebuf_free(&tmp);
+    free(text);
+    return rc;
+}
+
+/* Reads merges.txt into d->merges / d->n_merges against vocab. */
+static int gpt2_read_merges(const char *path, const int byte_of[GPT2_ALPHABET],
+                            TokenizerData *d, const BytesMap *vocab, Err *e) {
+    size_t len = 0;
+    char *text = util_read_file(path, &len, e);
+    if (!text) return -1;
+    int rc = -1, line = 0;
+    char q[96], q2[96];
+    IntVec merges = {0};
+    U64Map seen; /* pair -> line of first occurrence */
+    u64map_init(&seen, 1 << 16);
+    ByteBuf part = {0}, cat = {0};
+    if (len == 0 || strncmp(text, "#version", 8) != 0) {
+        err_set(e, "%s:1: expected a \"#version: ...\" header line (GPT-2's vocab.bpe / "
+                   "merges.txt)",
+                path);
+        goto out;
+    }
+    for (size_t pos = 0; pos < len;) {
+        size_t end = pos;
+        while (end < len && text[end] != '\n') end++;
+        size_t next = end + 1;
+        line++;
+        if (end > pos && text[end - 1] == '\r') end--;
+        if (line == 1) {
+            pos = next;
+            continue;
+        }
+        /* fields separated by spaces or tabs */
+        size_t fs[3], fe[3];
+        int nf = 0;
+        for (size_t i = pos; i < end;) {
+            while (i < end && (text[i] == ' ' || text[i] == '\t')) i++;
+            if (i == end) break;
+            size_t j = i;
+            while (j < end && text[j] != ' ' && text[j] != '\t') j++;
+            if (nf < 3) {
+                fs[nf] = i;
+                fe[nf] = j;
+            }
+            nf++;
+            i = j;
+        }
+        pos = next;
+        if (nf == 0) continue;
+        if (nf != 2) {
+            err_set(e, "%s:%d: expected \"left right\", found %d field%s", path, line, nf,
+                    nf == 1 ? "" : "s");
+            goto out;
+        }
+        int id[2];
+        for (int f = 0; f < 2; f++) {
+            part.n = 0;
+            int k = -1;
+            if (gpt2_unmap(byte_of, text + fs[f], fe[f] - fs[f], &part) == 0)
+                k = bytesmap_find(vocab, (const uint8_t *)part.a, part.n);
+            if (k < 0) {
+                err_set(e, "%s:%d: token %s is not in the vocabulary", path, line,
+                        msg_token(text + fs[f], fe[f] - fs[f], q));
+                goto out;
+            }
+            id[f] = vocab->e[k].val;
+        }
+        int64_t first;
+        if (u64map_get(&seen, pair_key(id[0], id[1]), &first)) {
+            err_set(e, "%s:%d: duplicate merge (first on line %d)", path, line, (int)first);
+            goto out;
+        }
+        u64map_put(&seen, pair_key(id[0], id[1]), line);
+        cat.n = 0;
+        for (int f = 0; f < 2; f++)
+            bytebuf_put(&cat, d->blob + d->offsets[id[f]],
+                        (size_t)(d->offsets[id[f] + 1] - d->offsets[id[f]]));
+        if (bytesmap_find(vocab, (const uint8_t *)cat.a, cat.n) < 0) {
+            err_set(e, "%s:%d: merging %s and %s gives a token that is not in the vocabulary",
+                    path, line, msg_token(text + fs[0], fe[0] - fs[0], q),
+                    msg_token(text + fs[1], fe[1] - fs[1], q2));
+            goto out;
+        }
+        intvec_push(&merges, id[0]);
+        intvec_push(&merges, id[1]);
+    }
+    d->n_merges = (int)(merges.n / 2);
+    d->merges = xmalloc((merges.n ? merges.n : 1) * sizeof *d->merges);
+    for (size_t i = 0; i < merges.n; i++) d->merges[i] = merges.a[i];
+    rc = 0;
+out:
+    intvec_free(&merges);
+    u64map_free(&seen);
+    bytebuf_free(&part);
+    bytebuf_free(&cat);
+    free(text);
+    return rc;
+}
+
+Tokenizer *tokenizer_load_gpt2(const char *vocab_path, const char *merges_path, Err *e) {
+    int byte_of[GPT2_ALPHABET];
+    gpt2_byte_table(byte_of);
+    TokenizerData d = {0};
+    d.sep_id = -1;
+    BytesMap vocab;
+    bytesmap_init(&vocab, 1 << 16);
+    Tokenizer *t = NULL;
+    if (gpt2_read_vocab(vocab_path, byte_of, &d, &vocab, e) == 0 &&
+        gpt2_read_merges(merges_path, byte_of, &d, &vocab, e) == 0) {
+        Err sub;
+        t = tokenizer_from_data(&d, &sub);
+        if (!t) err_set(e, "%s: %s", vocab_path, sub.msg);
+    }
+    bytesmap_free(&vocab);
+    tokenizer_data_free(&d);
+    return t;
+}

@@ -1,0 +1,395 @@
+/* ckpt -- checkpoint files; see include/ckpt.h. */
+#include "io/ckpt.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- metric log ------------------------------------------------------------ */
+
+void metriclog_push(MetricLog *l, int64_t step, double loss, double lr, double gnorm,
+                    int64_t tokens, double time) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->step = xrealloc(l->step, sizeof(int64_t) * (size_t)l->cap);
+        l->tokens = xrealloc(l->tokens, sizeof(int64_t) * (size_t)l->cap);
+        l->loss = xrealloc(l->loss, sizeof(double) * (size_t)l->cap);
+        l->lr = xrealloc(l->lr, sizeof(double) * (size_t)l->cap);
+        l->grad_norm = xrealloc(l->grad_norm, sizeof(double) * (size_t)l->cap);
+        l->time = xrealloc(l->time, sizeof(double) * (size_t)l->cap);
+    }
+    l->step[l->n] = step;
+    l->loss[l->n] = loss;
+    l->lr[l->n] = lr;
+    l->grad_norm[l->n] = gnorm;
+    l->tokens[l->n] = tokens;
+    l->time[l->n] = time;
+    l->n++;
+}
+
+void vallog_push(ValLog *l, int64_t step, double loss) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->step = xrealloc(l->step, sizeof(int64_t) * (size_t)l->cap);
+        l->loss = xrealloc(l->loss, sizeof(double) * (size_t)l->cap);
+    }
+    l->step[l->n] = step;
+    l->loss[l->n] = loss;
+    l->n++;
+}
+
+void vallog_free(ValLog *l) {
+    if (!l) return;
+    free(l->step);
+    free(l->loss);
+    memset(l, 0, sizeof *l);
+}
+
+void vallog_truncate_after(ValLog *l, int64_t step) {
+    while (l->n > 0 && l->step[l->n - 1] > step) l->n--;
+}
+
+static int vallog_write(StoreFile *f, const ValLog *l, Err *e) {
+    if (l->n == 0) return 0;
+    return store_append_i64(f, "/metrics/val/step", l->step, l->n, "optimizer step", e) ||
+           store_append_f64(f, "/metrics/val/loss", l->loss, l->n,
+                            "mean cross-entropy per target token on the held-out pairs, nats", e);
+}
+
+static int vallog_read(StoreFile *f, ValLog *l, Err *e) {
+    vallog_free(l);
+    if (!store_exists(f, "/metrics/val/step")) return 0;
+    int64_t n = 0, n2 = 0;
+    int64_t *s = store_read_alloc(f, "/metrics/val/step", 'l', &n, e);
+    double *v = s ? store_read_alloc(f, "/metrics/val/loss", 'd', &n2, e) : NULL;
+    int rc = (s && v && n == n2) ? 0 : -1;
+    if (s && v && n != n2) err_set(e, "%s: /metrics/val has series of different lengths", store_path(f));
+    for (int64_t i = 0; rc == 0 && i < n; i++) vallog_push(l, s[i], v[i]);
+    free(s);
+    free(v);
+    return rc;
+}
+
+void metriclog_truncate(MetricLog *l, int64_t n) {
+    if (n < l->n) l->n = n;
+}
+
+void metriclog_free(MetricLog *l) {
+    if (!l) return;
+    free(l->step), free(l->tokens), free(l->loss), free(l->lr), free(l->grad_norm), free(l->time);
+    memset(l, 0, sizeof *l);
+}
+
+int metriclog_append_to(StoreFile *f, const char *group, const MetricLog *l, int64_t from, Err *e) {
+    if (from >= l->n) return 0;
+    int64_t k = l->n - from;
+    char obj[256];
+#define APP(kind, name, arr, desc)                                                   \
+    do {                                                                             \
+        snprintf(obj, sizeof obj, "%s/%s", group, name);                             \
+        if (store_append_##kind(f, obj, l->arr + from, k, desc, e) != 0) return -1;  \
+    } while (0)
+    APP(i64, "step", step, "optimizer step (1-based: the step just completed)");
+    APP(f64, "loss", loss,
+        "loss of the step, nats: mean cross-entropy per target token (supervised fine-tuning, ft, sd) or the "
+        "critique objective (dpo, brio; see /rounds/<r> start_step/end_step)");
+    APP(f64, "lr", lr, "learning rate used for the step");
+    APP(f64, "grad_norm", grad_norm, "global L2 norm of the gradient before clipping");
+    APP(i64, "tokens", tokens, "cumulative target (loss) tokens consumed");
+    APP(f64, "time", time, "cumulative training wall time, seconds");
+#undef APP
+    return 0;
+}
+
+int metriclog_read(StoreFile *f, const char *group, MetricLog *l, Err *e) {
+    metriclog_free(l);
+    char obj[256];
+    snprintf(obj, sizeof obj, "%s/step", group);
+    if (!store_exists(f, obj)) return 0;
+    int64_t n = 0, n2;
+    int64_t *step = store_read_alloc(f, obj, 'l', &n, e);
+    if (!step) return -1;
+    void *arr[5] = {0};
+    const char *names[5] = {"loss", "lr", "grad_norm", "tokens", "time"};
+    const char types[5] = {'d', 'd', 'd', 'l', 'd'};
+    int rc = 0;
+    for (int i = 0; i < 5 && rc == 0; i++) {
+        snprintf(obj, sizeof obj, "%s/%s", group, names[i]);
+        arr[i] = store_read_alloc(f, obj, types[i], &n2, e);
+        if (!arr[i]) rc = -1;
+        else if (n2 != n) rc = err_set(e, "%s: %s has %lld entries, step has %lld", store_path(f), obj,
+                                       (long long)n2, (long long)n);
+    }
+    if (rc == 0)
+        for (int64_t i = 0; i < n; i++)
+            metriclog_push(l, step[i], ((double *)arr[0])[i], ((double *)arr[1])[i],
+                           ((double *)arr[2])[i], ((int64_t *)arr[3])[i], ((double *)arr[4])[i]);
+    free(step);
+    for (int i = 0; i < 5; i++) free(arr[i]);
+    return rc;
+}
+
+/* ---- tokenizer ----------------------------------------------------------------- */
+
+int ckpt_write_tokenizer(StoreFile *f, const char *g, const TokenizerData *t, Err *e) {
+    char obj[256];
+    int64_t d1 = t->n_vocab + 1, d0 = t->n_vocab, db = t->offsets[t->n_vocab];
+    int64_t dm[2] = {t->n_merges, 2};
+    snprintf(obj, sizeof obj, "%s/offsets", g);
+    if (store_write_i64(f, obj, t->offsets, 1, &d1, "token i's bytes are blob[offsets[i]:offsets[i+1]]", e))
+        return -1;
+    snprintf(obj, sizeof obj, "%s/blob", g);
+    if (store_write_u8(f, obj, t->blob, 1, &db, "concatenated token bytes", e)) return -1;
+    snprintf(obj, sizeof obj, "%s/special", g);
+    if (store_write_u8(f, obj, t->special, 1, &d0, "1 = special token (never produced from text)", e))
+        return -1;
+    snprintf(obj, sizeof obj, "%s/merges", g);
+    if (store_write_i32(f, obj, t->merges, 2, dm, "BPE merges in rank order: (left id, right id)", e))
+        return -1;
+    if (store_set_attr_i64(f, g, "eot_id", t->eot_id, e) ||
+        store_set_attr_i64(f, g, "sep_id", t->sep_id, e) ||
+        store_set_attr_i64(f, g, "vocab_size", t->n_vocab, e))
+        return -1;
+    return 0;
+}
+
+int ckpt_read_tokenizer(StoreFile *f, const char *g, TokenizerData *t, Err *e) {
+    memset(t, 0, sizeof *t);
+    char obj[256];
+    int64_t n_off = 0, n_blob = 0, n_sp = 0, n_m = 0, v;
+    snprintf(obj, sizeof obj, "%s/offsets", g);
+    t->offsets = store_read_alloc(f, obj, 'l', &n_off, e);
+    snprintf(obj, sizeof obj, "%s/blob", g);
+    if (t->offsets) t->blob = store_read_alloc(f, obj, 'b', &n_blob, e);
+    snprintf(obj, sizeof obj, "%s/special", g);
+    if (t->blob) t->special = store_read_alloc(f, obj, 'b', &n_sp, e);
+    snprintf(obj, sizeof obj, "%s/merges", g);
+    if (t->special) t->merges = store_read_alloc(f, obj, 'i', &n_m, e);
+    int rc = t->merges ? 0 : -1;
+    if (rc == 0) {
+        t->n_vocab = (int)n_sp;
+        t->n_merges = (int)(n_m / 2);
+        if (n_off != n_sp + 1 || t->offsets[t->n_vocab] != n_blob || n_m % 2)
+            rc = err_set(e, "%s: %s is inconsistent (corrupt file?)", store_path(f), g);
+    }
+    if (rc == 0 && store_get_attr_i64(f, g, "eot_id", &v, e) == 0) t->eot_id = (int)v;
+    else rc = -1;
+    if (rc == 0 && store_get_attr_i64(f, g, "sep_id", &v, e) == 0) t->sep_id = (int)v;
+    else rc = -1;
+    if (rc) tokenizer_data_free(t);
+    return rc;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------- */
+
+static int write_tensors(StoreFile *f, const char *group, const Gpt *m, const float *buf, Err *e) {
+    char obj[256];
+    for (int i = 0; i < m->n_tensors; i++) {
+        const GptTensor *t = &m->tensors[i];
+        snprintf(obj, sizeof obj, "%s/%s", group, t->name);
+        int64_t dims[2] = {t->shape[0], t->shape[1]};
+        if (store_write_f32(f, obj, buf + t->offset, t->ndim, dims, NULL, e) != 0) return -1;
+    }
+    return 0;
+}
+
+static int read_tensors(StoreFile *f, const char *group, const Gpt *m, float *buf, Err *e) {
+    char obj[256];
+    for (int i = 0; i < m->n_tensors; i++) {
+        const GptTensor *t = &m->tensors[i];
+        snprintf(obj, sizeof obj, "%s/%s", group, t->name);
+        int nd;
+        int64_t dims[4];
+        if (store_dims(f, obj, &nd, dims, e) != 0) return -1;
+        if (nd != t->ndim || dims[0] != t->shape[0] || (nd == 2 && dims[1] != t->shape[1]))
+            return err_set(e, "%s: %s has the wrong shape for this model", store_path(f), obj);
+        if (store_read_f32(f, obj, buf + t->offset, (int64_t)t->numel, e) != 0) return -1;
+    }
+    return 0;
+}
+
+int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *mom_v,
+               const TrainState *st, const TokenizerData *tok, const char *config_json,
+               const Provenance *prov, const MetricLog *log, const ValLog *val, char **path_out,
+               Err *e) {
+    char *final = xasprintf("%s/step_%08lld.h5", dir, (long long)st->step);
+    char *tmp = xasprintf("%s.tmp", final);
+    StoreFile *f = store_create(tmp, e);
+    int rc = f ? 0 : -1;
+    const GptConfig *c = &m->cfg;
+    int64_t two = 2, four = 4;
+    int64_t cur[2] = {st->cursor.epoch, st->cursor.index};
+    if (rc == 0)
+        rc = store_set_attr_str(f, "/", "format", "hdistill-checkpoint", e) ||
+             store_set_attr_i64(f, "/", "format_version", CKPT_FORMAT_VERSION, e) ||
+             store_set_attr_i64(f, "/", "step", st->step, e);
+    if (rc == 0) rc = write_tensors(f, "/params", m, m->params, e);
+    if (rc == 0 && mom_m) rc = write_tensors(f, "/optim/m", m, mom_m, e);
+    if (rc == 0 && mom_v) rc = write_tensors(f, "/optim/v", m, mom_v, e);
+    if (rc == 0 && mom_m)
+        rc = store_set_attr_i64(f, "/optim", "t", st->step, e) ||
+             store_set_attr_str(f, "/optim", "description",
+                                "AdamW first (m) and second (v) moments; t = updates applied", e);
+    if (rc == 0)
+        rc = store_write_u64(f, "/state/rng", st->rng, 1, &four, "xoshiro256** state of the trainer", e) ||
+             store_write_i64(f, "/state/cursor", cur, 1, &two,
+                             "training stream cursor: epoch, index into the epoch's permutation", e) ||
+             store_set_attr_i64(f, "/state", "step", st->step, e) ||
+             store_set_attr_i64(f, "/state", "tokens", st->tokens, e) ||
+             store_set_attr_f64(f, "/state", "elapsed", st->elapsed, e) ||
+             store_set_attr_i64(f, "/state", "world_size", st->world_size, e) ||
+             store_set_attr_i64(f, "/state", "threads", st->threads, e);
+    if (rc == 0) {
+        int64_t one = 1;
+        int32_t dims[5] = {c->n_layer, c->n_head, c->d_model, c->vocab_size, c->max_seq_len};
+        int64_t five = 5;
+        rc = store_write_i32(f, "/model/dims", dims, 1, &five,
+                             "n_layer, n_head, d_model, vocab_size, max_seq_len", e) ||
+             store_set_attr_i64(f, "/model", "n_layer", c->n_layer, e) ||
+             store_set_attr_i64(f, "/model", "n_head", c->n_head, e) ||
+             store_set_attr_i64(f, "/model", "d_model", c->d_model, e) ||
+             store_set_attr_i64(f, "/model", "vocab_size", c->vocab_size, e) ||
+             store_set_attr_i64(f, "/model", "max_seq_len", c->max_seq_len, e) ||
+             store_set_attr_str(f, "/model", "architecture",
+                                "GPT-2: pre-LayerNorm, GELU(tanh) MLP 4x, learned positions, tied LM head", e);
+        (void)one;
+    }
+    if (rc == 0 && tok) rc = ckpt_write_tokenizer(f, "/tokenizer", tok, e);
+    if (rc == 0 && config_json)
+        rc = store_write_string(f, "/config", config_json, "resolved configuration (JSON)", e);
+    if (rc == 0 && prov) rc = prov_write(f, "/provenance", prov, e);
+    if (rc == 0 && log) rc = metriclog_append_to(f, "/metrics/train", log, 0, e);
+    if (rc == 0 && val) rc = vallog_write(f, val, e);
+    if (f && store_close(f, rc ? NULL : e) != 0) rc = -1;
+    if (rc == 0) rc = util_rename_durable(tmp, final, e);
+    if (rc != 0) unlink(tmp);
+    if (rc == 0 && path_out) *path_out = final;
+    else free(final);
+    free(tmp);
+    return rc;
+}
+
+int ckpt_read_meta(const char *path, GptConfig *cfg, TokenizerData *tok, char **config_json,
+                   Err *e) {
+    StoreFile *f = store_open(path, 0, e);
+    if (!f) return -1;
+    int rc = 0;
+    char *fmt = store_get_attr_str(f, "/", "format", e);
+    int64_t ver = 0;
+    if (!fmt || strcmp(fmt, "hdistill-checkpoint") != 0)
+        rc = err_set(e, "%s: not an hdistill checkpoint", path);
+    else if (store_get_attr_i64(f, "/", "format_version", &ver, e) != 0 || ver != CKPT_FORMAT_VERSION)
+        rc = err_set(e, "%s: checkpoint format version %lld, this build reads %d", path,
+                     (long long)ver, CKPT_FORMAT_VERSION);
+    free(fmt);
+    if (rc == 0 && cfg) {
+        int64_t v[5];
+        const char *k[5] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len"};
+        for (int i = 0; i < 5 && rc == 0; i++) rc = store_get_attr_i64(f, "/model", k[i], &v[i], e);
+        if (rc == 0) {
+            cfg->n_layer = (int)v[0], cfg->n_head = (int)v[1], cfg->d_model = (int)v[2];
+            cfg->vocab_size = (int)v[3], cfg->max_seq_len = (int)v[4];
+        }
+    }
+    if (rc == 0 && tok) rc = ckpt_read_tokenizer(f, "/tokenizer", tok, e);
+    if (rc == 0 && config_json) {
+        *config_json = store_read_string(f, "/config", e);
+        if (!*config_json) rc = -1;
+    }
+    store_close(f, NULL);
+    return rc;
+}
+
+int ckpt_read(const char *path, Gpt *m, float *mom_m, float *mom_v, TrainState *st, MetricLog *log,
+              ValLog *val, Err *e) {
+    StoreFile *f = store_open(path, 0, e);
+    if (!f) return -1;
+    int rc = read_tensors(f, "/params", m, m->params, e);
+    if (rc == 0 && mom_m) rc = read_tensors(f, "/optim/m", m, mom_m, e);
+    if (rc == 0 && mom_v) rc = read_tensors(f, "/optim/v", m, mom_v, e);
+    if (rc == 0 && st) {
+        memset(st, 0, sizeof *st);
+        int64_t cur[2];
+        rc = store_read_u64(f, "/state/rng", st->rng, 4, e) ||
+             store_read_i64(f, "/state/cursor", cur, 2, e) ||
+             store_get_attr_i64(f, "/state", "step", &st->step, e) ||
+             store_get_attr_i64(f, "/state", "tokens", &st->tokens, e) ||
+             store_get_attr_f64(f, "/state", "elapsed", &st->elapsed, e) ||
+             store_get_attr_i64(f, "/state", "world_size", &st->world_size, e) ||
+             store_get_attr_i64(f, "/state", "threads", &st->threads, e);
+        st->cursor.epoch = cur[0];
+        st->cursor.index = cur[1];
+        if (rc) rc = -1;
+    }
+    if (rc == 0 && log) rc = metriclog_read(f, "/metrics/train", log, e);
+    if (rc == 0 && val) rc = vallog_read(f, val, e);
+    if (store_close(f, rc ? NULL : e) != 0) rc = -1;
+    return rc;
+}
+
+static int step_of(const char *name, long long *step) {
+    int len = 0;
+    if (sscanf(name, "step_%lld.h5%n", step, &len) == 1 && name[len] == 0) return 1;
+    return 0;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    long long x, y;
+    step_of(util_basename(*(char *const *)a), &x);
+    step_of(util_basename(*(char *const *)b), &y);
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+char **ckpt_list(const char *dir, int *n) {
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    char **out = NULL;
+    int cap = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d))) {
+        long long s;
+        if (!step_of(ent->d_name, &s)) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            out = xrealloc(out, sizeof(char *) * (size_t)cap);
+        }
+        out[(*n)++] = xasprintf("%s/%s", dir, ent->d_name);
+    }
+    closedir(d);
+    if (*n) qsort(out, (size_t)*n, sizeof(char *), cmp_desc);
+    return out;
+}
+
+void ckpt_list_free(char **list, int n) {
+    for (int i = 0; i < n; i++) free(list[i]);
+    free(list);
+}
+
+void ckpt_quarantine(const char *path) {
+    char *bad = xasprintf("%s.bad", path);
+    if (rename(path, bad) != 0) log_warn("cannot rename unreadable checkpoint %s to %s", path, bad);
+    else log_warn("renamed unreadable checkpoint %s to %s", path, bad);
+    free(bad);
+}
+
+void ckpt_prune(const char *dir, int keep, const char *protect) {
+    int n;
+    char **l = ckpt_list(dir, &n);
+    for (int i = keep; i < n; i++) {
+        if (protect && !strcmp(l[i], protect)) continue;
+        if (unlink(l[i]) != 0) log_warn("cannot delete old checkpoint %s", l[i]);
+    }
+    ckpt_list_free(l, n);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *ent;
+    while ((ent = readdir(d)))
+        if (util_ends_with(ent->d_name, ".h5.tmp")) {
+            char *p = xasprintf("%s/%s", dir, ent->d_name);
+            unlink(p);
+            free(p);
+        }
+    closedir(d);
+}

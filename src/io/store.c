@@ -1,0 +1,540 @@
+/* store -- checked HDF5 helpers; see include/store.h. */
+#include "io/store.h"
+
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct StoreFile {
+    hid_t id;
+    char *path;
+};
+
+static void quiet_hdf5(void) {
+    static int done = 0;
+    if (!done) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        done = 1;
+    }
+}
+
+StoreFile *store_create(const char *path, Err *e) {
+    quiet_hdf5();
+    hid_t id = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (id < 0) {
+        err_set(e, "%s: cannot create HDF5 file (hint: check the directory exists and is writable)",
+                path);
+        return NULL;
+    }
+    StoreFile *f = xcalloc(1, sizeof *f);
+    f->id = id;
+    f->path = xstrdup(path);
+    return f;
+}
+
+StoreFile *store_open(const char *path, int writable, Err *e) {
+    quiet_hdf5();
+    if (!util_file_exists(path)) {
+        err_set(e, "%s: no such file", path);
+        return NULL;
+    }
+    if (H5Fis_hdf5(path) <= 0) {
+        err_set(e, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
+        return NULL;
+    }
+    hid_t id = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (id < 0) {
+        err_set(e, "%s: not a readable HDF5 file (truncated, corrupt or %s)", path,
+                writable ? "not writable" : "unreadable");
+        return NULL;
+    }
+    StoreFile *f = xcalloc(1, sizeof *f);
+    f->id = id;
+    f->path = xstrdup(path);
+    return f;
+}
+
+int store_flush(StoreFile *f, Err *e) {
+    if (H5Fflush(f->id, H5F_SCOPE_GLOBAL) < 0) return err_set(e, "%s: flush failed", f->path);
+    return 0;
+}
+
+int store_close(StoreFile *f, Err *e) {
+    if (!f) return 0;
+    int rc = 0;
+    if (H5Fclose(f->id) < 0) rc = err_set(e, "%s: close failed (disk full?)", f->path);
+    free(f->path);
+    free(f);
+    return rc;
+}
+
+const char *store_path(const StoreFile *f) { return f->path; }
+
+int store_exists(StoreFile *f, const char *obj) {
+    if (strcmp(obj, "/") == 0) return 1;
+    /* check every prefix: H5Lexists fails on a missing intermediate group */
+    char *p = xstrdup(obj);
+    int ok = 1;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == 0) {
+            char c = *s;
+            *s = 0;
+            if (H5Lexists(f->id, p, H5P_DEFAULT) <= 0) ok = 0;
+            *s = c;
+            if (!ok || c == 0) break;
+        }
+    }
+    free(p);
+    return ok;
+}
+
+int store_delete(StoreFile *f, const char *obj, Err *e) {
+    if (!store_exists(f, obj)) return 0;
+    if (H5Ldelete(f->id, obj, H5P_DEFAULT) < 0) return err_set(e, "%s: cannot delete %s", f->path, obj);
+    return 0;
+}
+
+static hid_t make_lcpl(void) {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    CHECK(lcpl >= 0, "H5Pcreate");
+    H5Pset_create_intermediate_group(lcpl, 1);
+    return lcpl;
+}
+
+static int set_desc(hid_t obj, const char *desc) {
+    if (!desc) return 0;
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(desc) + 1);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    if (H5Aexists(obj, "description") > 0) H5Adelete(obj, "description");
+    hid_t a = H5Acreate2(obj, "description", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a >= 0 && H5Awrite(a, t, desc) >= 0) ? 0 : -1;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return rc;
+}
+
+static int write_any(StoreFile *f, const char *obj, hid_t ftype, hid_t mtype, const void *x,
+                     int ndim, const int64_t *dims, const char *desc, Err *e) {
+    if (store_exists(f, obj) && H5Ldelete(f->id, obj, H5P_DEFAULT) < 0)
+        return err_set(e, "%s: cannot replace %s", f->path, obj);
+    hsize_t hd[8];
+    CHECK(ndim >= 0 && ndim <= 8, "ndim %d", ndim);
+    for (int i = 0; i < ndim; i++) hd[i] = (hsize_t)dims[i];
+    hid_t sp = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, hd, NULL);
+    hid_t lcpl = make_lcpl();
+    hid_t d = H5Dcreate2(f->id, obj, ftype, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = 0;
+    if (d < 0) rc = err_set(e, "%s: cannot create dataset %s", f->path, obj);
+    else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
+        rc = err_set(e, "%s: cannot write %s (disk full?)", f->path, obj);
+    else if (set_desc(d, desc) < 0)
+        rc = err_set(e, "%s: cannot describe %s", f->path, obj);
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Sclose(sp);
+    return rc;
+}
+
+int store_write_f32(StoreFile *f, const char *obj, const float *x, int ndim, const int64_t *dims,
+                    const char *desc, Err *e) {
+    return write_any(f, obj, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x, ndim, dims, desc, e);
+}
+int store_write_f64(StoreFile *f, const char *obj, const double *x, int ndim, const int64_t *dims,
+                    const char *desc, Err *e) {
+    return write_any(f, obj, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, x, ndim, dims, desc, e);
+}
+int store_write_i32(StoreFile *f, const char *obj, const int32_t *x, int ndim, const int64_t *dims,
+                    const char *desc, Err *e) {
+    return write_any(f, obj, H5T_STD_I32LE, H5T_NATIVE_INT32, x, ndim, dims, desc, e);
+}
+int store_write_i64(StoreFile *f, const char *obj, const int64_t *x, int ndim, const int64_t *dims,
+                    const char *desc, Err *e) {
+    return write_any(f, obj, H5T_STD_I64LE, H5T_NATIVE_INT64, x, ndim, dims, desc, e);
+}
+int store_write_u64(StoreFile *f, const char *obj, const uint64_t *x, int ndim, const int64_t *dims,
+                    const char *desc, Err *e) {
+    return write_any(f, obj, H5T_STD_U64LE, H5T_NATIVE_UINT64, x, ndim, dims, desc, e);
+}
+int store_write_u8(StoreFile *f, const char *obj, const uint8_t *x, int ndim, const int64_t *dims,
+                   const char *desc, Err *e) {
+    return write_any(f, obj, H5T_STD_U8LE, H5T_NATIVE_UINT8, x, ndim, dims, desc, e);
+}
+
+static hid_t vlen_str_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+int store_write_strings(StoreFile *f, const char *obj, const char *const *s, int ndim,
+                        const int64_t *dims, const char *desc, Err *e) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= dims[i];
+    const char **tmp = xmalloc(sizeof(char *) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) tmp[i] = s[i] ? s[i] : "";
+    hid_t t = vlen_str_type();
+    int rc = write_any(f, obj, t, t, tmp, ndim, dims, desc, e);
+    H5Tclose(t);
+    free(tmp);
+    return rc;
+}
+
+int store_write_string(StoreFile *f, const char *obj, const char *s, const char *desc, Err *e) {
+    return store_write_strings(f, obj, &s, 0, NULL, desc, e);
+}
+
+int store_dims(StoreFile *f, const char *obj, int *ndim, int64_t dims[4], Err *e) {
+    if (!store_exists(f, obj)) return err_set(e, "%s: missing dataset %s", f->path, obj);
+    hid_t d = H5Dopen2(f->id, obj, H5P_DEFAULT);
+    if (d < 0) return err_set(e, "%s: %s is not a readable dataset", f->path, obj);
+    hid_t sp = H5Dget_space(d);
+    int nd = H5Sget_simple_extent_ndims(sp);
+    hsize_t hd[32];
+    int rc = 0;
+    if (nd < 0 || nd > 4) rc = err_set(e, "%s: %s has unsupported rank %d", f->path, obj, nd);
+    else {
+        H5Sget_simple_extent_dims(sp, hd, NULL);
+        *ndim = nd;
+        for (int i = 0; i < nd; i++) dims[i] = (int64_t)hd[i];
+    }
+    H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+static int64_t count_of(StoreFile *f, const char *obj, Err *e) {
+    int nd;
+    int64_t dims[4];
+    if (store_dims(f, obj, &nd, dims, e) != 0) return -1;
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) n *= dims[i];
+    return n;
+}
+
+static int read_any(StoreFile *f, const char *obj, hid_t mtype, void *x, int64_t n, Err *e) {
+    int64_t have = count_of(f, obj, e);
+    if (have < 0) return -1;
+    if (n >= 0 && have != n)
+        return err_set(e, "%s: %s has %lld elements, expected %lld (hint: file from another "
+                          "configuration?)",
+                       f->path, obj, (long long)have, (long long)n);
+    hid_t d = H5Dopen2(f->id, obj, H5P_DEFAULT);
+    if (d < 0) return err_set(e, "%s: cannot open %s", f->path, obj);
+    hid_t ft = H5Dget_type(d);
+    H5T_class_t cls = H5Tget_class(ft);
+    int rc = 0;
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT)
+        rc = err_set(e, "%s: %s is not numeric", f->path, obj);
+    else if (have > 0 && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0)
+        rc = err_set(e, "%s: cannot read %s (truncated or corrupt file?)", f->path, obj);
+    H5Tclose(ft);
+    H5Dclose(d);
+    return rc;
+}
+
+int store_read_f32(StoreFile *f, const char *obj, float *x, int64_t n, Err *e) {
+    return read_any(f, obj, H5T_NATIVE_FLOAT, x, n, e);
+}
+int store_read_f64(StoreFile *f, const char *obj, double *x, int64_t n, Err *e) {
+    return read_any(f, obj, H5T_NATIVE_DOUBLE, x, n, e);
+}
+int store_read_i32(StoreFile *f, const char *obj, int32_t *x, int64_t n, Err *e) {
+    return read_any(f, obj, H5T_NATIVE_INT32, x, n, e);
+}
+int store_read_i64(StoreFile *f, const char *obj, int64_t *x, int64_t n, Err *e) {
+    return read_any(f, obj, H5T_NATIVE_INT64, x, n, e);
+}
+int store_read_u64(StoreFile *f, const char *obj, uint64_t *x, int64_t n, Err *e) {
+    return read_any(f, obj, H5T_NATIVE_UINT64, x, n, e);
+}
+
+void *store_read_alloc(StoreFile *f, const char *obj, char type, int64_t *n_out, Err *e) {
+    int64_t n = count_of(f, obj, e);
+    if (n < 0) return NULL;
+    size_t sz = type == 'f' ? 4 : type == 'd' ? 8 : type == 'i' ? 4 : type == 'l' ? 8 : 1;
+    hid_t mt = type == 'f'   ? H5T_NATIVE_FLOAT
+               : type == 'd' ? H5T_NATIVE_DOUBLE
+               : type == 'i' ? H5T_NATIVE_INT32
+               : type == 'l' ? H5T_NATIVE_INT64
+                             : H5T_NATIVE_UINT8;
+    void *x = xmalloc(sz * (size_t)(n ? n : 1));
+    if (read_any(f, obj, mt, x, n, e) != 0) {
+        free(x);
+        return NULL;
+    }
+    if (n_out) *n_out = n;
+    return x;
+}
+
+void store_free_strings(char **s, int64_t n) {
+    if (!s) return;
+    for (int64_t i = 0; i < n; i++) free(s[i]);
+    free(s);
+}
+
+char **store_read_strings(StoreFile *f, const char *obj, int64_t *n_out, Err *e) {
+    int64_t n = count_of(f, obj, e);
+    if (n < 0) return NULL;
+    hid_t d = H5Dopen2(f->id, obj, H5P_DEFAULT);
+    if (d < 0) {
+        err_set(e, "%s: cannot open %s", f->path, obj);
+        return NULL;
+    }
+    hid_t ft = H5Dget_type(d);
+    char **out = NULL;
+    if (H5Tget_class(ft) != H5T_STRING) {
+        err_set(e, "%s: %s is not a string dataset", f->path, obj);
+    } else if (H5Tis_variable_str(ft) > 0) {
+        char **raw = xcalloc((size_t)(n ? n : 1), sizeof(char *));
+        hid_t mt = vlen_str_type();
+        if (n > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+            err_set(e, "%s: cannot read strings %s (truncated or corrupt file?)", f->path, obj);
+        } else {
+            out = xcalloc((size_t)(n ? n : 1), sizeof(char *));
+            for (int64_t i = 0; i < n; i++) out[i] = xstrdup(raw[i] ? raw[i] : "");
+            if (n > 0) {
+                hid_t sp = H5Dget_space(d);
+                H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
+                H5Sclose(sp);
+            }
+        }
+        H5Tclose(mt);
+        free(raw);
+    } else {
+        size_t w = H5Tget_size(ft);
+        char *buf = xmalloc(w * (size_t)(n ? n : 1) + 1);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, w);
+        H5Tset_strpad(mt, H5T_STR_NULLPAD);
+        if (n > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+            err_set(e, "%s: cannot read strings %s", f->path, obj);
+        } else {
+            out = xcalloc((size_t)(n ? n : 1), sizeof(char *));
+            for (int64_t i = 0; i < n; i++) out[i] = xstrndup(buf + (size_t)i * w, strnlen(buf + (size_t)i * w, w));
+        }
+        H5Tclose(mt);
+        free(buf);
+    }
+    H5Tclose(ft);
+    H5Dclose(d);
+    if (out && n_out) *n_out = n;
+    return out;
+}
+
+char *store_read_string(StoreFile *f, const char *obj, Err *e) {
+    int64_t n = 0;
+    char **s = store_read_strings(f, obj, &n, e);
+    if (!s) return NULL;
+    if (n != 1) {
+        store_free_strings(s, n);
+        err_set(e, "%s: %s is not a single string", f->path, obj);
+        return NULL;
+    }
+    char *r = s[0];
+    free(s);
+    return r;
+}
+
+/* ---- attributes ---------------------------------------------------------- */
+
+static hid_t open_obj(StoreFile *f, const char *obj) {
+    return H5Oopen(f->id, obj, H5P_DEFAULT);
+}
+
+static int set_attr(StoreFile *f, const char *obj, const char *name, hid_t t, const void *v, Err *e) {
+    hid_t o = open_obj(f, obj);
+    if (o < 0) return err_set(e, "%s: no object %s for attribute %s", f->path, obj, name);
+    if (H5Aexists(o, name) > 0) H5Adelete(o, name);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(o, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a >= 0 && H5Awrite(a, t, v) >= 0) ? 0
+                                                : err_set(e, "%s: cannot write attribute %s:%s",
+                                                          f->path, obj, name);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Oclose(o);
+    return rc;
+}
+
+int store_set_attr_str(StoreFile *f, const char *obj, const char *name, const char *v, Err *e) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    int rc = set_attr(f, obj, name, t, v, e);
+    H5Tclose(t);
+    return rc;
+}
+
+int store_set_attr_i64(StoreFile *f, const char *obj, const char *name, int64_t v, Err *e) {
+    return set_attr(f, obj, name, H5T_NATIVE_INT64, &v, e);
+}
+
+int store_set_attr_f64(StoreFile *f, const char *obj, const char *name, double v, Err *e) {
+    return set_attr(f, obj, name, H5T_NATIVE_DOUBLE, &v, e);
+}
+
+static int get_attr(StoreFile *f, const char *obj, const char *name, hid_t t, void *v, Err *e) {
+    hid_t o = open_obj(f, obj);
+    if (o < 0) return err_set(e, "%s: missing %s", f->path, obj);
+    int rc = 0;
+    if (H5Aexists(o, name) <= 0) rc = err_set(e, "%s: %s has no attribute %s", f->path, obj, name);
+    else {
+        hid_t a = H5Aopen(o, name, H5P_DEFAULT);
+        if (a < 0 || H5Aread(a, t, v) < 0)
+            rc = err_set(e, "%s: cannot read attribute %s:%s", f->path, obj, name);
+        if (a >= 0) H5Aclose(a);
+    }
+    H5Oclose(o);
+    return rc;
+}
+
+int store_get_attr_i64(StoreFile *f, const char *obj, const char *name, int64_t *v, Err *e) {
+    return get_attr(f, obj, name, H5T_NATIVE_INT64, v, e);
+}
+
+int store_get_attr_f64(StoreFile *f, const char *obj, const char *name, double *v, Err *e) {
+    return get_attr(f, obj, name, H5T_NATIVE_DOUBLE, v, e);
+}
+
+char *store_get_attr_str(StoreFile *f, const char *obj, const char *name, Err *e) {
+    hid_t o = open_obj(f, obj);
+    if (o < 0) {
+        err_set(e, "%s: missing %s", f->path, obj);
+        return NULL;
+    }
+    char *out = NULL;
+    if (H5Aexists(o, name) <= 0) {
+        err_set(e, "%s: %s has no attribute %s", f->path, obj, name);
+    } else {
+        hid_t a = H5Aopen(o, name, H5P_DEFAULT);
+        hid_t ft = a >= 0 ? H5Aget_type(a) : -1;
+        if (ft >= 0 && H5Tget_class(ft) == H5T_STRING) {
+            if (H5Tis_variable_str(ft) > 0) {
+                char *raw = NULL;
+                hid_t mt = vlen_str_type();
+                if (H5Aread(a, mt, &raw) >= 0 && raw) {
+                    out = xstrdup(raw);
+                    H5free_memory(raw);
+                }
+                H5Tclose(mt);
+            } else {
+                size_t w = H5Tget_size(ft);
+                char *buf = xcalloc(w + 1, 1);
+                if (H5Aread(a, ft, buf) >= 0) out = buf;
+                else free(buf);
+            }
+        }
+        if (!out) err_set(e, "%s: cannot read string attribute %s:%s", f->path, obj, name);
+        if (ft >= 0) H5Tclose(ft);
+        if (a >= 0) H5Aclose(a);
+    }
+    H5Oclose(o);
+    return out;
+}
+
+/* ---- extendible series ------------------------------------------------------ */
+
+static int append_any(StoreFile *f, const char *obj, hid_t ftype, hid_t mtype, const void *x,
+                      int64_t n, const char *desc, Err *e) {
+    hid_t d;
+    if (!store_exists(f, obj)) {
+        hsize_t cur = 0, mx = H5S_UNLIMITED, chunk = 1024;
+        hid_t sp = H5Screate_simple(1, &cur, &mx);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, 1, &chunk);
+        hid_t lcpl = make_lcpl();
+        d = H5Dcreate2(f->id, obj, ftype, sp, lcpl, dcpl, H5P_DEFAULT);
+        H5Pclose(lcpl);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        if (d < 0) return err_set(e, "%s: cannot create series %s", f->path, obj);
+        set_desc(d, desc);
+    } else {
+        d = H5Dopen2(f->id, obj, H5P_DEFAULT);
+        if (d < 0) return err_set(e, "%s: cannot open series %s", f->path, obj);
+    }
+    hid_t sp = H5Dget_space(d);
+    hsize_t cur;
+    H5Sget_simple_extent_dims(sp, &cur, NULL);
+    H5Sclose(sp);
+    hsize_t nsz = cur + (hsize_t)n, cnt = (hsize_t)n;
+    int rc = 0;
+    if (H5Dset_extent(d, &nsz) < 0) rc = err_set(e, "%s: cannot extend %s", f->path, obj);
+    else {
+        hid_t fs = H5Dget_space(d);
+        hid_t ms = H5Screate_simple(1, &cnt, NULL);
+        if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, &cur, NULL, &cnt, NULL) < 0 ||
+            H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, x) < 0)
+            rc = err_set(e, "%s: cannot append to %s (disk full?)", f->path, obj);
+        H5Sclose(ms);
+        H5Sclose(fs);
+    }
+    H5Dclose(d);
+    return rc;
+}
+
+int store_append_f64(StoreFile *f, const char *obj, const double *x, int64_t n, const char *desc,
+                     Err *e) {
+    return append_any(f, obj, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, x, n, desc, e);
+}
+
+int store_append_i64(StoreFile *f, const char *obj, const int64_t *x, int64_t n, const char *desc,
+                     Err *e) {
+    return append_any(f, obj, H5T_STD_I64LE, H5T_NATIVE_INT64, x, n, desc, e);
+}
+
+int store_truncate(StoreFile *f, const char *obj, int64_t n, Err *e) {
+    if (!store_exists(f, obj)) return 0;
+    hid_t d = H5Dopen2(f->id, obj, H5P_DEFAULT);
+    if (d < 0) return err_set(e, "%s: cannot open %s", f->path, obj);
+    hid_t sp = H5Dget_space(d);
+    hsize_t cur;
+    H5Sget_simple_extent_dims(sp, &cur, NULL);
+    H5Sclose(sp);
+    int rc = 0;
+    if ((int64_t)cur > n) {
+        hsize_t nsz = (hsize_t)n;
+        if (H5Dset_extent(d, &nsz) < 0) rc = err_set(e, "%s: cannot truncate %s", f->path, obj);
+    }
+    H5Dclose(d);
+    return rc;
+}
+
+void store_hdf5_version(char *buf, size_t n) {
+    unsigned maj, min, rel;
+    H5get_libversion(&maj, &min, &rel);
+    snprintf(buf, n, "HDF5 %u.%u.%u", maj, min, rel);
+}
+
+typedef struct {
+    char **names;
+    int n, cap;
+} ListCtx;
+
+static herr_t list_cb(hid_t g, const char *name, const H5L_info_t *info, void *ud) {
+    (void)g, (void)info;
+    ListCtx *c = ud;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->names = xrealloc(c->names, sizeof(char *) * (size_t)c->cap);
+    }
+    c->names[c->n++] = xstrdup(name);
+    return 0;
+}
+
+char **store_list(StoreFile *f, const char *group, int *n) {
+    *n = 0;
+    if (!store_exists(f, group)) return NULL;
+    hid_t g = H5Gopen2(f->id, group, H5P_DEFAULT);
+    if (g < 0) return NULL;
+    ListCtx c = {0};
+    hsize_t idx = 0;
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, list_cb, &c);
+    H5Gclose(g);
+    *n = c.n;
+    return c.names;
+}

@@ -1,0 +1,182 @@
+/* cli -- see include/cli.h. */
+#include "stages/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/ckpt.h"
+#include "io/safetensors.h"
+#include "engine/tokenizer.h"
+
+void cli_load_config(Config *cfg, const Comm *comm, int argc, char **argv, int first, int *dry_run) {
+    Err e = {{0}};
+    int rc = 0;
+    const char *path = NULL;
+    *dry_run = 0;
+    config_init(cfg);
+    /* every rank parses the flags (cheap, identical); only rank 0 reads files */
+    for (int i = first; i < argc && rc == 0; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0) *dry_run = 1;
+        else if (strcmp(argv[i], "--set") == 0) {
+            if (i + 1 >= argc) rc = err_set(&e, "--set needs section.key=value");
+            i++;
+        } else if (strncmp(argv[i], "--set=", 6) == 0) {
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            rc = err_set(&e, "unknown option '%s' (hint: hdistill %s --help)", argv[i], argv[1]);
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            rc = err_set(&e, "more than one configuration file ('%s' and '%s')", path, argv[i]);
+        }
+    }
+    if (comm->rank == 0 && rc == 0) {
+        if (path) rc = config_load_file(cfg, path, &e);
+        for (int i = first; i < argc && rc == 0; i++) {
+            if (strcmp(argv[i], "--set") == 0) rc = config_set(cfg, argv[++i], &e);
+            else if (strncmp(argv[i], "--set=", 6) == 0) rc = config_set(cfg, argv[i] + 6, &e);
+        }
+        if (rc == 0) rc = config_validate(cfg, &e);
+    }
+    comm_check(rc, e.msg, EXIT_USAGE);
+    char *json = comm->rank == 0 ? config_to_json(cfg) : NULL;
+    char *source = comm->rank == 0 ? xstrdup(cfg->source) : NULL;
+    comm_bcast_string(&json);
+    comm_bcast_string(&source);
+    if (comm->rank != 0) {
+        if (config_load_json(cfg, json, source, &e) != 0) DIE("resolved configuration: %s", e.msg);
+    }
+    free(json);
+    free(source);
+}
+
+int cli_tokenize(int argc, char **argv) {
+    const char *vocab = NULL, *merges = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--gpt2-vocab") == 0 && i + 1 < argc) vocab = argv[++i];
+        else if (strcmp(argv[i], "--gpt2-merges") == 0 && i + 1 < argc) merges = argv[++i];
+        else {
+            fprintf(stderr, "error: tokenize: unknown argument '%s' (hint: hdistill tokenize --help)\n",
+                    argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!vocab || !merges) {
+        fprintf(stderr, "error: tokenize needs --gpt2-vocab FILE and --gpt2-merges FILE\n");
+        return EXIT_USAGE;
+    }
+    Err e;
+    Tokenizer *t = tokenizer_load_gpt2(vocab, merges, &e);
+    if (!t) {
+        fprintf(stderr, "error: %s\n", e.msg);
+        return EXIT_USAGE;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    IntVec ids = {0};
+    ByteBuf out = {0};
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        if (n > 0 && line[n - 1] == '\n') n--;
+        ids.n = 0;
+        tokenizer_encode(t, line, (size_t)n, &ids);
+        out.n = 0;
+        for (size_t i = 0; i < ids.n; i++) bytebuf_printf(&out, i ? " %d" : "%d", ids.a[i]);
+        bytebuf_putc(&out, '\n');
+        fwrite(out.a, 1, out.n, stdout);
+    }
+    free(line);
+    intvec_free(&ids);
+    bytebuf_free(&out);
+    tokenizer_destroy(t);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
+}
+
+int cli_export(int argc, char **argv) {
+    const char *src = NULL, *out = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--out") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "error: export: --out needs a directory\n");
+                return EXIT_USAGE;
+            }
+            out = argv[++i];
+        }
+        else if (strncmp(argv[i], "--out=", 6) == 0) out = argv[i] + 6;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "error: export: unknown option '%s' (hint: hdistill export --help)\n", argv[i]);
+            return EXIT_USAGE;
+        } else if (!src) src = argv[i];
+        else {
+            fprintf(stderr, "error: export: more than one source ('%s' and '%s')\n", src, argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!src || !out || !*out) {
+        fprintf(stderr, "error: export needs RUN_DIR (or CHECKPOINT.h5) and --out DIR (hint: hdistill export --help)\n");
+        return EXIT_USAGE;
+    }
+    /* the checkpoint: the file given, or the newest readable one of RUN_DIR/ckpt */
+    Err e = {{0}};
+    GptConfig gc;
+    TokenizerData td;
+    memset(&td, 0, sizeof td);
+    char *path = NULL;
+    Gpt m;
+    TrainState st;
+    int have = 0;
+    struct stat sb;
+    char **list = NULL;
+    int n = 0;
+    if (stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        char *dir = xasprintf("%s/ckpt", src);
+        list = ckpt_list(dir, &n);
+        if (n == 0) {
+            fprintf(stderr, "error: %s: no checkpoint (hint: give the run.dir of a trained run)\n", dir);
+            free(dir);
+            ckpt_list_free(list, n);
+            return EXIT_USAGE;
+        }
+        free(dir);
+    } else {
+        list = xmalloc(sizeof(char *));
+        list[0] = xstrdup(src);
+        n = 1;
+    }
+    /* the newest checkpoint that reads back whole */
+    for (int i = 0; i < n && !have; i++) {
+        tokenizer_data_free(&td);
+        memset(&td, 0, sizeof td);
+        if (ckpt_read_meta(list[i], &gc, &td, NULL, &e) == 0) {
+            gpt_init(&m, &gc);
+            if (ckpt_read(list[i], &m, NULL, NULL, &st, NULL, NULL, &e) == 0) {
+                have = 1;
+                path = xstrdup(list[i]);
+                break;
+            }
+            gpt_free(&m);
+        }
+        if (n > 1) fprintf(stderr, "warning: skipping an unreadable checkpoint: %s\n", e.msg);
+    }
+    ckpt_list_free(list, n);
+    if (!have) {
+        fprintf(stderr, "error: %s\n", n > 1 ? "no readable checkpoint (hint: give the run.dir of a trained run)" : e.msg);
+        tokenizer_data_free(&td);
+        return EXIT_USAGE;
+    }
+    char *st_path = xasprintf("%s/model.safetensors", out), *cf_path = xasprintf("%s/config.json", out);
+    int rc = util_mkdir_p(out, &e);
+    if (rc == 0) rc = safetensors_write_gpt2(st_path, &m, &e);
+    if (rc == 0) rc = safetensors_write_hf_config(cf_path, &gc, td.eot_id, &e);
+    if (rc == 0)
+        printf("exported %s (step %lld): %s, %s (GPT-2 L%d H%d d%d, %d tokens, %d positions)\n", path,
+               (long long)st.step, st_path, cf_path, gc.n_layer, gc.n_head, gc.d_model, gc.vocab_size,
+               gc.max_seq_len);
+    else
+        fprintf(stderr, "error: %s\n", e.msg);
+    free(st_path), free(cf_path), free(path);
+    gpt_free(&m);
+    tokenizer_data_free(&td);
+    return rc == 0 ? EXIT_OK : EXIT_RUNTIME;
+}
