@@ -19,8 +19,8 @@ BUILD     := build
 LAYERS    := base engine io llm standin stages
 LIB_SRC   := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 LIB_OBJ   := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-TEST_SRC  := $(wildcard tests/test_*.c)
-TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
@@ -45,8 +45,8 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 $(BIN): $(BUILD)/obj/main.o $(LIB)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
-$(BUILD)/tests/%: tests/%.c $(LIB) | $(BUILD)/tests
-	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests $< $(LIB) -o $@ $(LDLIBS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests/unit $< $(LIB) -o $@ $(LDLIBS)
 $(BUILD)/bench/%: bench/%.c $(LIB) | $(BUILD)/bench
 	$(CC) $(CFLAGS) $(DEPFLAGS) $< $(LIB) -o $@ $(LDLIBS)
 $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:

@@ -28,7 +28,7 @@ for t in build/tests/test_*; do
     n=$(basename "$t")
     run_one "$n" "$t"
 done
-for s in tests/t_*.sh; do
+for s in tests/e2e/t_*.sh; do
     [[ -f "$s" ]] || continue
     n=$(basename "$s" .sh)
     run_one "$n" bash "$s"

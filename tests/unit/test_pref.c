@@ -1,6 +1,6 @@
 /* test_pref -- DPO, BRIO and SD: the loss functions' derivatives by finite
  * differences, and loss + every parameter gradient through the model
- * against the independent PyTorch reference (tests/torch_pref.py, float64)
+ * against the independent PyTorch reference (tests/ref/torch_pref.py, float64)
  * on packed sequences.  Run from the repository root. */
 #include <math.h>
 #include <stdlib.h>
@@ -166,7 +166,7 @@ static void test_torch(const char *name, PrefParams pp) {
     snprintf(in, sizeof in, "build/tmp/pref_%s_in.h5", name);
     snprintf(out, sizeof out, "build/tmp/pref_%s_out.h5", name);
     EXPECT(write_input(&m, in, pp.obj == PREF_DPO ? "dpo" : pp.obj == PREF_BRIO ? "brio" : "sd", &pp, ref) == 0, "write");
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_pref.py %s %s", in, out);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/ref/torch_pref.py %s %s", in, out);
     int st = system(cmd);
     EXPECT(st == 0, "%s: exit %d", cmd, st);
     Err e;

@@ -2,8 +2,8 @@
 """Independent float64 PyTorch reference for the hdistill GPT-2 student.
 
 Usage:
-    /usr/bin/python3 tests/torch_ref.py IN.h5 OUT.h5
-    /usr/bin/python3 tests/torch_ref.py --selftest
+    /usr/bin/python3 tests/ref/torch_ref.py IN.h5 OUT.h5
+    /usr/bin/python3 tests/ref/torch_ref.py --selftest
 
 IN.h5 (written by a C test):
     root attributes  n_layer, n_head, d_model, vocab_size, max_seq_len, B, T

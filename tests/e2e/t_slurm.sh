@@ -10,7 +10,7 @@
 #    cancels the rest; a sweep file with a bad row is refused before
 #    anything is submitted.
 source "$(dirname "$0")/lib.sh"
-source "$ROOT/tests/slurm/cluster.sh"
+source "$ROOT/tests/e2e/slurm/cluster.sh"
 trap 'slurm_stop; [[ -n ${KEEP_TMP:-} ]] || rm -rf "$TMP"' EXIT
 if [[ $(id -u) -ne 0 ]]; then echo "t_slurm needs root (slurmd)"; echo "0 passed, 1 failed"; exit 1; fi
 slurm_start "$TMP/slurm" || { echo "0 passed, 1 failed"; exit 1; }

@@ -1,5 +1,5 @@
 /* test_safetensors -- GPT-2 weights in the Hugging Face layout against an
- * independent reference (tests/hf_gpt2.py: its own safetensors writer and
+ * independent reference (tests/ref/hf_gpt2.py: its own safetensors writer and
  * reader, and a float64 numpy GPT-2 forward with Conv1D [in, out] weights):
  *  - reading F32/F16/BF16/F64 files, with or without the "transformer."
  *    prefix and with the attention-mask buffers and a tied lm_head present,
@@ -41,7 +41,7 @@ static int sh(const char *fmt, ...) {
 /* make a reference file: L H C V P, dtype, prefix, extra flags */
 static int make_ref(const char *name, int L, int H, int C, int V, int P, int ntok, const char *dtype,
                     const char *extra) {
-    return sh("OMP_NUM_THREADS=1 /usr/bin/python3 tests/hf_gpt2.py make " DIR "/%s.safetensors " DIR
+    return sh("OMP_NUM_THREADS=1 /usr/bin/python3 tests/ref/hf_gpt2.py make " DIR "/%s.safetensors " DIR
               "/%s.ref.h5 --layers %d --heads %d --embd %d --vocab %d --positions %d --tokens %d --seed 7 "
               "--dtype %s %s >/dev/null",
               name, name, L, H, C, V, P, ntok, dtype, extra);
@@ -154,7 +154,7 @@ static void test_export(void) {
     EXPECT(safetensors_write_gpt2(DIR "/st_rt_out.safetensors", &m, &e) == 0, "%s", e.msg);
     EXPECT(safetensors_write_hf_config(DIR "/st_rt_config.json", &c, 60, &e) == 0, "%s", e.msg);
     EXPECT(access(DIR "/st_rt_out.safetensors.tmp", F_OK) != 0, "no .tmp left behind");
-    EXPECT(sh("/usr/bin/python3 tests/hf_gpt2.py check " DIR "/st_rt_out.safetensors " DIR
+    EXPECT(sh("/usr/bin/python3 tests/ref/hf_gpt2.py check " DIR "/st_rt_out.safetensors " DIR
               "/st_rt.ref.h5 --config " DIR "/st_rt_config.json") == 0,
            "the reference reads the export back as the same weights and configuration");
     /* and we read our own export to the same parameters */

@@ -1,8 +1,8 @@
-# tests/lib.sh -- shared helpers for the shell tests (sourced).
+# tests/e2e/lib.sh -- shared helpers for the shell tests (sourced).
 # check NAME CMD...   runs CMD, counts a pass if it exits 0, else prints NAME
 # finish              prints "N passed, N failed" and exits non-zero on failures
 set -uo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 HD=$ROOT/build/hdistill
 PY=/usr/bin/python3

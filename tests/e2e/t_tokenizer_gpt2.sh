@@ -7,9 +7,9 @@
 #  (b) the ids the package's JavaScript encoder gives now;
 # and a few strings must give ids published for OpenAI's GPT-2 tokenizer.
 # Prints "N passed, N failed" last; exits non-zero on any failure.
-# Usage: tests/t_tokenizer_gpt2.sh   (HDISTILL=path overrides build/hdistill)
+# Usage: tests/e2e/t_tokenizer_gpt2.sh   (HDISTILL=path overrides build/hdistill)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 HDISTILL=${HDISTILL:-build/hdistill}
 STRINGS=tests/data/gpt2_strings.txt
 EXPECTED=tests/data/gpt2_expected.txt

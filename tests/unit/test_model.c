@@ -1,5 +1,5 @@
 /* test_model -- the GPT-2 student against an independent PyTorch reference
- * (tests/torch_ref.py, float64), plus model-level checks that need no
+ * (tests/ref/torch_ref.py, float64), plus model-level checks that need no
  * reference: finite differences through the whole network, packing
  * isolation, and the parameter count of the GPT-2 presets.
  * Run from the repository root (tests/run_all.sh does). */
@@ -96,7 +96,7 @@ static void test_torch_parity(void) {
     const char *in = "build/tmp/model_parity_in.h5", *out = "build/tmp/model_parity_out.h5";
     EXPECT(write_input(&m, in) == 0, "writing %s", in);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_ref.py %s %s", in, out);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/ref/torch_ref.py %s %s", in, out);
     int st = system(cmd);
     EXPECT(st == 0, "%s exited with %d", cmd, st);
     Err e;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# tests/slurm/cluster.sh -- a private one-node Slurm cluster for the tests,
+# tests/e2e/slurm/cluster.sh -- a private one-node Slurm cluster for the tests,
 # from Debian's munge/slurmctld/slurmd packages, without systemd.
-#   source tests/slurm/cluster.sh; slurm_start DIR; ...; slurm_stop
+#   source tests/e2e/slurm/cluster.sh; slurm_start DIR; ...; slurm_stop
 # slurm_start writes DIR/slurm.conf (free ports, state under DIR), starts
 # munged if none runs, then slurmctld and slurmd, exports SLURM_CONF and
 # waits until the node is idle.  slurm_stop kills the daemons it started by

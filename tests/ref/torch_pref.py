@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Independent PyTorch reference of the critique-phase objectives.
 
-usage: /usr/bin/python3 tests/torch_pref.py IN.h5 OUT.h5
+usage: /usr/bin/python3 tests/ref/torch_pref.py IN.h5 OUT.h5
 
-IN.h5 is tests/torch_ref.py's input (model, tokens, targets, pos, doc,
+IN.h5 is tests/ref/torch_ref.py's input (model, tokens, targets, pos, doc,
 weights) plus /input/example (B,T int: which sequence a target token
 belongs to, -1 for none) and /pairs/{chosen,rejected} (sequence ids),
 /pairs/{ref_w,ref_l} (reference log-probs) with root attributes objective
