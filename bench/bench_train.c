@@ -1,5 +1,5 @@
 /* bench_train -- training tokens/second of the student, driving exactly the
- * trainer's step (gpt_forward/gpt_backward per micro-batch, gradient
+ * trainer's step (model_forward/model_backward per micro-batch, gradient
  * allreduce, clipping, AdamW) on random tokens, one full-length document per
  * row, loss on every position.  Run under mpirun for several ranks: --batch
  * is the global batch, split over the ranks.  Prints one JSON line.
@@ -40,11 +40,11 @@ int main(int argc, char **argv) {
     CHECK(rows % micro == 0, "micro %d does not divide %d", micro, rows);
     par_init(threads);
     openblas_set_num_threads(threads);
-    GptConfig cfg = {L, NH, C, V, T > 1024 ? T : 1024};
-    Gpt m;
-    gpt_init(&m, &cfg);
-    gpt_init_weights(&m, 1);
-    gpt_alloc_acts(&m, micro, T);
+    ModelConfig cfg = model_config_gpt2(L, NH, C, V, T > 1024 ? T : 1024);
+    Model m;
+    model_init(&m, &cfg);
+    model_init_weights(&m, 1);
+    model_alloc_acts(&m, micro, T);
     Optim opt;
     optim_init(&opt, &m, 0.9, 0.95, 1e-8, 0.1, 1.0);
     int N = micro * T;
@@ -61,16 +61,16 @@ int main(int argc, char **argv) {
             comm_barrier();
             t0 = util_now();
         }
-        gpt_zero_grad(&m);
+        model_zero_grad(&m);
         double lsum = 0;
         for (int k = 0; k < rows / micro; k++) {
-            GptBatch b = {micro, T, tok + (size_t)k * N, pos, seg, tgt + (size_t)k * N};
-            int M = gpt_forward(&m, &b);
+            ModelBatch b = {micro, T, tok + (size_t)k * N, pos, seg, tgt + (size_t)k * N};
+            int M = model_forward(&m, &b);
             for (int j = 0; j < M; j++) {
                 g[j] = -1.0f / (float)(B * T);
-                lsum -= m.a.logp[j];
+                lsum -= m.logp[j];
             }
-            gpt_backward(&m, &b, g);
+            model_backward(&m, &b, g);
         }
         if (comm.size > 1) {
             comm_allreduce_sum_f32(m.grads, m.n_params);
@@ -84,14 +84,14 @@ int main(int argc, char **argv) {
     comm_barrier();
     double dt = util_now() - t0;
     double tok_s = (double)B * T * steps / dt;
-    GptConfig fc = cfg;
-    double flops = gpt_flops_per_token(&fc, T);
+    ModelConfig fc = cfg;
+    double flops = model_flops_per_token(&fc, T);
     if (comm.rank == 0)
         printf("{\"tok_s\": %.2f, \"step_s\": %.4f, \"loss_first\": %.4f, \"loss_last\": %.4f, "
                "\"flops_per_token\": %.6g, \"params\": %zu, \"ranks\": %d, \"threads\": %d}\n",
                tok_s, dt / steps, first, last, flops, m.n_params, comm.size, threads);
     optim_free(&opt);
-    gpt_free(&m);
+    model_free(&m);
     free(tok), free(tgt), free(pos), free(seg), free(g);
     par_shutdown();
     comm_finalize();

@@ -51,7 +51,7 @@ void gen_seq_free(GenSeq *s);
  * out gets n_in * o->k sequences (input-major; for beam the best first).
  * first_index: the global index of prompts[0] (seeds).  The model's
  * max_seq_len bounds plen + max_new. */
-void gen_run(const Gpt *m, const GenOptions *o, const int *const *prompts, const int *plen, int n_in,
+void gen_run(const Model *m, const GenOptions *o, const int *const *prompts, const int *plen, int n_in,
              int eot, int64_t first_index, GenSeq *out);
 
 /* Draws a token from softmax(logits / temperature) truncated to the smallest

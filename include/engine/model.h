@@ -1,18 +1,22 @@
-/* model -- the GPT-2 student (Radford et al. 2019): pre-LayerNorm blocks,
- * GELU MLP 4x, learned positions, LM head tied to the token embedding, fp32.
+/* model -- the student: one interface over decoder families, fp32.
+ *
+ * Families (ModelConfig.arch):
+ *  - MODEL_GPT2: GPT-2 (Radford et al. 2019), pre-LayerNorm, GELU MLP 4x,
+ *    learned positions, LM head tied to the token embedding (engine/gpt2.c).
+ *  - MODEL_LLAMA: the Llama-style decoder (RMSNorm, rotary positions, SwiGLU,
+ *    grouped-query attention; optional q/k/v biases, q/k norms, untied head)
+ *    of SmolLM2, Qwen2.5/Qwen3 and Llama 3.2 (engine/llama.c, when present).
  *
  * Parameters and gradients each live in one flat buffer; a size table
- * (GptTensor) names every tensor with its offset, in the order
- *   wte, wpe, then per layer l: h.l.ln_1.{weight,bias}, h.l.attn.c_attn.{weight,bias},
- *   h.l.attn.c_proj.{weight,bias}, h.l.ln_2.{weight,bias}, h.l.mlp.c_fc.{weight,bias},
- *   h.l.mlp.c_proj.{weight,bias}, then ln_f.{weight,bias}
- * (names as in Hugging Face's GPT-2; linear weights are [out, in]).
+ * (ModelTensor) names every tensor with its offset, in the family's order,
+ * with the names of its Hugging Face implementation.  Linear weights are
+ * [out, in].
  *
  * The forward pass takes packed rows (see ops.h: seg) and computes logits
  * only for positions that have a target (tgt >= 0), then their
  * log-probabilities; the backward pass takes dL/dlogp for those positions,
  * so every objective (cross-entropy, DPO, BRIO) is a function of logp.
- * Knows nothing of MPI or HDF5.
+ * Not thread-safe; knows nothing of MPI or HDF5.
  */
 #ifndef HDISTILL_MODEL_H
 #define HDISTILL_MODEL_H
@@ -20,17 +24,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef enum { MODEL_GPT2 = 0, MODEL_LLAMA = 1 } ModelArch;
+
+/* The first five fields are common to every family; the rest are 0 for GPT-2. */
 typedef struct {
     int n_layer, n_head, d_model, vocab_size, max_seq_len;
-} GptConfig;
+    ModelArch arch;
+    /* llama */
+    int n_kv_head;          /* grouped-query attention: key/value heads */
+    int head_dim;           /* channels per head (need not be d_model / n_head) */
+    int d_ff;               /* SwiGLU hidden width */
+    int qkv_bias;           /* 1: q/k/v projections have biases (Qwen2.5) */
+    int qk_norm;            /* 1: per-head RMSNorm of q and k (Qwen3) */
+    int tie_embeddings;     /* 1: the LM head is the token embedding */
+    double norm_eps;        /* RMSNorm epsilon */
+    double rope_theta;      /* rotary base */
+    int rope_llama3;        /* 1: Llama 3 frequency scaling */
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
+} ModelConfig;
 
 typedef struct {
-    char name[48];
+    char name[64];
     int ndim;
     long shape[2];
     size_t offset, numel;
     int decay; /* 1: weight decay applies (matrices, embeddings) */
-} GptTensor;
+} ModelTensor;
 
 /* One micro-batch of B rows x T tokens. */
 typedef struct {
@@ -39,83 +59,85 @@ typedef struct {
     const int *pos; /* [B*T] position ids (restart at 0 for each packed example) */
     const int *seg; /* [B*T] index in the row of the first token of the example */
     const int *tgt; /* [B*T] next-token target, or -1 where no logits are needed */
-} GptBatch;
+} ModelBatch;
+
+struct ModelFamily;
 
 typedef struct {
-    /* forward */
-    float *x0;                  /* [N,C] embeddings */
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *res2;
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *res3; /* per layer, [L][...] */
-    float *lnf, *lnf_mean, *lnf_rstd;
-    float *lnf_rows;            /* [M,C] */
-    float *logits;              /* [M,V]; after backward holds dlogits */
-    float *lse, *logp;          /* [M] */
-    int *rows, *rtgt;           /* [M] position index and target of each loss row */
-    int M;
-    /* backward scratch */
-    float *dres, *dln, *dqkv, *datty, *datt, *dfch, *dfch_gelu, *dlnf_rows, *scratch;
-} GptActs;
-
-typedef struct {
-    GptConfig cfg;
+    ModelConfig cfg;
+    const struct ModelFamily *family;
     int n_tensors;
-    GptTensor *tensors;
+    ModelTensor *tensors;
     size_t n_params;
     float *params, *grads;
     int B, T; /* activation capacity */
-    GptActs a;
-} Gpt;
+    /* after model_forward: the M loss rows, in position order */
+    int M;
+    const int *rows;    /* [M] position index (b*T + t) of each loss row */
+    const float *logp;  /* [M] log-probability of its target */
+    const float *logits; /* [M,V] its logits (after model_backward: dL/dlogits) */
+    void *acts;         /* the family's activations */
+} Model;
+
+/* A GPT-2 configuration (the other fields zero). */
+ModelConfig model_config_gpt2(int n_layer, int n_head, int d_model, int vocab_size, int max_seq_len);
+
+/* The family's name ("gpt2", "llama") / the arch of a name (-1 if unknown). */
+const char *model_arch_name(ModelArch a);
+int model_arch_parse(const char *name);
+
+/* 0 if the configuration is valid for its family, else -1 with a reason
+ * (why, n bytes) naming the field. */
+int model_config_check(const ModelConfig *c, char *why, size_t n);
 
 /* Exact parameter count for a configuration (no allocation). */
-size_t gpt_param_count(const GptConfig *cfg);
+size_t model_param_count(const ModelConfig *cfg);
 /* The tensors of a configuration (names, shapes, offsets) without allocating
  * the model: *out gets a malloc'd array; returns its length. */
-int gpt_tensor_layout(const GptConfig *cfg, GptTensor **out);
+int model_tensor_layout(const ModelConfig *cfg, ModelTensor **out);
 /* Bytes of activations + scratch for B x T rows. */
-size_t gpt_activation_bytes(const GptConfig *cfg, int B, int T);
-/* Model FLOPs per token, forward + backward (PaLM convention, PERF.md):
- * 6 * (12 L d^2 + V d) + 12 L T d. */
-double gpt_flops_per_token(const GptConfig *cfg, int T);
+size_t model_activation_bytes(const ModelConfig *cfg, int B, int T);
+/* Model FLOPs per token, forward + backward (PaLM convention, PERF.md). */
+double model_flops_per_token(const ModelConfig *cfg, int T);
 
-/* Lays out tensors and allocates params and grads (zeroed). */
-void gpt_init(Gpt *m, const GptConfig *cfg);
-void gpt_free(Gpt *m);
-/* GPT-2 initialisation from seed: N(0, 0.02), residual projections
- * N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weight 1. */
-void gpt_init_weights(Gpt *m, uint64_t seed);
+/* Lays out tensors and allocates params and grads; CHECKs the configuration. */
+void model_init(Model *m, const ModelConfig *cfg);
+void model_free(Model *m); /* accepts NULL */
+/* The family's initialisation from seed (GPT-2: N(0, 0.02), residual
+ * projections N(0, 0.02/sqrt(2L)), biases 0, norm weights 1). */
+void model_init_weights(Model *m, uint64_t seed);
 /* (Re)allocates activations for up to B rows of T tokens. */
-void gpt_alloc_acts(Gpt *m, int B, int T);
-const GptTensor *gpt_find_tensor(const Gpt *m, const char *name);
+void model_alloc_acts(Model *m, int B, int T);
+const ModelTensor *model_find_tensor(const Model *m, const char *name);
 
 /* Forward over a batch; returns M, the number of loss rows; their
- * log-probabilities are m->a.logp[0..M), in position order. */
-int gpt_forward(Gpt *m, const GptBatch *b);
-/* Backward from g[m] = dL/dlogp[m]; ACCUMULATES into m->grads. */
-void gpt_backward(Gpt *m, const GptBatch *b, const float *g);
-void gpt_zero_grad(Gpt *m);
+ * log-probabilities are m->logp[0..M), in position order. */
+int model_forward(Model *m, const ModelBatch *b);
+/* Backward from g[m] = dL/dlogp[m] after model_forward of the same batch;
+ * ACCUMULATES into m->grads. */
+void model_backward(Model *m, const ModelBatch *b, const float *g);
+void model_zero_grad(Model *m);
 
 /* ---- incremental decoding with a key/value cache ---------------------------
  * Each of B cache slots holds one sequence's keys and values for up to T
  * positions.  A step feeds one token to each of n slots at its next position
  * and returns the next-token logits; prompts are fed the same way, one token
- * per step.  Beam search reorders hypotheses with gpt_kv_copy. */
-typedef struct {
-    int B, T, C, L, V;
-    float *k, *v; /* [L][B][T][C] */
-    int *len;     /* [B] positions filled */
-    /* scratch for n <= B rows */
-    float *x, *xn, *mean, *rstd, *qkv, *y, *tmp, *h, *hg, *att;
-    int *pos;
-} GptKV;
+ * per step.  Beam search reorders hypotheses with model_kv_copy. */
+typedef struct ModelKV {
+    const struct ModelFamily *family;
+    int B, T;
+    int *len; /* [B] positions filled */
+} ModelKV;
 
-void gpt_kv_init(GptKV *kv, const GptConfig *c, int B, int T);
-void gpt_kv_free(GptKV *kv);
+/* A cache for B sequences of up to T positions of model m's configuration. */
+ModelKV *model_kv_create(const Model *m, int B, int T);
+void model_kv_destroy(ModelKV *kv); /* accepts NULL */
 /* Empties slot b. */
-void gpt_kv_reset(GptKV *kv, int b);
+void model_kv_reset(ModelKV *kv, int b);
 /* Makes slot dst a copy of slot src (positions and cached keys/values). */
-void gpt_kv_copy(GptKV *kv, int dst, int src);
+void model_kv_copy(ModelKV *kv, int dst, int src);
 /* Feeds tok[i] to slot slot[i] (i < n, distinct slots) at its next position;
  * logits[i*V .. (i+1)*V) get the next-token logits. */
-void gpt_decode_step(const Gpt *m, GptKV *kv, const int *slot, const int *tok, int n, float *logits);
+void model_decode_step(const Model *m, ModelKV *kv, const int *slot, const int *tok, int n, float *logits);
 
 #endif

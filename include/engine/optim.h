@@ -15,13 +15,13 @@ typedef struct {
     float *m, *v; /* n_params each, zeroed */
 } Optim;
 
-void optim_init(Optim *o, const Gpt *model, double beta1, double beta2, double eps,
+void optim_init(Optim *o, const Model *model, double beta1, double beta2, double eps,
                 double weight_decay, double grad_clip);
 void optim_free(Optim *o);
 /* Clips model->grads to grad_clip (if > 0) by global norm and applies one
  * AdamW update as step t (1-based) with learning rate lr.  Returns the
  * gradient norm before clipping. */
-double optim_step(Optim *o, Gpt *model, double lr, int64_t t);
+double optim_step(Optim *o, Model *model, double lr, int64_t t);
 
 /* Linear warm-up for warmup steps, then cosine from lr to lr*min_frac at
  * step total (or constant if cosine is 0).  s is 0-based. */

@@ -3,7 +3,7 @@
  * log-probs (model.h); a sequence's log-prob is their sum over its target
  * tokens.  Each objective here gives the mean loss over the pairs and
  * dL/dlogpi for every sequence, which becomes the per-token gradient g of
- * gpt_backward (every target token of a sequence gets its sequence's value).
+ * model_backward (every target token of a sequence gets its sequence's value).
  *
  *  dpo  (Rafailov et al. 2023):
  *       L = -log sigma(beta * [(lw - rw) - (ll - rl)])

@@ -73,18 +73,18 @@ int ckpt_read_tokenizer(StoreFile *f, const char *group, TokenizerData *t, Err *
 
 /* Writes dir/step_<step>.h5 atomically; *path_out (may be NULL) gets the
  * final path (malloc'd). */
-int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *mom_v,
+int ckpt_write(const char *dir, const Model *m, const float *mom_m, const float *mom_v,
                const TrainState *st, const TokenizerData *tok, const char *config_json,
                const Provenance *prov, const MetricLog *log, const ValLog *val, char **path_out,
                Err *e);
 
 /* Reads the model configuration, tokenizer and stored configuration JSON
  * (each output may be NULL). */
-int ckpt_read_meta(const char *path, GptConfig *cfg, TokenizerData *tok, char **config_json,
+int ckpt_read_meta(const char *path, ModelConfig *cfg, TokenizerData *tok, char **config_json,
                    Err *e);
 /* Reads parameters, moments (may be NULL), state and log (may be NULL) into
  * a model already initialised with the checkpoint's configuration. */
-int ckpt_read(const char *path, Gpt *m, float *mom_m, float *mom_v, TrainState *st, MetricLog *log,
+int ckpt_read(const char *path, Model *m, float *mom_m, float *mom_v, TrainState *st, MetricLog *log,
               ValLog *val, Err *e);
 
 /* Complete checkpoints in dir (step_*.h5, not .tmp), newest first; *n set.

@@ -25,19 +25,19 @@
  * of wpe are used).  The attention heads cannot be seen in the weights: c's
  * n_head is taken as given; c->vocab_size 0 skips the vocabulary check (not
  * known before the tokenizer is).  -1 with e naming the file and the tensor. */
-int safetensors_check_gpt2(const char *path, const GptConfig *c, Err *e);
+int safetensors_check_gpt2(const char *path, const ModelConfig *c, Err *e);
 
 /* Reads the weights of PATH into m (checked as above).  info (may be NULL)
  * gets a one-line summary (tensors, dtype, rows used). */
-int safetensors_read_gpt2(const char *path, Gpt *m, char *info, size_t ninfo, Err *e);
+int safetensors_read_gpt2(const char *path, Model *m, char *info, size_t ninfo, Err *e);
 
 /* Writes m's parameters as float32 in the Hugging Face layout (names
  * "transformer.*", no lm_head: the head is tied), to PATH.tmp, fsynced and
  * renamed to PATH. */
-int safetensors_write_gpt2(const char *path, const Gpt *m, Err *e);
+int safetensors_write_gpt2(const char *path, const Model *m, Err *e);
 
 /* Writes a Hugging Face config.json for GPT2LMHeadModel of configuration c
  * (eot_id: bos/eos token, -1 = none). */
-int safetensors_write_hf_config(const char *path, const GptConfig *c, int eot_id, Err *e);
+int safetensors_write_hf_config(const char *path, const ModelConfig *c, int eot_id, Err *e);
 
 #endif

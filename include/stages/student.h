@@ -15,7 +15,7 @@
 #include "engine/tokenizer.h"
 
 typedef struct {
-    Gpt model;
+    Model model;
     Tokenizer *tok;
     TokenizerData td;
     TrainState st;

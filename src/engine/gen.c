@@ -91,14 +91,13 @@ typedef struct {
     Rng rng;
 } SeqState;
 
-static void run_sampling(const Gpt *m, const GenOptions *o, const int *const *prompts, const int *plen, int n_in,
+static void run_sampling(const Model *m, const GenOptions *o, const int *const *prompts, const int *plen, int n_in,
                          int eot, int64_t first_index, GenSeq *out) {
     int V = m->cfg.vocab_size, k = o->mode == GEN_GREEDY ? 1 : o->k;
     int per_batch = o->batch > k ? o->batch / k : 1; /* inputs per batch */
     int maxlen = 0;
     for (int i = 0; i < n_in; i++) maxlen = plen[i] > maxlen ? plen[i] : maxlen;
-    GptKV kv;
-    gpt_kv_init(&kv, &m->cfg, per_batch * k, maxlen + o->max_new);
+    ModelKV *kv = model_kv_create(m, per_batch * k, maxlen + o->max_new);
     float *logits = xmalloc(sizeof(float) * (size_t)per_batch * k * V);
     float *scratch = xmalloc(sizeof(float) * 2 * (size_t)V);
     int *iscratch = xmalloc(sizeof(int) * (size_t)V);
@@ -118,7 +117,7 @@ static void run_sampling(const Gpt *m, const GenOptions *o, const int *const *pr
             q->done = 0;
             q->logp = 0;
             rng_seed(&q->rng, rng_derive(o->seed, (uint64_t)(first_index + q->in), (uint64_t)q->cand));
-            gpt_kv_reset(&kv, s);
+            model_kv_reset(kv, s);
         }
         /* shared prompt prefix: candidate 0 feeds all but the last prompt token,
          * the others copy its cache */
@@ -131,12 +130,12 @@ static void run_sampling(const Gpt *m, const GenOptions *o, const int *const *pr
                     who[n++] = s;
                 }
             if (!n) break;
-            gpt_decode_step(m, &kv, slot, tok, n, logits);
+            model_decode_step(m, kv, slot, tok, n, logits);
             for (int j = 0; j < n; j++) st[who[j]].fed++;
         }
         for (int s = 0; s < ns; s++)
             if (s % k) {
-                gpt_kv_copy(&kv, s, s - s % k);
+                model_kv_copy(kv, s, s - s % k);
                 st[s].fed = st[s - s % k].fed;
             }
         for (;;) {
@@ -150,7 +149,7 @@ static void run_sampling(const Gpt *m, const GenOptions *o, const int *const *pr
                 who[n++] = s;
             }
             if (!n) break;
-            gpt_decode_step(m, &kv, slot, tok, n, logits);
+            model_decode_step(m, kv, slot, tok, n, logits);
             for (int j = 0; j < n; j++) {
                 SeqState *q = &st[who[j]];
                 q->fed++;
@@ -164,7 +163,7 @@ static void run_sampling(const Gpt *m, const GenOptions *o, const int *const *pr
                 }
                 intvec_push(&q->gen, t);
                 q->next = t;
-                if ((int)q->gen.n >= o->max_new || q->fed + 1 >= kv.T) q->done = 2;
+                if ((int)q->gen.n >= o->max_new || q->fed + 1 >= kv->T) q->done = 2;
             }
         }
         for (int s = 0; s < ns; s++) {
@@ -179,7 +178,7 @@ static void run_sampling(const Gpt *m, const GenOptions *o, const int *const *pr
     }
     for (int s = 0; s < per_batch * k; s++) intvec_free(&st[s].gen);
     free(st), free(slot), free(tok), free(who), free(logits), free(scratch), free(iscratch);
-    gpt_kv_free(&kv);
+    model_kv_destroy(kv);
 }
 
 /* ---- beam search ----------------------------------------------------------------------- */
@@ -232,14 +231,13 @@ static int add_finished(GenSeq *fin, int nfin, int W, const IntVec *ids, double 
 }
 
 /* one input at a time; its W hypotheses use cache slots [0, W) and [W, 2W) alternately */
-static void run_beam(const Gpt *m, const GenOptions *o, const int *const *prompts, const int *plen, int n_in,
+static void run_beam(const Model *m, const GenOptions *o, const int *const *prompts, const int *plen, int n_in,
                      int eot, GenSeq *out) {
     int V = m->cfg.vocab_size, W = o->beam, K = o->k < W ? o->k : W;
     double alpha = o->length_penalty;
     int maxlen = 0;
     for (int i = 0; i < n_in; i++) maxlen = plen[i] > maxlen ? plen[i] : maxlen;
-    GptKV kv;
-    gpt_kv_init(&kv, &m->cfg, 2 * W, maxlen + o->max_new);
+    ModelKV *kv = model_kv_create(m, 2 * W, maxlen + o->max_new);
     float *logits = xmalloc(sizeof(float) * (size_t)W * V);
     Cand *cands = xmalloc(sizeof(Cand) * (size_t)W * 2 * W + 1);
     Cand *tmpc = xmalloc(sizeof(Cand) * (size_t)V);
@@ -250,11 +248,11 @@ static void run_beam(const Gpt *m, const GenOptions *o, const int *const *prompt
     for (int in = 0; in < n_in; in++) {
         const int *pr = prompts[in];
         int pl = plen[in];
-        gpt_kv_reset(&kv, 0);
+        model_kv_reset(kv, 0);
         for (int t = 0; t < pl; t++) { /* the prompt, on slot 0 */
             slot[0] = 0;
             tok[0] = pr[t];
-            gpt_decode_step(m, &kv, slot, tok, 1, logits);
+            model_decode_step(m, kv, slot, tok, 1, logits);
         }
         int nlive = 1, nfin = 0, base = 0;
         live[0].ids.n = 0;
@@ -267,7 +265,7 @@ static void run_beam(const Gpt *m, const GenOptions *o, const int *const *prompt
                     slots[h] = live[h].slot;
                     toks[h] = live[h].ids.a[live[h].ids.n - 1];
                 }
-                gpt_decode_step(m, &kv, slots, toks, nlive, logits);
+                model_decode_step(m, kv, slots, toks, nlive, logits);
             }
             have_logits = 0;
             /* each hypothesis' best 2W continuations, then the best 2W overall */
@@ -305,7 +303,7 @@ static void run_beam(const Gpt *m, const GenOptions *o, const int *const *prompt
                 intvec_push(&nh->ids, cands[c].tok);
                 nh->cum = cands[c].cum;
                 nh->slot = other + nnext;
-                gpt_kv_copy(&kv, nh->slot, par->slot);
+                model_kv_copy(kv, nh->slot, par->slot);
                 if (last) nfin = add_finished(fin, nfin, W, &nh->ids, nh->cum, nh->cum / pow(len, alpha), 0);
                 nnext++;
             }
@@ -344,10 +342,10 @@ static void run_beam(const Gpt *m, const GenOptions *o, const int *const *prompt
     }
     for (int h = 0; h < W; h++) intvec_free(&live[h].ids), intvec_free(&next[h].ids);
     free(live), free(next), free(fin), free(cands), free(tmpc), free(logits), free(slots), free(toks);
-    gpt_kv_free(&kv);
+    model_kv_destroy(kv);
 }
 
-void gen_run(const Gpt *m, const GenOptions *o, const int *const *prompts, const int *plen, int n_in, int eot,
+void gen_run(const Model *m, const GenOptions *o, const int *const *prompts, const int *plen, int n_in, int eot,
              int64_t first_index, GenSeq *out) {
     for (int i = 0; i < n_in; i++)
         CHECK(plen[i] >= 1 && plen[i] + o->max_new <= m->cfg.max_seq_len,

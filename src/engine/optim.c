@@ -7,7 +7,7 @@
 #include "engine/ops.h"
 #include "base/util.h"
 
-void optim_init(Optim *o, const Gpt *model, double beta1, double beta2, double eps,
+void optim_init(Optim *o, const Model *model, double beta1, double beta2, double eps,
                 double weight_decay, double grad_clip) {
     o->beta1 = beta1, o->beta2 = beta2, o->eps = eps;
     o->weight_decay = weight_decay, o->grad_clip = grad_clip;
@@ -22,12 +22,12 @@ void optim_free(Optim *o) {
     o->m = o->v = NULL;
 }
 
-double optim_step(Optim *o, Gpt *model, double lr, int64_t t) {
+double optim_step(Optim *o, Model *model, double lr, int64_t t) {
     long n = (long)model->n_params;
     double gnorm = sqrt(ops_sumsq(model->grads, n));
     if (o->grad_clip > 0 && gnorm > o->grad_clip) ops_scale(model->grads, (float)(o->grad_clip / gnorm), n);
     for (int i = 0; i < model->n_tensors; i++) {
-        const GptTensor *ten = &model->tensors[i];
+        const ModelTensor *ten = &model->tensors[i];
         size_t off = ten->offset;
         ops_adamw(model->params + off, model->grads + off, o->m + off, o->v + off, (long)ten->numel,
                   (float)lr, (float)o->beta1, (float)o->beta2, (float)o->eps,

@@ -183,10 +183,10 @@ int ckpt_read_tokenizer(StoreFile *f, const char *g, TokenizerData *t, Err *e) {
 
 /* ---- checkpoints -------------------------------------------------------------------- */
 
-static int write_tensors(StoreFile *f, const char *group, const Gpt *m, const float *buf, Err *e) {
+static int write_tensors(StoreFile *f, const char *group, const Model *m, const float *buf, Err *e) {
     char obj[256];
     for (int i = 0; i < m->n_tensors; i++) {
-        const GptTensor *t = &m->tensors[i];
+        const ModelTensor *t = &m->tensors[i];
         snprintf(obj, sizeof obj, "%s/%s", group, t->name);
         int64_t dims[2] = {t->shape[0], t->shape[1]};
         if (store_write_f32(f, obj, buf + t->offset, t->ndim, dims, NULL, e) != 0) return -1;
@@ -194,10 +194,10 @@ static int write_tensors(StoreFile *f, const char *group, const Gpt *m, const fl
     return 0;
 }
 
-static int read_tensors(StoreFile *f, const char *group, const Gpt *m, float *buf, Err *e) {
+static int read_tensors(StoreFile *f, const char *group, const Model *m, float *buf, Err *e) {
     char obj[256];
     for (int i = 0; i < m->n_tensors; i++) {
-        const GptTensor *t = &m->tensors[i];
+        const ModelTensor *t = &m->tensors[i];
         snprintf(obj, sizeof obj, "%s/%s", group, t->name);
         int nd;
         int64_t dims[4];
@@ -209,7 +209,71 @@ static int read_tensors(StoreFile *f, const char *group, const Gpt *m, float *bu
     return 0;
 }
 
-int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *mom_v,
+/* ---- the model's configuration: attributes of /model ------------------------------ */
+
+/* every integer / real field of ModelConfig by name (the arch is a string attribute) */
+#define MODEL_INT_FIELDS(X)                                                                                      \
+    X(n_layer) X(n_head) X(d_model) X(vocab_size) X(max_seq_len) X(n_kv_head) X(head_dim) X(d_ff) X(qkv_bias)  \
+        X(qk_norm) X(tie_embeddings) X(rope_llama3) X(rope_original_max_pos)
+#define MODEL_REAL_FIELDS(X) X(norm_eps) X(rope_theta) X(rope_factor) X(rope_low_freq_factor) X(rope_high_freq_factor)
+
+static const char *arch_description(ModelArch a) {
+    return a == MODEL_GPT2 ? "GPT-2: pre-LayerNorm, GELU(tanh) MLP 4x, learned positions, tied LM head"
+                           : "Llama-style decoder: RMSNorm, rotary positions, SwiGLU MLP, grouped-query attention";
+}
+
+static int write_model_config(StoreFile *f, const ModelConfig *c, Err *e) {
+    int32_t dims[5] = {c->n_layer, c->n_head, c->d_model, c->vocab_size, c->max_seq_len};
+    int64_t five = 5;
+    if (store_write_i32(f, "/model/dims", dims, 1, &five, "n_layer, n_head, d_model, vocab_size, max_seq_len", e) ||
+        store_set_attr_str(f, "/model", "arch", model_arch_name(c->arch), e) ||
+        store_set_attr_str(f, "/model", "architecture", arch_description(c->arch), e))
+        return -1;
+#define W_INT(k) if (store_set_attr_i64(f, "/model", #k, c->k, e)) return -1;
+#define W_REAL(k) if (store_set_attr_f64(f, "/model", #k, c->k, e)) return -1;
+    MODEL_INT_FIELDS(W_INT)
+    MODEL_REAL_FIELDS(W_REAL)
+#undef W_INT
+#undef W_REAL
+    return 0;
+}
+
+/* Checkpoints written before the model families (no "arch") are GPT-2 with
+ * the five common fields. */
+static int read_model_config(StoreFile *f, ModelConfig *c, Err *e) {
+    memset(c, 0, sizeof *c);
+    char *arch = store_get_attr_str(f, "/model", "arch", NULL);
+    int a = arch ? model_arch_parse(arch) : MODEL_GPT2;
+    if (a < 0) {
+        err_set(e, "%s: /model: unknown arch '%s' (hint: a newer hdistill wrote it)", store_path(f), arch);
+        free(arch);
+        return -1;
+    }
+    c->arch = (ModelArch)a;
+    int64_t v;
+    double d;
+#define R_INT(k)                                                                                                 \
+    if (store_get_attr_i64(f, "/model", #k, &v, arch ? e : NULL) == 0) c->k = (int)v;                            \
+    else if (arch) goto fail;
+#define R_REAL(k)                                                                                                \
+    if (store_get_attr_f64(f, "/model", #k, &d, arch ? e : NULL) == 0) c->k = d;                                 \
+    else if (arch) goto fail;
+    MODEL_INT_FIELDS(R_INT)
+    MODEL_REAL_FIELDS(R_REAL)
+#undef R_INT
+#undef R_REAL
+    free(arch);
+    /* the five common fields are required in every version */
+    const char *k[5] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len"};
+    for (int i = 0; i < 5; i++)
+        if (store_get_attr_i64(f, "/model", k[i], &v, e) != 0) return -1;
+    return 0;
+fail:
+    free(arch);
+    return -1;
+}
+
+int ckpt_write(const char *dir, const Model *m, const float *mom_m, const float *mom_v,
                const TrainState *st, const TokenizerData *tok, const char *config_json,
                const Provenance *prov, const MetricLog *log, const ValLog *val, char **path_out,
                Err *e) {
@@ -217,7 +281,7 @@ int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *m
     char *tmp = xasprintf("%s.tmp", final);
     StoreFile *f = store_create(tmp, e);
     int rc = f ? 0 : -1;
-    const GptConfig *c = &m->cfg;
+    const ModelConfig *c = &m->cfg;
     int64_t two = 2, four = 4;
     int64_t cur[2] = {st->cursor.epoch, st->cursor.index};
     if (rc == 0)
@@ -240,21 +304,7 @@ int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *m
              store_set_attr_f64(f, "/state", "elapsed", st->elapsed, e) ||
              store_set_attr_i64(f, "/state", "world_size", st->world_size, e) ||
              store_set_attr_i64(f, "/state", "threads", st->threads, e);
-    if (rc == 0) {
-        int64_t one = 1;
-        int32_t dims[5] = {c->n_layer, c->n_head, c->d_model, c->vocab_size, c->max_seq_len};
-        int64_t five = 5;
-        rc = store_write_i32(f, "/model/dims", dims, 1, &five,
-                             "n_layer, n_head, d_model, vocab_size, max_seq_len", e) ||
-             store_set_attr_i64(f, "/model", "n_layer", c->n_layer, e) ||
-             store_set_attr_i64(f, "/model", "n_head", c->n_head, e) ||
-             store_set_attr_i64(f, "/model", "d_model", c->d_model, e) ||
-             store_set_attr_i64(f, "/model", "vocab_size", c->vocab_size, e) ||
-             store_set_attr_i64(f, "/model", "max_seq_len", c->max_seq_len, e) ||
-             store_set_attr_str(f, "/model", "architecture",
-                                "GPT-2: pre-LayerNorm, GELU(tanh) MLP 4x, learned positions, tied LM head", e);
-        (void)one;
-    }
+    if (rc == 0) rc = write_model_config(f, c, e);
     if (rc == 0 && tok) rc = ckpt_write_tokenizer(f, "/tokenizer", tok, e);
     if (rc == 0 && config_json)
         rc = store_write_string(f, "/config", config_json, "resolved configuration (JSON)", e);
@@ -270,7 +320,7 @@ int ckpt_write(const char *dir, const Gpt *m, const float *mom_m, const float *m
     return rc;
 }
 
-int ckpt_read_meta(const char *path, GptConfig *cfg, TokenizerData *tok, char **config_json,
+int ckpt_read_meta(const char *path, ModelConfig *cfg, TokenizerData *tok, char **config_json,
                    Err *e) {
     StoreFile *f = store_open(path, 0, e);
     if (!f) return -1;
@@ -283,15 +333,7 @@ int ckpt_read_meta(const char *path, GptConfig *cfg, TokenizerData *tok, char **
         rc = err_set(e, "%s: checkpoint format version %lld, this build reads %d", path,
                      (long long)ver, CKPT_FORMAT_VERSION);
     free(fmt);
-    if (rc == 0 && cfg) {
-        int64_t v[5];
-        const char *k[5] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len"};
-        for (int i = 0; i < 5 && rc == 0; i++) rc = store_get_attr_i64(f, "/model", k[i], &v[i], e);
-        if (rc == 0) {
-            cfg->n_layer = (int)v[0], cfg->n_head = (int)v[1], cfg->d_model = (int)v[2];
-            cfg->vocab_size = (int)v[3], cfg->max_seq_len = (int)v[4];
-        }
-    }
+    if (rc == 0 && cfg) rc = read_model_config(f, cfg, e);
     if (rc == 0 && tok) rc = ckpt_read_tokenizer(f, "/tokenizer", tok, e);
     if (rc == 0 && config_json) {
         *config_json = store_read_string(f, "/config", e);
@@ -301,7 +343,7 @@ int ckpt_read_meta(const char *path, GptConfig *cfg, TokenizerData *tok, char **
     return rc;
 }
 
-int ckpt_read(const char *path, Gpt *m, float *mom_m, float *mom_v, TrainState *st, MetricLog *log,
+int ckpt_read(const char *path, Model *m, float *mom_m, float *mom_v, TrainState *st, MetricLog *log,
               ValLog *val, Err *e) {
     StoreFile *f = store_open(path, 0, e);
     if (!f) return -1;

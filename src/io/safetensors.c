@@ -224,7 +224,7 @@ static const Entry *find(const StFile *f, const char *ours) {
     return NULL;
 }
 
-static int is_conv1d(const GptTensor *t) { return t->ndim == 2 && strcmp(t->name, "wte") && strcmp(t->name, "wpe"); }
+static int is_conv1d(const ModelTensor *t) { return t->ndim == 2 && strcmp(t->name, "wte") && strcmp(t->name, "wpe"); }
 
 static void shape_str(const int64_t *s, int nd, char *buf, size_t n) {
     int k = snprintf(buf, n, "[");
@@ -233,9 +233,9 @@ static void shape_str(const int64_t *s, int nd, char *buf, size_t n) {
 }
 
 /* Checks f against the layout of c: every tensor present with the right shape, nothing unexpected. */
-static int check(const StFile *f, const GptConfig *c, Err *e) {
-    GptTensor *t;
-    int nt = gpt_tensor_layout(c, &t);
+static int check(const StFile *f, const ModelConfig *c, Err *e) {
+    ModelTensor *t;
+    int nt = model_tensor_layout(c, &t);
     int rc = 0;
     const char *hint = "hint: model.n_layer/d_model (or model.preset: GPT-2 small is gpt2-124m, medium gpt2-350m) "
                        "must match the weights";
@@ -292,7 +292,7 @@ static int check(const StFile *f, const GptConfig *c, Err *e) {
     return rc;
 }
 
-int safetensors_check_gpt2(const char *path, const GptConfig *c, Err *e) {
+int safetensors_check_gpt2(const char *path, const ModelConfig *c, Err *e) {
     StFile f;
     if (st_open(&f, path, e) != 0) return -1;
     int rc = check(&f, c, e);
@@ -340,14 +340,14 @@ static void convert(const unsigned char *src, Dtype dt, size_t n, float *dst) {
     }
 }
 
-int safetensors_read_gpt2(const char *path, Gpt *m, char *info, size_t ninfo, Err *e) {
+int safetensors_read_gpt2(const char *path, Model *m, char *info, size_t ninfo, Err *e) {
     StFile f;
     if (st_open(&f, path, e) != 0) return -1;
     int rc = check(&f, &m->cfg, e);
     int64_t rows = 0, pos = 0;
     const char *dtn = "";
     for (int i = 0; i < m->n_tensors && rc == 0; i++) {
-        const GptTensor *t = &m->tensors[i];
+        const ModelTensor *t = &m->tensors[i];
         const Entry *en = find(&f, t->name);
         size_t n = (size_t)((en->end - en->begin) / (uint64_t)en->size);
         unsigned char *raw = xmalloc(en->end - en->begin + 1);
@@ -398,19 +398,19 @@ static int close_durable(FILE *fp, const char *tmp, const char *path, Err *e) {
     return rc;
 }
 
-static int hf_name(const GptTensor *t, char *buf, size_t n) {
+static int hf_name(const ModelTensor *t, char *buf, size_t n) {
     if (!strcmp(t->name, "wte") || !strcmp(t->name, "wpe")) return snprintf(buf, n, "transformer.%s.weight", t->name);
     return snprintf(buf, n, "transformer.%s", t->name);
 }
 
-int safetensors_write_gpt2(const char *path, const Gpt *m, Err *e) {
+int safetensors_write_gpt2(const char *path, const Model *m, Err *e) {
     cJSON *h = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(h, "__metadata__");
     cJSON_AddStringToObject(meta, "format", "pt");
     cJSON_AddStringToObject(meta, "producer", "hdistill");
     uint64_t off = 0;
     for (int i = 0; i < m->n_tensors; i++) {
-        const GptTensor *t = &m->tensors[i];
+        const ModelTensor *t = &m->tensors[i];
         char nm[96];
         hf_name(t, nm, sizeof nm);
         cJSON *o = cJSON_AddObjectToObject(h, nm);
@@ -440,7 +440,7 @@ int safetensors_write_gpt2(const char *path, const Gpt *m, Err *e) {
         for (size_t i = jl; i < padded; i++) fputc(' ', fp);
         float *buf = NULL;
         for (int i = 0; i < m->n_tensors; i++) {
-            const GptTensor *t = &m->tensors[i];
+            const ModelTensor *t = &m->tensors[i];
             const float *src = m->params + t->offset;
             if (is_conv1d(t)) { /* ours [out][in] -> file [in][out] */
                 long out = t->shape[0], in = t->shape[1];
@@ -459,7 +459,7 @@ int safetensors_write_gpt2(const char *path, const Gpt *m, Err *e) {
     return rc;
 }
 
-int safetensors_write_hf_config(const char *path, const GptConfig *c, int eot_id, Err *e) {
+int safetensors_write_hf_config(const char *path, const ModelConfig *c, int eot_id, Err *e) {
     cJSON *j = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(j, "architectures");
     cJSON_AddItemToArray(arch, cJSON_CreateString("GPT2LMHeadModel"));

@@ -119,11 +119,11 @@ int cli_export(int argc, char **argv) {
     }
     /* the checkpoint: the file given, or the newest readable one of RUN_DIR/ckpt */
     Err e = {{0}};
-    GptConfig gc;
+    ModelConfig gc;
     TokenizerData td;
     memset(&td, 0, sizeof td);
     char *path = NULL;
-    Gpt m;
+    Model m;
     TrainState st;
     int have = 0;
     struct stat sb;
@@ -149,13 +149,13 @@ int cli_export(int argc, char **argv) {
         tokenizer_data_free(&td);
         memset(&td, 0, sizeof td);
         if (ckpt_read_meta(list[i], &gc, &td, NULL, &e) == 0) {
-            gpt_init(&m, &gc);
+            model_init(&m, &gc);
             if (ckpt_read(list[i], &m, NULL, NULL, &st, NULL, NULL, &e) == 0) {
                 have = 1;
                 path = xstrdup(list[i]);
                 break;
             }
-            gpt_free(&m);
+            model_free(&m);
         }
         if (n > 1) fprintf(stderr, "warning: skipping an unreadable checkpoint: %s\n", e.msg);
     }
@@ -176,7 +176,7 @@ int cli_export(int argc, char **argv) {
     else
         fprintf(stderr, "error: %s\n", e.msg);
     free(st_path), free(cf_path), free(path);
-    gpt_free(&m);
+    model_free(&m);
     tokenizer_data_free(&td);
     return rc == 0 ? EXIT_OK : EXIT_RUNTIME;
 }

@@ -200,19 +200,19 @@ static void rows_free(Rows *r) {
 /* Sequence log-probs (and target counts) of every example in rows,
  * micro_rows rows at a time; with g non-NULL, also backward with per-token
  * gradient g[example] (accumulating into the model's gradients). */
-static void rows_pass(Gpt *m, const Rows *r, int micro, double *lp, int *len, const double *g, float *gbuf) {
+static void rows_pass(Model *m, const Rows *r, int micro, double *lp, int *len, const double *g, float *gbuf) {
     for (int r0 = 0; r0 < r->rows; r0 += micro) {
         int nb = r->rows - r0 < micro ? r->rows - r0 : micro;
         size_t o = (size_t)r0 * r->T;
-        GptBatch b = {nb, r->T, r->tok + o, r->pos + o, r->seg + o, r->tgt + o};
-        int M = gpt_forward(m, &b);
+        ModelBatch b = {nb, r->T, r->tok + o, r->pos + o, r->seg + o, r->tgt + o};
+        int M = model_forward(m, &b);
         for (int k = 0; k < M; k++) {
-            int e = r->ex[o + (size_t)m->a.rows[k]];
-            if (lp) lp[e] += m->a.logp[k];
+            int e = r->ex[o + (size_t)m->rows[k]];
+            if (lp) lp[e] += m->logp[k];
             if (len) len[e]++;
             if (g) gbuf[k] = (float)g[e];
         }
-        if (g) gpt_backward(m, &b, gbuf);
+        if (g) model_backward(m, &b, gbuf);
     }
 }
 
@@ -230,7 +230,7 @@ static void compute_refs(Ctx *c, ItemSet *s) {
     Rows rw;
     rows_pack(&rw, &sub, c->T, c->s.eot);
     double *lp = xcalloc((size_t)(q + 1), sizeof(double));
-    gpt_alloc_acts(&c->s.model, c->cfg->critique.micro_rows, c->T);
+    model_alloc_acts(&c->s.model, c->cfg->critique.micro_rows, c->T);
     rows_pass(&c->s.model, &rw, c->cfg->critique.micro_rows, lp, NULL, NULL, NULL);
     double *all = xcalloc((size_t)(2 * s->n + 1), sizeof(double));
     q = 0;
@@ -288,7 +288,7 @@ static double phase_step(Ctx *c, const Phase *ph, int round, int phase, int64_t 
     double *lp = xcalloc((size_t)(nex + 1), sizeof(double)), *g = xcalloc((size_t)(nex + 1), sizeof(double));
     int *len = xcalloc((size_t)(nex + 1), sizeof(int));
     for (int e = 0; e < nex; e++) len[e] = (int)(sub.off[e + 1] - sub.off[e]) - sub.n_prompt[e];
-    Gpt *m = &c->s.model;
+    Model *m = &c->s.model;
     int micro = cfg->critique.micro_rows;
     float *gbuf = xmalloc(sizeof(float) * (size_t)micro * c->T);
     double sums[3] = {0, 0, 0}; /* loss, correct, tokens */
@@ -319,7 +319,7 @@ static double phase_step(Ctx *c, const Phase *ph, int round, int phase, int64_t 
         free(pp), free(dw), free(dl);
     }
     /* pass 2: forward + backward with the per-sequence gradients */
-    gpt_zero_grad(m);
+    model_zero_grad(m);
     memset(lp, 0, sizeof(double) * (size_t)nex);
     rows_pass(m, &rw, micro, lp, NULL, g, gbuf);
     if (ph->obj == OBJ_CE)
@@ -721,7 +721,7 @@ static int run_round(Ctx *c, int r, Role *critic, LlmClient *client) {
         memset(c->opt.m, 0, c->s.model.n_params * sizeof(float));
         memset(c->opt.v, 0, c->s.model.n_params * sizeof(float));
     }
-    gpt_alloc_acts(&c->s.model, cfg->critique.micro_rows, c->T);
+    model_alloc_acts(&c->s.model, cfg->critique.micro_rows, c->T);
     int code = EXIT_OK;
     int64_t phase_start = start;
     for (int q = 0; q < nph && code == EXIT_OK; q++) {

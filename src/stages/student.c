@@ -10,7 +10,7 @@
 int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, Err *e) {
     memset(s, 0, sizeof *s);
     int rc = 0;
-    GptConfig gc = {0};
+    ModelConfig gc = {0};
     char *dir = xasprintf("%s/ckpt", cfg->run.dir);
     if (comm->rank == 0) {
         int n = 0;
@@ -31,7 +31,7 @@ int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, Er
     data_tokenizer_bcast(&s->td);
     s->tok = tokenizer_from_data(&s->td, e);
     if (!s->tok) DIE("%s", e->msg);
-    gpt_init(&s->model, &gc);
+    model_init(&s->model, &gc);
     if (opt) optim_init(opt, &s->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps, 0.0, cfg->train.grad_clip);
     if (comm->rank == 0 &&
         ckpt_read(s->path, &s->model, opt ? opt->m : NULL, opt ? opt->v : NULL, &s->st, &s->log, &s->val, e) != 0)
@@ -50,7 +50,7 @@ int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, Er
 
 void student_free(Student *s) {
     if (!s) return;
-    gpt_free(&s->model);
+    model_free(&s->model);
     tokenizer_destroy(s->tok);
     tokenizer_data_free(&s->td);
     metriclog_free(&s->log);

@@ -74,7 +74,7 @@ typedef struct {
     const Comm *comm;
     int T, B_global, rows_per_rank, micro, accum;
     int64_t total_steps;
-    Gpt model;
+    Model model;
     Optim opt;
     TrainState st;
     MetricLog log; /* rank 0 */
@@ -134,10 +134,10 @@ static double validate(Run *r) {
     for (int64_t row0 = (int64_t)r->comm->rank * r->micro; row0 < r->val_rows;
          row0 += (int64_t)W * r->micro) {
         int nb = (int)(r->val_rows - row0 < r->micro ? r->val_rows - row0 : r->micro);
-        GptBatch b = {nb, T, r->vtok + row0 * T, r->vpos + row0 * T, r->vseg + row0 * T,
+        ModelBatch b = {nb, T, r->vtok + row0 * T, r->vpos + row0 * T, r->vseg + row0 * T,
                       r->vtgt + row0 * T};
-        int M = gpt_forward(&r->model, &b);
-        for (int m = 0; m < M; m++) acc[0] -= r->model.a.logp[m];
+        int M = model_forward(&r->model, &b);
+        for (int m = 0; m < M; m++) acc[0] -= r->model.logp[m];
         acc[1] += M;
     }
     comm_allreduce_sum_f64(acc, 2);
@@ -165,19 +165,19 @@ static double train_step(Run *r, double *gnorm_out, double *lr_out, int64_t *nlo
     int64_t nloss = 0;
     /* the global batch's loss-token count, known to every rank */
     for (int64_t i = 0; i < (int64_t)r->B_global * T; i++) nloss += r->gtgt[i] >= 0;
-    gpt_zero_grad(&r->model);
+    model_zero_grad(&r->model);
     double lsum = 0;
     float scale = nloss > 0 ? -1.0f / (float)nloss : 0.0f;
     for (int k = 0; k < r->accum; k++) {
         int64_t row0 = (int64_t)r->comm->rank * r->rows_per_rank + (int64_t)k * r->micro;
-        GptBatch b = {r->micro, T, r->gtok + row0 * T, r->gpos + row0 * T, r->gseg + row0 * T,
+        ModelBatch b = {r->micro, T, r->gtok + row0 * T, r->gpos + row0 * T, r->gseg + row0 * T,
                       r->gtgt + row0 * T};
-        int M = gpt_forward(&r->model, &b);
+        int M = model_forward(&r->model, &b);
         for (int m = 0; m < M; m++) {
             r->g[m] = scale;
-            lsum -= r->model.a.logp[m];
+            lsum -= r->model.logp[m];
         }
-        gpt_backward(&r->model, &b, r->g);
+        model_backward(&r->model, &b, r->g);
     }
     if (r->comm->size > 1) {
         comm_allreduce_sum_f32(r->model.grads, r->model.n_params);
@@ -266,10 +266,10 @@ static int open_run_file(Run *r, int resumed, Err *ep) {
 
 static void print_plan(const Run *r, const ModelDims *d, int64_t n_pairs, int64_t skipped,
                        int threads, int64_t rows_epoch) {
-    const GptConfig *c = &r->model.cfg;
-    size_t np = gpt_param_count(c);
+    const ModelConfig *c = &r->model.cfg;
+    size_t np = model_param_count(c);
     double state_gib = (double)np * 16 / (1 << 30);
-    double act_gib = (double)gpt_activation_bytes(c, r->micro, r->T) / (1 << 30);
+    double act_gib = (double)model_activation_bytes(c, r->micro, r->T) / (1 << 30);
     double tok_mean = 0;
     int64_t tok_max = 0;
     for (int64_t i = 0; i < r->train_ex.n; i++) {
@@ -296,7 +296,7 @@ static void print_plan(const Run *r, const ModelDims *d, int64_t n_pairs, int64_
     log_info("  memory per rank: %.3f GiB parameters+gradients+AdamW, %.3f GiB activations, %.3f GiB "
              "in all",
              state_gib, act_gib, state_gib + act_gib);
-    log_info("  FLOPs per token (fwd+bwd): %.4g", gpt_flops_per_token(c, r->T));
+    log_info("  FLOPs per token (fwd+bwd): %.4g", model_flops_per_token(c, r->T));
 }
 
 /* Warns about options that differ from the checkpoint's configuration and
@@ -335,8 +335,8 @@ int train_check_init_from(const Config *cfg, Err *e) {
     if (!cfg->model.init_from[0]) return 0;
     ModelDims d;
     if (config_model_dims(cfg, &d, e) != 0) return -1;
-    GptConfig gc = {d.n_layer, d.n_head, d.d_model, strcmp(cfg->tokenizer.type, "bpe") ? 0 : cfg->tokenizer.vocab_size,
-                    d.max_seq_len};
+    ModelConfig gc = model_config_gpt2(d.n_layer, d.n_head, d.d_model, strcmp(cfg->tokenizer.type, "bpe") ? 0 : cfg->tokenizer.vocab_size,
+                    d.max_seq_len);
     if (safetensors_check_gpt2(cfg->model.init_from, &gc, e) != 0) return err_prefix(e, "model.init_from: ");
     return 0;
 }
@@ -387,7 +387,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     Pairs pairs = {0};
     Examples all = {0};
     int64_t skipped = 0;
-    GptConfig ck_cfg = {0};
+    ModelConfig ck_cfg = {0};
     if (comm->rank == 0) {
         int n = 0;
         char **list = ckpt_list(r->ckpt_dir, &n);
@@ -434,7 +434,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     /* model configuration */
     ModelDims d;
     if (config_model_dims(cfg, &d, &e) != 0) DIE("%s", e.msg); /* validated before */
-    GptConfig gc = {d.n_layer, d.n_head, d.d_model, tokenizer_vocab_size(r->tok), d.max_seq_len};
+    ModelConfig gc = model_config_gpt2(d.n_layer, d.n_head, d.d_model, tokenizer_vocab_size(r->tok), d.max_seq_len);
     if (comm->rank == 0 && resume_path &&
         (ck_cfg.n_layer != gc.n_layer || ck_cfg.n_head != gc.n_head || ck_cfg.d_model != gc.d_model ||
          ck_cfg.vocab_size != gc.vocab_size || ck_cfg.max_seq_len != gc.max_seq_len))
@@ -444,7 +444,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
                      resume_path, ck_cfg.n_layer, ck_cfg.d_model, ck_cfg.vocab_size, gc.n_layer,
                      gc.d_model, gc.vocab_size);
     /* the model, optimizer and activations must fit: check before allocating */
-    double need = (double)gpt_param_count(&gc) * 16.0 + (double)gpt_activation_bytes(&gc, r->micro, r->T);
+    double need = (double)model_param_count(&gc) * 16.0 + (double)model_activation_bytes(&gc, r->micro, r->T);
     double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (rc == 0 && phys > 0 && need * comm->local_size > 0.9 * phys)
         rc = err_set(&e,
@@ -491,10 +491,10 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     }
 
     /* model, optimizer, state (allocated before anything is written) */
-    gpt_init(&r->model, &gc);
+    model_init(&r->model, &gc);
     optim_init(&r->opt, &r->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps,
                cfg->train.weight_decay, cfg->train.grad_clip);
-    gpt_alloc_acts(&r->model, r->micro, r->T);
+    model_alloc_acts(&r->model, r->micro, r->T);
     int resumed = 0;
     int made_dir = 0;
     if (comm->rank == 0) {
@@ -525,7 +525,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
         }
         if (!resumed) {
             /* a failed read may have filled some buffers: start clean */
-            gpt_init_weights(&r->model, (uint64_t)cfg->train.seed);
+            model_init_weights(&r->model, (uint64_t)cfg->train.seed);
             if (cfg->model.init_from[0]) { /* over the seeded ones: extra token rows keep those */
                 char info[256];
                 if (safetensors_read_gpt2(cfg->model.init_from, &r->model, info, sizeof info, &e) != 0) {
@@ -666,7 +666,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     free(r->gtok), free(r->gpos), free(r->gseg), free(r->gtgt), free(r->g);
     free(r->vtok), free(r->vpos), free(r->vseg), free(r->vtgt);
     optim_free(&r->opt);
-    gpt_free(&r->model);
+    model_free(&r->model);
     metriclog_free(&r->log);
     vallog_free(&r->val);
     tokenizer_destroy(r->tok);

@@ -28,10 +28,10 @@ int main(int argc, char **argv) {
     comm_init(&comm, &argc, &argv);
     char dir[] = "/tmp/hdistill-ckpt-XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
-    GptConfig cfg = {2, 2, 16, 270, 32};
-    Gpt m;
-    gpt_init(&m, &cfg);
-    gpt_init_weights(&m, 11);
+    ModelConfig cfg = model_config_gpt2(2, 2, 16, 270, 32);
+    Model m;
+    model_init(&m, &cfg);
+    model_init_weights(&m, 11);
     float *mm = xmalloc(sizeof(float) * m.n_params), *vv = xmalloc(sizeof(float) * m.n_params);
     Rng r;
     rng_seed(&r, 5);
@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
     EXPECT(!util_file_exists(tmp), "temporary file left behind");
 
     /* read back into a fresh model */
-    GptConfig c2;
+    ModelConfig c2;
     TokenizerData td2;
     char *json2 = NULL;
     EXPECT(ckpt_read_meta(path, &c2, &td2, &json2, &e) == 0, "%s", e.msg);
@@ -81,8 +81,8 @@ int main(int argc, char **argv) {
         EXPECT(a.n == b.n && memcmp(a.a, b.a, sizeof(int) * a.n) == 0, "encodings differ");
         intvec_free(&a), intvec_free(&b);
     }
-    Gpt m2;
-    gpt_init(&m2, &c2);
+    Model m2;
+    model_init(&m2, &c2);
     float *mm2 = xmalloc(sizeof(float) * m.n_params), *vv2 = xmalloc(sizeof(float) * m.n_params);
     TrainState st2;
     MetricLog log2 = {0};
@@ -124,12 +124,12 @@ int main(int argc, char **argv) {
     EXPECT(!util_file_exists(tmp), "prune removes .tmp leftovers");
 
     /* a model of other dimensions is refused with a clear message */
-    GptConfig other = {2, 2, 32, 270, 32};
-    Gpt m3;
-    gpt_init(&m3, &other);
+    ModelConfig other = model_config_gpt2(2, 2, 32, 270, 32);
+    Model m3;
+    model_init(&m3, &other);
     EXPECT(ckpt_read(path, &m3, NULL, NULL, NULL, NULL, NULL, &e) != 0 && strstr(e.msg, "wrong shape"),
            "mismatch not detected: %s", e.msg);
-    gpt_free(&m3);
+    model_free(&m3);
 
     /* truncated file: an error naming it, never a crash */
     char cut[300];
@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
     metriclog_free(&log), metriclog_free(&log2);
     vallog_free(&val), vallog_free(&val2);
     prov_free(&prov);
-    gpt_free(&m), gpt_free(&m2);
+    model_free(&m), model_free(&m2);
     free(mm), free(vv), free(mm2), free(vv2), free(path), free(json2);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -13,13 +13,13 @@
 
 enum { V = 6, EOT = 5, P = 24 };
 
-static void init_model(Gpt *m, uint64_t seed) {
-    GptConfig c = {2, 2, 16, V, P};
-    gpt_init(m, &c);
+static void init_model(Model *m, uint64_t seed) {
+    ModelConfig c = model_config_gpt2(2, 2, 16, V, P);
+    model_init(m, &c);
     Rng r;
     rng_seed(&r, seed);
     for (int i = 0; i < m->n_tensors; i++) {
-        const GptTensor *t = &m->tensors[i];
+        const ModelTensor *t = &m->tensors[i];
         int lnw = strstr(t->name, "ln_") && util_ends_with(t->name, "weight");
         for (size_t j = 0; j < t->numel; j++)
             m->params[t->offset + j] = lnw ? 1.0f : (float)(0.5 * rng_normal(&r));
@@ -27,7 +27,7 @@ static void init_model(Gpt *m, uint64_t seed) {
 }
 
 /* log p(seq | prompt) by the full forward: tokens prompt+seq, targets shifted */
-static double seq_logp(Gpt *m, const int *prompt, int pl, const int *seq, int n, int with_eot) {
+static double seq_logp(Model *m, const int *prompt, int pl, const int *seq, int n, int with_eot) {
     int T = P;
     int tok[P], pos[P], seg[P], tgt[P];
     int all[P], len = 0;
@@ -40,58 +40,57 @@ static double seq_logp(Gpt *m, const int *prompt, int pl, const int *seq, int n,
         seg[t] = 0;
         tgt[t] = (t >= pl - 1 && t + 1 < len) ? all[t + 1] : -1;
     }
-    gpt_alloc_acts(m, 1, T);
-    GptBatch b = {1, T, tok, pos, seg, tgt};
-    int M = gpt_forward(m, &b);
+    model_alloc_acts(m, 1, T);
+    ModelBatch b = {1, T, tok, pos, seg, tgt};
+    int M = model_forward(m, &b);
     double s = 0;
-    for (int k = 0; k < M; k++) s += m->a.logp[k];
+    for (int k = 0; k < M; k++) s += m->logp[k];
     return s;
 }
 
 static void test_kv_matches_forward(void) {
-    Gpt m;
+    Model m;
     init_model(&m, 1);
     int T = 12, tok[12], pos[12], seg[12], tgt[12];
     Rng r;
     rng_seed(&r, 2);
     for (int t = 0; t < T; t++) tok[t] = (int)rng_below(&r, V), pos[t] = t, seg[t] = 0, tgt[t] = 0;
-    gpt_alloc_acts(&m, 1, T);
-    GptBatch b = {1, T, tok, pos, seg, tgt};
-    gpt_forward(&m, &b); /* logits for every position (all targets >= 0) */
+    model_alloc_acts(&m, 1, T);
+    ModelBatch b = {1, T, tok, pos, seg, tgt};
+    model_forward(&m, &b); /* logits for every position (all targets >= 0) */
     float *full = xmalloc(sizeof(float) * T * V);
-    memcpy(full, m.a.logits, sizeof(float) * T * V);
-    GptKV kv;
-    gpt_kv_init(&kv, &m.cfg, 3, T);
+    memcpy(full, m.logits, sizeof(float) * T * V);
+    ModelKV *kv = model_kv_create(&m, 3, T);
     float lg[V];
     double worst = 0;
     int slot = 2; /* any slot */
     for (int t = 0; t < T; t++) {
-        gpt_decode_step(&m, &kv, &slot, &tok[t], 1, lg);
+        model_decode_step(&m, kv, &slot, &tok[t], 1, lg);
         for (int v = 0; v < V; v++) worst = fmax(worst, fabs(lg[v] - full[t * V + v]));
     }
     EXPECT(worst < 1e-4, "KV decode logits differ from the full forward by %g", worst);
     /* a copied slot continues identically */
-    gpt_kv_reset(&kv, 0);
+    model_kv_reset(kv, 0);
     for (int t = 0; t < 5; t++) {
         int s0 = 0;
-        gpt_decode_step(&m, &kv, &s0, &tok[t], 1, lg);
+        model_decode_step(&m, kv, &s0, &tok[t], 1, lg);
     }
-    gpt_kv_copy(&kv, 1, 0);
+    model_kv_copy(kv, 1, 0);
     float a[V], c[V];
     int s0 = 0, s1 = 1;
-    gpt_decode_step(&m, &kv, &s0, &tok[5], 1, a);
-    gpt_decode_step(&m, &kv, &s1, &tok[5], 1, c);
+    model_decode_step(&m, kv, &s0, &tok[5], 1, a);
+    model_decode_step(&m, kv, &s1, &tok[5], 1, c);
     EXPECT(memcmp(a, c, sizeof a) == 0, "copied cache diverges");
     double w2 = 0;
     for (int v = 0; v < V; v++) w2 = fmax(w2, fabs(a[v] - full[5 * V + v]));
     EXPECT(w2 < 1e-4, "copied cache wrong by %g", w2);
-    gpt_kv_free(&kv);
+    model_kv_destroy(kv);
     free(full);
-    gpt_free(&m);
+    model_free(&m);
 }
 
 /* enumerate all continuations of up to max_new tokens */
-static void exhaustive(Gpt *m, const int *prompt, int pl, int max_new, double alpha, int *best, int *best_n,
+static void exhaustive(Model *m, const int *prompt, int pl, int max_new, double alpha, int *best, int *best_n,
                        double *best_score) {
     *best_score = -INFINITY;
     int seq[8];
@@ -115,7 +114,7 @@ static void exhaustive(Gpt *m, const int *prompt, int pl, int max_new, double al
 }
 
 static void test_beam_exhaustive(void) {
-    Gpt m;
+    Model m;
     init_model(&m, 7);
     int prompt[3] = {1, 3, 2};
     const int *pp[1] = {prompt};
@@ -150,7 +149,7 @@ static void test_beam_exhaustive(void) {
                out[0].n, out[0].finished, out[0].logp, chk3, out[0].score, bs);
         gen_seq_free(&out[0]);
     }
-    gpt_free(&m);
+    model_free(&m);
 }
 
 static void test_sampling_frequencies(void) {
@@ -189,7 +188,7 @@ static int same_seq(const GenSeq *a, const GenSeq *b) {
 }
 
 static void test_sharding(void) {
-    Gpt m;
+    Model m;
     init_model(&m, 11);
     int pr[4][4] = {{1, 2, 3, 4}, {0, 0}, {4, 3, 2}, {2}};
     int pl[4] = {4, 2, 3, 1};
@@ -219,7 +218,7 @@ static void test_sharding(void) {
     EXPECT(fabs(chk - all[1].logp) < 1e-4, "sample logp %g vs forward %g", all[1].logp, chk);
     for (int i = 0; i < 12; i++) gen_seq_free(&all[i]), gen_seq_free(&small[i]);
     for (int i = 0; i < 6; i++) gen_seq_free(&part[i]);
-    gpt_free(&m);
+    model_free(&m);
 }
 
 int main(void) {

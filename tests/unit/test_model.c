@@ -34,9 +34,9 @@ static void make_batch(Rng *r) {
     }
 }
 
-static void randomize(Gpt *m, Rng *r) {
+static void randomize(Model *m, Rng *r) {
     for (int i = 0; i < m->n_tensors; i++) {
-        const GptTensor *t = &m->tensors[i];
+        const ModelTensor *t = &m->tensors[i];
         float *p = m->params + t->offset;
         int is_lnw = strstr(t->name, "ln_") && util_ends_with(t->name, "weight");
         for (size_t j = 0; j < t->numel; j++)
@@ -44,29 +44,29 @@ static void randomize(Gpt *m, Rng *r) {
     }
 }
 
-static double model_loss(Gpt *m) {
-    GptBatch b = {B, T, tok, pos, seg, tgt};
-    int M = gpt_forward(m, &b);
+static double model_loss(Model *m) {
+    ModelBatch b = {B, T, tok, pos, seg, tgt};
+    int M = model_forward(m, &b);
     double l = 0;
-    for (int k = 0; k < M; k++) l -= (double)w[m->a.rows[k]] * m->a.logp[k];
+    for (int k = 0; k < M; k++) l -= (double)w[m->rows[k]] * m->logp[k];
     return l;
 }
 
-static void forward_backward(Gpt *m, double *loss) {
-    GptBatch b = {B, T, tok, pos, seg, tgt};
-    int M = gpt_forward(m, &b);
+static void forward_backward(Model *m, double *loss) {
+    ModelBatch b = {B, T, tok, pos, seg, tgt};
+    int M = model_forward(m, &b);
     float g[N];
     double l = 0;
     for (int k = 0; k < M; k++) {
-        g[k] = -w[m->a.rows[k]];
-        l -= (double)w[m->a.rows[k]] * m->a.logp[k];
+        g[k] = -w[m->rows[k]];
+        l -= (double)w[m->rows[k]] * m->logp[k];
     }
     *loss = l;
-    gpt_zero_grad(m);
-    gpt_backward(m, &b, g);
+    model_zero_grad(m);
+    model_backward(m, &b, g);
 }
 
-static int write_input(const Gpt *m, const char *path) {
+static int write_input(const Model *m, const char *path) {
     StoreFile *f = torch_io_write(path, m, B, T, tok, tgt, pos, seg, w);
     return f ? store_close(f, NULL) : -1;
 }
@@ -82,10 +82,10 @@ static double rel(const float *a, const float *b, size_t n) {
 }
 
 static void test_torch_parity(void) {
-    GptConfig cfg = {L, NH, C, V, P};
-    Gpt m;
-    gpt_init(&m, &cfg);
-    gpt_alloc_acts(&m, B, T);
+    ModelConfig cfg = model_config_gpt2(L, NH, C, V, P);
+    Model m;
+    model_init(&m, &cfg);
+    model_alloc_acts(&m, B, T);
     Rng r;
     rng_seed(&r, 42);
     randomize(&m, &r);
@@ -103,16 +103,16 @@ static void test_torch_parity(void) {
     StoreFile *f = st == 0 ? store_open(out, 0, &e) : NULL;
     EXPECT(f != NULL, "cannot open reference output");
     if (!f) {
-        gpt_free(&m);
+        model_free(&m);
         return;
     }
     /* logits: ours are computed for every position (all targets >= 0) */
-    GptBatch b = {B, T, tok, pos, seg, tgt};
-    int M = gpt_forward(&m, &b);
+    ModelBatch b = {B, T, tok, pos, seg, tgt};
+    int M = model_forward(&m, &b);
     EXPECT(M == N, "logit rows %d", M);
     float *ref = xmalloc(sizeof(float) * N * V);
     EXPECT(store_read_f32(f, "/logits", ref, N * V, &e) == 0, "%s", e.msg);
-    double el = rel(m.a.logits, ref, (size_t)N * V);
+    double el = rel(m.logits, ref, (size_t)N * V);
     printf("logits max rel error %.3g\n", el);
     EXPECT(el <= 1e-4, "logits rel error %g", el);
     double rl;
@@ -122,7 +122,7 @@ static void test_torch_parity(void) {
     double worst = 0;
     const char *worst_name = "";
     for (int i = 0; i < m.n_tensors; i++) {
-        const GptTensor *t = &m.tensors[i];
+        const ModelTensor *t = &m.tensors[i];
         char obj[96];
         snprintf(obj, sizeof obj, "/grads/%s", t->name);
         float *g = xmalloc(sizeof(float) * t->numel);
@@ -135,16 +135,16 @@ static void test_torch_parity(void) {
     printf("gradients: %d tensors, max rel error %.3g (%s)\n", m.n_tensors, worst, worst_name);
     free(ref);
     store_close(f, NULL);
-    gpt_free(&m);
+    model_free(&m);
 }
 
 /* finite differences through the whole model, at a few coordinates of
  * several tensors, with a smaller init (smoother loss) */
 static void test_model_fd(void) {
-    GptConfig cfg = {L, NH, C, V, P};
-    Gpt m;
-    gpt_init(&m, &cfg);
-    gpt_alloc_acts(&m, B, T);
+    ModelConfig cfg = model_config_gpt2(L, NH, C, V, P);
+    Model m;
+    model_init(&m, &cfg);
+    model_alloc_acts(&m, B, T);
     Rng r;
     rng_seed(&r, 7);
     randomize(&m, &r);
@@ -155,7 +155,7 @@ static void test_model_fd(void) {
                            "h.0.ln_1.weight", "ln_f.bias", "h.1.attn.c_proj.weight"};
     double worst = 0;
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        const GptTensor *t = gpt_find_tensor(&m, names[k]);
+        const ModelTensor *t = model_find_tensor(&m, names[k]);
         double gmax = 0;
         for (size_t j = 0; j < t->numel; j++)
             if (fabs(m.grads[t->offset + j]) > gmax) gmax = fabs(m.grads[t->offset + j]);
@@ -177,16 +177,16 @@ static void test_model_fd(void) {
         }
     }
     printf("whole-model finite differences: max error %.3g of the tensor's max gradient\n", worst);
-    gpt_free(&m);
+    model_free(&m);
 }
 
 /* a packed document gives the same log-probs as the same document alone */
 static void test_packing_isolation(void) {
-    GptConfig cfg = {L, NH, C, V, P};
-    Gpt m;
-    gpt_init(&m, &cfg);
-    gpt_alloc_acts(&m, 1, T);
-    gpt_init_weights(&m, 3);
+    ModelConfig cfg = model_config_gpt2(L, NH, C, V, P);
+    Model m;
+    model_init(&m, &cfg);
+    model_alloc_acts(&m, 1, T);
+    model_init_weights(&m, 3);
     Rng r;
     rng_seed(&r, 9);
     make_batch(&r);
@@ -201,25 +201,25 @@ static void test_packing_isolation(void) {
     }
     int gtmp[T];
     for (int t = 0; t < T; t++) gtmp[t] = t >= 5 ? tgt[t] : -1;
-    GptBatch packed = {1, T, tok, pos, seg, gtmp};
-    int M1 = gpt_forward(&m, &packed);
+    ModelBatch packed = {1, T, tok, pos, seg, gtmp};
+    int M1 = model_forward(&m, &packed);
     float lp1[T];
-    memcpy(lp1, m.a.logp, sizeof(float) * M1);
-    GptBatch alone = {1, T, t2, p2, s2, g2};
-    int M2 = gpt_forward(&m, &alone);
+    memcpy(lp1, m.logp, sizeof(float) * M1);
+    ModelBatch alone = {1, T, t2, p2, s2, g2};
+    int M2 = model_forward(&m, &alone);
     EXPECT(M1 == 7 && M2 == 7, "rows %d %d", M1, M2);
     double d = 0;
-    for (int k = 0; k < 7 && k < M1 && k < M2; k++) d = fmax(d, fabs(lp1[k] - m.a.logp[k]));
+    for (int k = 0; k < 7 && k < M1 && k < M2; k++) d = fmax(d, fabs(lp1[k] - m.logp[k]));
     EXPECT(d < 1e-5, "packed vs alone log-prob differ by %g", d);
-    gpt_free(&m);
+    model_free(&m);
 }
 
 static void test_param_counts(void) {
-    GptConfig g124 = {12, 12, 768, 50257, 1024}, g350 = {24, 16, 1024, 50257, 1024};
-    EXPECT(gpt_param_count(&g124) == 124439808u, "gpt2-124m count %zu", gpt_param_count(&g124));
-    EXPECT(gpt_param_count(&g350) == 354823168u, "gpt2-350m count %zu", gpt_param_count(&g350));
-    GptConfig t = {12, 12, 768, 50257, 256};
-    double f = gpt_flops_per_token(&t, 256);
+    ModelConfig g124 = model_config_gpt2(12, 12, 768, 50257, 1024), g350 = model_config_gpt2(24, 16, 1024, 50257, 1024);
+    EXPECT(model_param_count(&g124) == 124439808u, "gpt2-124m count %zu", model_param_count(&g124));
+    EXPECT(model_param_count(&g350) == 354823168u, "gpt2-350m count %zu", model_param_count(&g350));
+    ModelConfig t = model_config_gpt2(12, 12, 768, 50257, 256);
+    double f = model_flops_per_token(&t, 256);
     EXPECT(fabs(f - 769.5e6) / 769.5e6 < 1e-3, "flops/token %g", f);
 }
 

@@ -42,9 +42,9 @@ static void make_batch(Rng *r) {
     }
 }
 
-static void randomize(Gpt *m, Rng *r) {
+static void randomize(Model *m, Rng *r) {
     for (int i = 0; i < m->n_tensors; i++) {
-        const GptTensor *t = &m->tensors[i];
+        const ModelTensor *t = &m->tensors[i];
         int lnw = strstr(t->name, "ln_") && util_ends_with(t->name, "weight");
         for (size_t j = 0; j < t->numel; j++)
             m->params[t->offset + j] = lnw ? (float)(1 + 0.2 * rng_normal(r)) : (float)(0.3 * rng_normal(r));
@@ -52,13 +52,13 @@ static void randomize(Gpt *m, Rng *r) {
 }
 
 /* forward; sequence log-probs and lengths */
-static void seq_logps(Gpt *m, double *lp, int *len) {
-    GptBatch b = {B, T, tok, pos, seg, tgt};
-    int M = gpt_forward(m, &b);
+static void seq_logps(Model *m, double *lp, int *len) {
+    ModelBatch b = {B, T, tok, pos, seg, tgt};
+    int M = model_forward(m, &b);
     for (int s = 0; s < NSEQ; s++) lp[s] = 0, len[s] = 0;
     for (int k = 0; k < M; k++) {
-        int e = example[m->a.rows[k]];
-        lp[e] += m->a.logp[k];
+        int e = example[m->rows[k]];
+        lp[e] += m->logp[k];
         len[e]++;
     }
 }
@@ -100,7 +100,7 @@ static void test_derivatives(void) {
     EXPECT(pref_accuracy(&dpo, pp, 3) == 2.0 / 3.0, "accuracy %g", pref_accuracy(&dpo, pp, 3));
 }
 
-static int write_input(const Gpt *m, const char *path, const char *obj, const PrefParams *pp,
+static int write_input(const Model *m, const char *path, const char *obj, const PrefParams *pp,
                        const double *ref) {
     StoreFile *f = torch_io_write(path, m, B, T, tok, tgt_all, pos, seg, w);
     if (!f) return -1;
@@ -133,10 +133,10 @@ static double rel(const float *a, const float *b, size_t n) {
 }
 
 static void test_torch(const char *name, PrefParams pp) {
-    GptConfig cfg = {L, NH, C, V, P};
-    Gpt m;
-    gpt_init(&m, &cfg);
-    gpt_alloc_acts(&m, B, T);
+    ModelConfig cfg = model_config_gpt2(L, NH, C, V, P);
+    Model m;
+    model_init(&m, &cfg);
+    model_alloc_acts(&m, B, T);
     Rng r;
     rng_seed(&r, 17);
     randomize(&m, &r);
@@ -155,12 +155,12 @@ static void test_torch(const char *name, PrefParams pp) {
     /* per-token gradient: each target token gets its sequence's dL/dlogpi */
     double gseq[NSEQ] = {0};
     for (int i = 0; i < NPAIR; i++) gseq[chosen[i]] += dw[i], gseq[rejected[i]] += dl[i];
-    GptBatch b = {B, T, tok, pos, seg, tgt};
-    int M = gpt_forward(&m, &b);
+    ModelBatch b = {B, T, tok, pos, seg, tgt};
+    int M = model_forward(&m, &b);
     float g[N];
-    for (int k = 0; k < M; k++) g[k] = (float)gseq[example[m.a.rows[k]]];
-    gpt_zero_grad(&m);
-    gpt_backward(&m, &b, g);
+    for (int k = 0; k < M; k++) g[k] = (float)gseq[example[m.rows[k]]];
+    model_zero_grad(&m);
+    model_backward(&m, &b, g);
     mkdir("build/tmp", 0775);
     char in[128], out[128], cmd[400];
     snprintf(in, sizeof in, "build/tmp/pref_%s_in.h5", name);
@@ -172,7 +172,7 @@ static void test_torch(const char *name, PrefParams pp) {
     Err e;
     StoreFile *f = st == 0 ? store_open(out, 0, &e) : NULL;
     if (!f) {
-        gpt_free(&m);
+        model_free(&m);
         return;
     }
     double rl;
@@ -181,7 +181,7 @@ static void test_torch(const char *name, PrefParams pp) {
     double worst = 0;
     const char *wn = "";
     for (int i = 0; i < m.n_tensors; i++) {
-        const GptTensor *t = &m.tensors[i];
+        const ModelTensor *t = &m.tensors[i];
         char o[96];
         snprintf(o, sizeof o, "/grads/%s", t->name);
         float *ref_g = xmalloc(sizeof(float) * t->numel);
@@ -193,7 +193,7 @@ static void test_torch(const char *name, PrefParams pp) {
     printf("%s: loss %.8f (PyTorch %.8f), gradients max rel error %.3g (%s)\n", name, loss, rl, worst, wn);
     EXPECT(worst <= 1e-4, "%s gradient %s rel error %g", name, wn, worst);
     store_close(f, NULL);
-    gpt_free(&m);
+    model_free(&m);
 }
 
 int main(void) {

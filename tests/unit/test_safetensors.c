@@ -48,7 +48,7 @@ static int make_ref(const char *name, int L, int H, int C, int V, int P, int nto
 }
 
 /* our logits for the reference's token sequence vs its float64 logits */
-static double logits_error(Gpt *m, const char *name) {
+static double logits_error(Model *m, const char *name) {
     char path[256];
     snprintf(path, sizeof path, DIR "/%s.ref.h5", name);
     Err e;
@@ -72,16 +72,16 @@ static double logits_error(Gpt *m, const char *name) {
     int *pos = xmalloc(sizeof(int) * (size_t)T), *seg = xcalloc((size_t)T, sizeof(int)),
         *tgt = xmalloc(sizeof(int) * (size_t)T);
     for (int t = 0; t < T; t++) pos[t] = t, tgt[t] = 0;
-    gpt_alloc_acts(m, 1, T);
-    GptBatch b = {1, T, tok, pos, seg, tgt};
-    int M = gpt_forward(m, &b);
+    model_alloc_acts(m, 1, T);
+    ModelBatch b = {1, T, tok, pos, seg, tgt};
+    int M = model_forward(m, &b);
     double worst = M == T ? 0 : INFINITY, scale = 1e-3;
     for (long i = 0; i < (long)T * Vr; i++)
         if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
     /* the reference's vocabulary is the file's; ours may have extra rows at the end */
     for (int t = 0; t < T && M == T; t++)
         for (int v = 0; v < Vr && v < V; v++) {
-            double d = fabs((double)m->a.logits[(size_t)t * V + v] - ref[(size_t)t * Vr + v]) / scale;
+            double d = fabs((double)m->logits[(size_t)t * V + v] - ref[(size_t)t * Vr + v]) / scale;
             if (d > worst || d != d) worst = d != d ? INFINITY : d;
         }
     free(tok), free(ref), free(pos), free(seg), free(tgt);
@@ -95,10 +95,10 @@ static void test_read(const char *dtype, const char *extra, double tol) {
         EXPECT(0, "reference %s not made", name);
         return;
     }
-    GptConfig c = {2, 4, 32, 97, 16};
-    Gpt m;
-    gpt_init(&m, &c);
-    gpt_init_weights(&m, 1);
+    ModelConfig c = model_config_gpt2(2, 4, 32, 97, 16);
+    Model m;
+    model_init(&m, &c);
+    model_init_weights(&m, 1);
     char path[256], info[256] = "";
     snprintf(path, sizeof path, DIR "/%s.safetensors", name);
     Err e;
@@ -110,7 +110,7 @@ static void test_read(const char *dtype, const char *extra, double tol) {
         EXPECT(err <= tol, "%s %s: logits error %g > %g", dtype, extra, err, tol);
         EXPECT(strstr(info, dtype) != NULL, "info names the dtype: %s", info);
     }
-    gpt_free(&m);
+    model_free(&m);
 }
 
 /* a file with fewer tokens and more positions than the model */
@@ -119,11 +119,11 @@ static void test_rows(void) {
         EXPECT(0, "reference not made");
         return;
     }
-    GptConfig c = {2, 2, 32, 95, 12};
-    Gpt m;
-    gpt_init(&m, &c);
-    gpt_init_weights(&m, 5);
-    const GptTensor *wte = gpt_find_tensor(&m, "wte");
+    ModelConfig c = model_config_gpt2(2, 2, 32, 95, 12);
+    Model m;
+    model_init(&m, &c);
+    model_init_weights(&m, 5);
+    const ModelTensor *wte = model_find_tensor(&m, "wte");
     float *keep = xmalloc(sizeof(float) * 5 * 32);
     memcpy(keep, m.params + wte->offset + 90 * 32, sizeof(float) * 5 * 32);
     Err e;
@@ -137,7 +137,7 @@ static void test_rows(void) {
     printf("rows: logits max error %.2g over the file's 90 tokens (%s)\n", err, info);
     EXPECT(err <= 1e-5, "rows: logits error %g", err);
     free(keep);
-    gpt_free(&m);
+    model_free(&m);
 }
 
 /* write -> the reference reads back bitwise the same weights */
@@ -146,9 +146,9 @@ static void test_export(void) {
         EXPECT(0, "reference not made");
         return;
     }
-    GptConfig c = {3, 2, 24, 61, 20};
-    Gpt m;
-    gpt_init(&m, &c);
+    ModelConfig c = model_config_gpt2(3, 2, 24, 61, 20);
+    Model m;
+    model_init(&m, &c);
     Err e;
     EXPECT(safetensors_read_gpt2(DIR "/st_rt.safetensors", &m, NULL, 0, &e) == 0, "%s", e.msg);
     EXPECT(safetensors_write_gpt2(DIR "/st_rt_out.safetensors", &m, &e) == 0, "%s", e.msg);
@@ -158,15 +158,15 @@ static void test_export(void) {
               "/st_rt.ref.h5 --config " DIR "/st_rt_config.json") == 0,
            "the reference reads the export back as the same weights and configuration");
     /* and we read our own export to the same parameters */
-    Gpt m2;
-    gpt_init(&m2, &c);
+    Model m2;
+    model_init(&m2, &c);
     EXPECT(safetensors_read_gpt2(DIR "/st_rt_out.safetensors", &m2, NULL, 0, &e) == 0, "%s", e.msg);
     EXPECT(memcmp(m.params, m2.params, sizeof(float) * m.n_params) == 0, "read(write(m)) == m, bitwise");
-    gpt_free(&m2);
-    gpt_free(&m);
+    model_free(&m2);
+    model_free(&m);
 }
 
-static void expect_error(const char *path, GptConfig c, const char *want1, const char *want2) {
+static void expect_error(const char *path, ModelConfig c, const char *want1, const char *want2) {
     Err e = {{0}};
     int rc = safetensors_check_gpt2(path, &c, &e);
     EXPECT(rc != 0, "%s: accepted for L%d d%d V%d P%d", path, c.n_layer, c.d_model, c.vocab_size, c.max_seq_len);
@@ -191,14 +191,14 @@ static void copy_file(const char *from, const char *to, long keep_bytes, long fl
 
 static void test_errors(void) {
     const char *p = DIR "/st_F32.safetensors"; /* L2 H4 C32 V97 P16 */
-    GptConfig ok = {2, 4, 32, 97, 16};
+    ModelConfig ok = model_config_gpt2(2, 4, 32, 97, 16);
     Err e;
     EXPECT(safetensors_check_gpt2(p, &ok, &e) == 0, "%s", e.msg);
-    expect_error(p, (GptConfig){1, 4, 32, 97, 16}, "h.1.", "more layers");
-    expect_error(p, (GptConfig){3, 4, 32, 97, 16}, "no tensor h.2.ln_1.weight", NULL);
-    expect_error(p, (GptConfig){2, 4, 48, 97, 16}, "has shape", "needs");
-    expect_error(p, (GptConfig){2, 4, 32, 80, 16}, "97 token embeddings", "tokenizer");
-    expect_error(p, (GptConfig){2, 4, 32, 97, 64}, "16 positions", "max_seq_len");
+    expect_error(p, model_config_gpt2(1, 4, 32, 97, 16), "h.1.", "more layers");
+    expect_error(p, model_config_gpt2(3, 4, 32, 97, 16), "no tensor h.2.ln_1.weight", NULL);
+    expect_error(p, model_config_gpt2(2, 4, 48, 97, 16), "has shape", "needs");
+    expect_error(p, model_config_gpt2(2, 4, 32, 80, 16), "97 token embeddings", "tokenizer");
+    expect_error(p, model_config_gpt2(2, 4, 32, 97, 64), "16 positions", "max_seq_len");
     struct stat sb;
     stat(p, &sb);
     copy_file(p, DIR "/st_trunc.safetensors", (long)sb.st_size - 100, -1);

@@ -12,7 +12,7 @@
 #include "engine/model.h"
 #include "io/store.h"
 
-static StoreFile *torch_io_write(const char *path, const Gpt *m, int B, int T, const int *tok, const int *tgt,
+static StoreFile *torch_io_write(const char *path, const Model *m, int B, int T, const int *tok, const int *tgt,
                                  const int *pos, const int *seg, const float *w) {
     Err e;
     StoreFile *f = store_create(path, &e);
@@ -20,13 +20,13 @@ static StoreFile *torch_io_write(const char *path, const Gpt *m, int B, int T, c
         fprintf(stderr, "%s\n", e.msg);
         return NULL;
     }
-    const GptConfig *c = &m->cfg;
+    const ModelConfig *c = &m->cfg;
     const char *an[] = {"n_layer", "n_head", "d_model", "vocab_size", "max_seq_len", "B", "T"};
     int64_t av[] = {c->n_layer, c->n_head, c->d_model, c->vocab_size, c->max_seq_len, B, T};
     int rc = 0;
     for (int i = 0; i < 7 && rc == 0; i++) rc = store_set_attr_i64(f, "/", an[i], av[i], &e);
     for (int i = 0; i < m->n_tensors && rc == 0; i++) {
-        const GptTensor *t = &m->tensors[i];
+        const ModelTensor *t = &m->tensors[i];
         char obj[96];
         snprintf(obj, sizeof obj, "/params/%s", t->name);
         int64_t dims[2] = {t->shape[0], t->shape[1]};

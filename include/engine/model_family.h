@@ -1,0 +1,35 @@
+/* model_family -- what a decoder family implements behind model.h.
+ *
+ * For the implementations (engine/gpt2.c, engine/llama.c) and model.c only;
+ * everything else uses model.h.  A family owns its activations (m->acts) and
+ * its key/value cache, whose struct starts with a ModelKV (the common part,
+ * filled by the family's kv_create).  model.c validates arguments, lays out
+ * and allocates the flat buffers from `layout`, and dispatches.
+ */
+#ifndef HDISTILL_MODEL_FAMILY_H
+#define HDISTILL_MODEL_FAMILY_H
+
+#include "engine/model.h"
+
+typedef struct ModelFamily {
+    const char *name;
+    /* 0, or -1 with a reason naming the field */
+    int (*check)(const ModelConfig *c, char *why, size_t n);
+    /* number of tensors; fills t (may be NULL); returns it */
+    int (*layout)(const ModelConfig *c, ModelTensor *t);
+    void (*init_weights)(Model *m, uint64_t seed);
+    size_t (*activation_bytes)(const ModelConfig *c, int B, int T);
+    void (*alloc_acts)(Model *m, int B, int T); /* after free_acts */
+    void (*free_acts)(Model *m);
+    int (*forward)(Model *m, const ModelBatch *b); /* sets m->M, rows, logp, logits */
+    void (*backward)(Model *m, const ModelBatch *b, const float *g);
+    double (*flops_per_token)(const ModelConfig *c, int T);
+    ModelKV *(*kv_create)(const ModelConfig *c, int B, int T);
+    void (*kv_destroy)(ModelKV *kv);
+    void (*kv_copy)(ModelKV *kv, int dst, int src); /* keys/values of positions < len[src] */
+    void (*decode_step)(const Model *m, ModelKV *kv, const int *slot, const int *tok, int n, float *logits);
+} ModelFamily;
+
+extern const ModelFamily model_family_gpt2;
+
+#endif
