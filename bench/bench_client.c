@@ -34,15 +34,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", e.msg);
         return 1;
     }
-    LlmRequest *reqs = xcalloc(n, sizeof(LlmRequest));
+    ChatRequest *reqs = xcalloc(n, sizeof(ChatRequest));
     LlmResult *res = xcalloc(n, sizeof(LlmResult));
     for (size_t i = 0; i < n; i++) {
         char msg[256];
         snprintf(msg, sizeof msg,
                  "Rewrite the sentence below in 3 different humorous ways. Keep its meaning. Answer with a "
                  "numbered list and nothing else.\nSentence: bench request number %zu", i);
-        llm_request_init(&reqs[i], "hdistill-standin");
-        llm_request_add_message(&reqs[i], "user", msg);
+        chat_request_init(&reqs[i], "hdistill-standin");
+        chat_request_add_message(&reqs[i], "user", msg);
         reqs[i].temperature = 0.8;
         reqs[i].max_tokens = 64;
     }
@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     printf("{\"rps\": %.1f, \"seconds\": %.3f, \"cpu_ms_per_req\": %.4f, \"ok\": %zu, \"failed\": %zu}\n",
            (double)n / dt, dt, 1000.0 * cpu / (double)n, ok, n - ok);
     for (size_t i = 0; i < n; i++) {
-        llm_request_free(&reqs[i]);
+        chat_request_free(&reqs[i]);
         llm_result_free(&res[i]);
     }
     free(reqs), free(res);

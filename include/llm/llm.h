@@ -25,8 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/config.h"
 #include "llm/cache.h"
-#include "llm/llmproto.h"
+#include "llm/chat.h"
 
 typedef struct {
     const char *name;        /* role, for messages: "teacher", "critic", ... */
@@ -42,6 +43,11 @@ typedef struct {
     double stop_grace;       /* on a stop signal: seconds to let requests in flight finish (paid
                                 answers are kept); nothing new is sent.  0 = abandon at once */
 } LlmEndpoint;
+
+/* The transport settings of configuration ec for role name at url (both
+ * borrowed: they must outlive ep); stop_grace from llm.stop_grace. */
+void llm_endpoint_init(LlmEndpoint *ep, const EndpointConfig *ec, const char *name, const char *url,
+                       double stop_grace);
 
 typedef enum {
     LLM_OK = 0,
@@ -66,7 +72,7 @@ typedef struct {
     int attempts;     /* requests sent (0 when served from the cache) */
     int from_cache;
     char *body;       /* raw response body (successes) */
-    LlmResponse resp; /* parsed (successes) */
+    ChatResponse resp; /* parsed (successes) */
     char error[256];  /* last error (failures) */
 } LlmResult;
 
@@ -95,7 +101,7 @@ void llm_client_destroy(LlmClient *c);
  * each with llm_result_free).  progress: a label for the progress line, or
  * NULL.  Returns the number of successes.  A stop signal (util.h) ends the
  * run early: requests not finished get LLM_E_STOPPED. */
-size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *results,
+size_t llm_run(LlmClient *c, const ChatRequest *reqs, size_t n, LlmResult *results,
                const char *progress);
 
 const LlmUsage *llm_usage(const LlmClient *c);

@@ -7,8 +7,8 @@
  *   /teacher/paraphrases [n_train, N]  (train split at the top level)
  *   /teacher/refused [n_train], /teacher/n_parsed, /teacher/status, /teacher/raw
  *   /teacher/eval/..., /teacher/ood/...  (the same for the other splits)
- *   /teacher/usage  (attributes: requests, cache hits, retries, failures by
- *                    kind, prompt and completion tokens)
+ *   /teacher/usage  (attributes: the session's usage schema, session.h; summed
+ *                    over every teach run that wrote this file)
  * through a temporary copy renamed over the original.  Every answer goes
  * to the durable LLM cache first (llm.cache, default data.path +
  * ".llm-cache"), so a stage killed at any point and started again pays for
@@ -22,8 +22,5 @@
 #include "base/config.h"
 
 int teach_main(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run);
-
-/* The cache file a stage uses: llm.cache, or default_base + ".llm-cache". */
-char *teach_cache_path(const Config *cfg, const char *default_base);
 
 #endif

@@ -11,7 +11,7 @@
  * thread sleeps per request.  Connections held by the `hang` fault are
  * watched for the client closing them and capped in number (max_hung).
  *
- * Determinism: with the canonical key k of a request (llm_request_key) and
+ * Determinism: with the canonical key k of a request (chat_request_key) and
  * r = how many times k was received before, the answer content is a
  * function of (seed, k), and the fault and latency drawn are functions of
  * (seed, k, r) -- a retry gets a fresh draw, a rerun the same ones.
@@ -75,27 +75,27 @@ typedef struct {
     int max_hung;             /* hung connections kept at most (oldest closed first); 512 */
     const char *fortunes_dir, *wordnet_dir; /* NULL: the Debian defaults */
     const StandinWorld *world; /* borrowed, outlives the server; NULL: serve_start builds one */
-} StandinOptions;
+} ServeOptions;
 
 /* Defaults: 127.0.0.1, any port, seed 0, no latency, no faults, tau 0.1. */
-void standin_options_init(StandinOptions *o);
+void serve_options_init(ServeOptions *o);
 /* Checks ranges (rates in [0,1], their sum <= 1, ...); -1 with e set. */
-int standin_options_check(const StandinOptions *o, Err *e);
+int serve_options_check(const ServeOptions *o, Err *e);
 
-typedef struct Standin Standin;
+typedef struct Server Server;
 
 /* Builds the world (unless given), opens the request log, listens and
  * returns once requests are accepted.  NULL with e set on bad options,
  * missing text sources, or an address that cannot be bound. */
-Standin *serve_start(const StandinOptions *o, Err *e);
+Server *serve_start(const ServeOptions *o, Err *e);
 /* The port actually listened on. */
-int serve_port(const Standin *s);
+int serve_port(const Server *s);
 /* "http://ADDR:PORT/v1" -- the base URL clients use; lives as long as s. */
-const char *serve_base_url(const Standin *s);
-const StandinWorld *serve_world(const Standin *s);
+const char *serve_base_url(const Server *s);
+const StandinWorld *serve_world(const Server *s);
 /* Answers or closes what is pending, stops, writes the last log lines,
  * closes the log and frees everything.  Accepts NULL. */
-void serve_stop(Standin *s);
+void serve_stop(Server *s);
 
 typedef struct {
     int64_t requests;                       /* requests decided, any path */
@@ -111,7 +111,7 @@ typedef struct {
     int64_t hung;                           /* connections held by the hang fault, now */
 } ServeStats;
 
-void serve_stats(const Standin *s, ServeStats *out);
+void serve_stats(const Server *s, ServeStats *out);
 
 /* `hdistill serve --standin [options]`: options start at argv[1] (argv[0]
  * is ignored; so is an argv[1] equal to "serve", so both main's argv and

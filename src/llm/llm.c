@@ -19,7 +19,7 @@ const char *llm_status_name(LlmStatus s) {
 void llm_result_free(LlmResult *r) {
     if (!r) return;
     free(r->body);
-    llm_response_free(&r->resp);
+    chat_response_free(&r->resp);
     memset(r, 0, sizeof *r);
 }
 
@@ -176,7 +176,7 @@ typedef struct {
 
 typedef struct {
     LlmClient *c;
-    const LlmRequest *reqs;
+    const ChatRequest *reqs;
     LlmResult *res;
     size_t n;
     long *ready; /* FIFO of request indices */
@@ -194,7 +194,7 @@ typedef struct {
     int tty;
 } Run;
 
-static double est_tokens(const LlmRequest *r) {
+static double est_tokens(const ChatRequest *r) {
     size_t chars = 0;
     for (int i = 0; i < r->n_messages; i++) chars += strlen(r->messages[i].content);
     return (double)chars / 4.0 + (r->max_tokens > 0 ? r->max_tokens : 256);
@@ -254,7 +254,7 @@ static void launch(Run *R, Slot *s, long i) {
         if (c->ca_bundle[0]) curl_easy_setopt(s->easy, CURLOPT_CAINFO, c->ca_bundle);
     }
     free(s->post);
-    s->post = llm_request_body(&R->reqs[i]);
+    s->post = chat_request_body(&R->reqs[i]);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->post);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(s->post));
     s->body.n = 0;
@@ -305,15 +305,15 @@ static void complete(Run *R, Slot *s, CURLcode rc) {
     R->connect_fail_streak = 0;
     if (http == 200) {
         Err e;
-        LlmResponse resp;
-        if (llm_response_parse(s->body.a ? s->body.a : "", s->body.n, &resp, &e) != 0) {
+        ChatResponse resp;
+        if (chat_response_parse(s->body.a ? s->body.a : "", s->body.n, &resp, &e) != 0) {
             LlmStatus k = strstr(e.msg, "malformed") ? LLM_E_MALFORMED : LLM_E_SCHEMA;
             snprintf(msg, sizeof msg, "%s request %ld: %.200s", c->name, i, e.msg);
             schedule_retry(R, i, k, -1, msg);
             return;
         }
         if (!resp.content[0]) {
-            llm_response_free(&resp);
+            chat_response_free(&resp);
             snprintf(msg, sizeof msg, "%s request %ld: empty content", c->name, i);
             schedule_retry(R, i, LLM_E_EMPTY, -1, msg);
             return;
@@ -326,7 +326,7 @@ static void complete(Run *R, Slot *s, CURLcode rc) {
         r->body = xstrndup(s->body.a, s->body.n);
         if (c->cache) {
             char key[65];
-            llm_request_key(&R->reqs[i], key);
+            chat_request_key(&R->reqs[i], key);
             Err e2;
             if (cache_put(c->cache, key, s->body.a, s->body.n, &e2) != 0)
                 DIE("%s (the answer of %s request %ld could not be saved)", e2.msg, c->name, i);
@@ -378,7 +378,7 @@ static void progress_line(Run *R, int final) {
     fflush(stdout);
 }
 
-size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *results, const char *progress) {
+size_t llm_run(LlmClient *c, const ChatRequest *reqs, size_t n, LlmResult *results, const char *progress) {
     Run R;
     memset(&R, 0, sizeof R);
     R.c = c;
@@ -404,11 +404,11 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
         size_t len = 0;
         if (c->cache) {
             char key[65];
-            llm_request_key(&reqs[i], key);
+            chat_request_key(&reqs[i], key);
             body = cache_get(c->cache, key, &len);
         }
         Err e;
-        if (body && llm_response_parse(body, len, &results[i].resp, &e) == 0) {
+        if (body && chat_response_parse(body, len, &results[i].resp, &e) == 0) {
             results[i].status = LLM_OK;
             results[i].from_cache = 1;
             results[i].http_status = 200;
@@ -535,4 +535,21 @@ size_t llm_run(LlmClient *c, const LlmRequest *reqs, size_t n, LlmResult *result
     free(R.retry);
     free(R.tries);
     return R.ok + hits;
+}
+
+void llm_endpoint_init(LlmEndpoint *ep, const EndpointConfig *ec, const char *name, const char *url,
+                       double stop_grace) {
+    *ep = (LlmEndpoint){.name = name,
+                        .base_url = url,
+                        .api_key_env = ec->api_key_env,
+                        .ca_bundle = ec->ca_bundle,
+                        .concurrency = ec->concurrency,
+                        .rate_rps = ec->rate_rps,
+                        .rate_tpm = ec->rate_tpm,
+                        .connect_timeout = ec->connect_timeout,
+                        .timeout = ec->timeout,
+                        .retries = ec->retries,
+                        .backoff = ec->backoff,
+                        .backoff_max = ec->backoff_max,
+                        .stop_grace = stop_grace};
 }

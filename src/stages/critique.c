@@ -13,10 +13,10 @@
 #include "engine/pairs.h"
 #include "engine/pref.h"
 #include "io/prov.h"
-#include "llm/roles.h"
+#include "llm/critic.h"
+#include "stages/session.h"
 #include "io/store.h"
 #include "stages/student.h"
-#include "stages/teach.h"
 #include "stages/train.h"
 
 enum { OBJ_CE = -1 }; /* cross-entropy items (ft, sd) */
@@ -568,7 +568,7 @@ static void teacher_items(const Ctx *c, const int64_t *in, int64_t m, ItemSet *s
         }
 }
 
-static int run_round(Ctx *c, int r, Role *critic, LlmClient *client) {
+static int run_round(Ctx *c, int r, LlmClient *client) {
     const Config *cfg = c->cfg;
     const char *obj = cfg->critique.objective;
     char g[64];
@@ -774,32 +774,24 @@ static int run_round(Ctx *c, int r, Role *critic, LlmClient *client) {
     }
     itemset_free(&student_set);
     itemset_free(&teacher_set);
-    (void)critic;
     return code;
 }
 
-/* rank 0: the critic's response cache and client for the run */
-static int open_critic_client(const Config *cfg, const Role *critic, LlmCache **cache, LlmClient **client, Err *e) {
-    char *p = role_run_cache_path(cfg);
-    *cache = cache_open(p, cfg->llm.sync_seconds, e);
-    free(p);
-    *client = *cache ? llm_client_create(&critic->ep, *cache, e) : NULL;
-    return *client ? 0 : -1;
-}
+#define CRITIC_USAGE "attributes: usage of this role (critique and evaluation)"
 
 /* Evaluates the current model into ROOT of run.h5 (eval_run opens run.h5 and the LLM cache
- * itself: rank 0 releases its own around it). */
-static int eval_between(Ctx *c, Role *critic, LlmClient **client, LlmCache **cache, const char *root) {
+ * itself: rank 0 releases its own around it, recording the critic's usage so far). */
+static int eval_between(Ctx *c, LlmSession *critic, LlmCache **cache, const char *root) {
     const Config *cfg = c->cfg;
     Err e2;
+    int had_critic = critic->client != NULL;
     if (c->comm->rank == 0) {
         flush_metrics(c);
+        if (had_critic && session_record_usage(critic, c->run, "/usage/critic", CRITIC_USAGE, &e2) != 0)
+            DIE("%s", e2.msg);
         if (store_close(c->run, &e2) != 0) DIE("%s", e2.msg);
         c->run = NULL;
-        if (*client) {
-            llm_client_destroy(*client);
-            *client = NULL;
-        }
+        session_close(critic);
         cache_close(*cache);
         *cache = NULL;
     }
@@ -809,7 +801,9 @@ static int eval_between(Ctx *c, Role *critic, LlmClient **client, LlmCache **cac
         c->run = store_open(rp, 1, &e2);
         free(rp);
         if (!c->run) DIE("%s", e2.msg);
-        if (critic->url && open_critic_client(cfg, critic, cache, client, &e2) != 0) DIE("%s", e2.msg);
+        if (had_critic && (!(*cache = session_cache_open(cfg, SESSION_RUN, &e2)) ||
+                           session_open(critic, cfg, &cfg->critic, "critic", *cache, &e2) != 0))
+            DIE("%s", e2.msg);
     }
     return code;
 }
@@ -863,9 +857,8 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     c->stop_path = xasprintf("%s/STOP", cfg->run.dir);
     c->config_json = config_to_json(cfg);
     c->last_ckpt = c->s.st.step;
-    Role critic = {0};
+    LlmSession critic = {0};
     LlmCache *cache = NULL;
-    LlmClient *client = NULL;
     if (comm->rank == 0) {
         prov_collect(&c->prov, argc, argv, comm->size);
         /* run.h5 metrics: exactly the checkpoint's history */
@@ -874,8 +867,8 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
             rc = -1;
         c->log_flushed = c->s.log.n;
         int need_critic = strcmp(cfg->critique.objective, "ft") != 0;
-        if (rc == 0 && need_critic) rc = role_open(&critic, cfg, &cfg->critic, "critic", &e);
-        if (rc == 0 && need_critic) rc = open_critic_client(cfg, &critic, &cache, &client, &e);
+        if (rc == 0 && need_critic) rc = (cache = session_cache_open(cfg, SESSION_RUN, &e)) ? 0 : -1;
+        if (rc == 0 && need_critic) rc = session_open(&critic, cfg, &cfg->critic, "critic", cache, &e);
     }
     comm_check(rc, e.msg, EXIT_USAGE);
     int code = EXIT_OK;
@@ -883,10 +876,10 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
         /* the model after SFT, as the first point of the win-or-tie rate by round (before round 0 starts) */
         int64_t fresh = comm->rank == 0 ? !store_exists(c->run, "/rounds/0") : 0;
         comm_bcast_i64(&fresh, 1);
-        if (fresh) code = eval_between(c, &critic, &client, &cache, "/sft/eval");
+        if (fresh) code = eval_between(c, &critic, &cache, "/sft/eval");
     }
     for (int r = 0; r < cfg->critique.rounds && code == EXIT_OK; r++) {
-        code = run_round(c, r, &critic, client);
+        code = run_round(c, r, critic.client);
         if (code == EXIT_OK && cfg->critique.eval_each_round) {
             /* the model after round r: only while it is the newest checkpoint (a resumed run that is past
              * round r must not evaluate a later model into /rounds/r/eval), and never twice */
@@ -905,35 +898,23 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
                              "(step %lld)", r, (long long)end, (long long)c->s.st.step);
             }
             comm_bcast_i64(&want, 1);
-            if (want) code = eval_between(c, &critic, &client, &cache, root);
+            if (want) code = eval_between(c, &critic, &cache, root);
         }
     }
     if (comm->rank == 0) {
-        if (client) {
+        if (critic.client) {
             char ub[512];
-            llm_usage_format(llm_usage(client), ub, sizeof ub);
+            llm_usage_format(llm_usage(critic.client), ub, sizeof ub);
             log_info("critique: critic usage: %s", ub);
             Err e2;
-            char obj[64];
-            snprintf(obj, sizeof obj, "/usage/critic");
-            const LlmUsage *u = llm_usage(client);
-            if (store_write_string(c->run, obj, "attributes: usage of the critic in the critique phase", NULL, &e2) ||
-                store_set_attr_i64(c->run, obj, "requests", u->requests, &e2) ||
-                store_set_attr_i64(c->run, obj, "cache_hits", u->cache_hits, &e2) ||
-                store_set_attr_i64(c->run, obj, "sent", u->sent, &e2) ||
-                store_set_attr_i64(c->run, obj, "failed", u->failed, &e2) ||
-                store_set_attr_i64(c->run, obj, "stopped", u->stopped, &e2) ||
-                store_set_attr_i64(c->run, obj, "prompt_tokens", u->prompt_tokens, &e2) ||
-                store_set_attr_i64(c->run, obj, "completion_tokens", u->completion_tokens, &e2))
-                log_warn("%s", e2.msg);
+            if (session_record_usage(&critic, c->run, "/usage/critic", CRITIC_USAGE, &e2)) log_warn("%s", e2.msg);
         }
         flush_metrics(c);
         Err e2;
         if (store_close(c->run, &e2) != 0) DIE("%s", e2.msg);
     }
-    llm_client_destroy(client);
+    session_close(&critic);
     cache_close(cache);
-    role_close(&critic);
     if (comm->rank == 0) prov_free(&c->prov);
     store_free_strings(c->inputs, c->n_inputs);
     if (c->teacher) store_free_strings(c->teacher, c->n_inputs * c->teacher_n);

@@ -10,7 +10,8 @@
 
 #include "engine/pairs.h"
 #include "io/prov.h"
-#include "llm/roles.h"
+#include "llm/critic.h"
+#include "stages/session.h"
 #include "io/store.h"
 #include "stages/student.h"
 #include "stages/train.h"
@@ -118,18 +119,15 @@ typedef struct {
 
 static int judge_split(const Config *cfg, StoreFile *run, const char *root, const Judge *jg, const Split *sp,
                        char **student, Err *e, EvalStats *st) {
-    Role role;
-    int rc = role_open(&role, cfg, jg->ep, jg->name, e);
-    if (rc) return rc;
-    char *cpath = role_run_cache_path(cfg);
-    LlmCache *cache = cache_open(cpath, cfg->llm.sync_seconds, e);
-    free(cpath);
-    LlmClient *client = cache ? llm_client_create(&role.ep, cache, e) : NULL;
-    if (!client) {
+    LlmCache *cache = session_cache_open(cfg, SESSION_RUN, e);
+    if (!cache) return -1;
+    LlmSession ses;
+    int rc = session_open(&ses, cfg, jg->ep, jg->name, cache, e);
+    if (rc) {
         cache_close(cache);
-        role_close(&role);
-        return -1;
+        return rc;
     }
+    LlmClient *client = ses.client;
     int64_t n = sp->n;
     CriticItem *items = xcalloc((size_t)(n + 1), sizeof(CriticItem));
     for (int64_t i = 0; i < n; i++) items[i] = (CriticItem){sp->input[i], student[i], sp->ref[i]};
@@ -182,21 +180,14 @@ static int judge_split(const Config *cfg, StoreFile *run, const char *root, cons
              store_set_attr_i64(run, g, "ties", st->ties, e) || store_set_attr_i64(run, g, "losses", st->losses, e) ||
              store_set_attr_i64(run, g, "unjudged", unjudged, e);
 #undef O
-        const LlmUsage *u = llm_usage(client);
         snprintf(obj, sizeof obj, "/usage/%s", jg->name);
-        if (rc == 0 && !store_exists(run, obj))
-            rc = store_write_string(run, obj, "attributes: usage of this judge in evaluation", NULL, e);
-        if (rc == 0) {
-            int64_t prev = 0;
-            store_get_attr_i64(run, obj, "eval_requests", &prev, NULL);
-            rc = store_set_attr_i64(run, obj, "eval_requests", prev + u->requests, e);
-        }
+        if (rc == 0)
+            rc = session_record_usage(&ses, run, obj, "attributes: usage of this role (critique and evaluation)", e);
     }
     for (int64_t i = 0; i < n; i++) free(rab[i]), free(rba[i]);
     free(rab), free(rba), free(pab), free(pba), free(p), free(ws), free(wr), free(v), free(items), free(j);
-    llm_client_destroy(client);
+    session_close(&ses);
     cache_close(cache);
-    role_close(&role);
     return rc;
 }
 

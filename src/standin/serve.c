@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "llm/llmproto.h"
+#include "llm/chat.h"
 
 #define BODY_MAX (4u << 20)  /* request bodies above this get 413 */
 #define HUNG_POLL_S 0.1      /* how often hung connections are checked for a closed peer */
@@ -42,7 +42,7 @@ int serve_fault_parse(const char *name) {
     return -1;
 }
 
-void standin_options_init(StandinOptions *o) {
+void serve_options_init(ServeOptions *o) {
     memset(o, 0, sizeof *o);
     o->bind = "127.0.0.1";
     o->retry_after_s = 1;
@@ -50,7 +50,7 @@ void standin_options_init(StandinOptions *o) {
     o->tau = STANDIN_DEFAULT_TAU;
 }
 
-int standin_options_check(const StandinOptions *o, Err *e) {
+int serve_options_check(const ServeOptions *o, Err *e) {
     if (o->port < 0 || o->port > 65535) return err_set(e, "port %d: not in [0, 65535]", o->port);
     if (!(o->latency_ms >= 0) || !(o->latency_jitter_ms >= 0) || o->latency_ms + o->latency_jitter_ms > 3.6e6)
         return err_set(e, "latency %g ms + jitter %g ms: must be >= 0 and at most an hour", o->latency_ms,
@@ -108,8 +108,8 @@ typedef struct {
     int64_t count;
 } KeySlot;
 
-struct Standin {
-    StandinOptions o;
+struct Server {
+    ServeOptions o;
     StandinCriticParams critic;
     char *bind, *log_path;
     StandinWorld *own_world;
@@ -169,16 +169,16 @@ static uint64_t key_fold(const char *key) {
 /* Deterministic draws: stream names what the draw decides. */
 enum { DRAW_FAULT = 1, DRAW_LATENCY, DRAW_TEACH, DRAW_CRITIC, DRAW_LOGPROB };
 
-static uint64_t draw_u64(const Standin *s, int stream, const char *key, uint64_t index) {
+static uint64_t draw_u64(const Server *s, int stream, const char *key, uint64_t index) {
     return rng_derive(s->o.seed ^ key_fold(key), (uint64_t)stream, index);
 }
 
-static double draw_unit(const Standin *s, int stream, const char *key, uint64_t index) {
+static double draw_unit(const Server *s, int stream, const char *key, uint64_t index) {
     return (double)(draw_u64(s, stream, key, index) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 /* How many times key was received before this call (and counts this one). */
-static int64_t keys_bump(Standin *s, const char *hex) {
+static int64_t keys_bump(Server *s, const char *hex) {
     uint64_t k = 0;
     for (int i = 0; i < 16; i++) {
         char c = hex[i];
@@ -268,7 +268,7 @@ typedef struct {
 /* Logprobs of one choice: the content in word-sized pieces (" word",
  * "\n"); the critic's answer digit is its own token whose top_logprobs are
  * "1" and "2" with the critic's probabilities. */
-static void put_logprobs(ByteBuf *b, const Standin *s, const char *key, const Choice *c, int top, int ci) {
+static void put_logprobs(ByteBuf *b, const Server *s, const char *key, const Choice *c, int top, int ci) {
     bytebuf_put(b, "{\"content\":[", 12);
     const char *p = c->content;
     int first = 1, idx = 0;
@@ -324,14 +324,14 @@ static const char *UNKNOWN_ANSWER =
 
 /* The message the prompt is read from: the last "user" message (else the
  * last message). */
-static const char *prompt_message(const LlmRequest *q) {
+static const char *prompt_message(const ChatRequest *q) {
     for (int i = q->n_messages - 1; i >= 0; i--)
         if (strcmp(q->messages[i].role, "user") == 0) return q->messages[i].content;
     return q->n_messages ? q->messages[q->n_messages - 1].content : "";
 }
 
 /* The 200 body for a parsed request, or a fault's variant of it. */
-static char *chat_body(Standin *s, const LlmRequest *q, const StandinPrompt *pr, const char *key, int64_t repeat,
+static char *chat_body(Server *s, const ChatRequest *q, const StandinPrompt *pr, const char *key, int64_t repeat,
                        int fault) {
     StandinRole role = pr->role;
     int n_choices = q->n < 1 ? 1 : q->n > STANDIN_MAX_N ? STANDIN_MAX_N : q->n;
@@ -388,7 +388,7 @@ static char *chat_body(Standin *s, const LlmRequest *q, const StandinPrompt *pr,
     return b.a;
 }
 
-static int pick_fault(const Standin *s, const char *key, int64_t repeat) {
+static int pick_fault(const Server *s, const char *key, int64_t repeat) {
     double u = draw_unit(s, DRAW_FAULT, key, (uint64_t)repeat), acc = 0;
     for (int f = 1; f < SERVE_FAULT_KINDS; f++) {
         acc += s->o.fault_rate[f];
@@ -398,7 +398,7 @@ static int pick_fault(const Standin *s, const char *key, int64_t repeat) {
 }
 
 /* Decides status, fault, latency and the body of a request whose body is in. */
-static void req_decide(Standin *s, Req *r) {
+static void req_decide(Server *s, Req *r) {
     r->decided = 1;
     r->t_wall = util_wall();
     r->fault = SERVE_FAULT_NONE;
@@ -417,17 +417,17 @@ static void req_decide(Standin *s, Req *r) {
         r->resp = error_body("invalid_request_error", "method_not_allowed", "Method not allowed for %.200s", r->url);
     } else {
         atomic_fetch_add(&s->chat, 1);
-        LlmRequest q;
+        ChatRequest q;
         Err e = {{0}};
         if (r->too_large) {
             r->status = 413;
             r->resp = error_body("invalid_request_error", NULL, "Request body larger than %u bytes", BODY_MAX);
-        } else if (llm_request_parse(r->body.a ? r->body.a : "", r->body.n, &q, &e) != 0) {
+        } else if (chat_request_parse(r->body.a ? r->body.a : "", r->body.n, &q, &e) != 0) {
             r->status = 400;
             r->resp = error_body("invalid_request_error", NULL, "We could not parse the JSON body of your request: %s",
                                  e.msg);
         } else {
-            llm_request_key(&q, r->key);
+            chat_request_key(&q, r->key);
             r->has_key = 1;
             r->repeat = keys_bump(s, r->key);
             if (r->repeat) atomic_fetch_add(&s->repeats, 1);
@@ -462,7 +462,7 @@ static void req_decide(Standin *s, Req *r) {
             }
             standin_prompt_free(&pr);
             atomic_fetch_add(&s->by_role[r->role], 1);
-            llm_request_free(&q);
+            chat_request_free(&q);
         }
         atomic_fetch_add(&s->by_fault[r->fault], 1);
     }
@@ -486,7 +486,7 @@ static ssize_t truncated_reader(void *cls, uint64_t pos, char *buf, size_t max) 
     return (ssize_t)n;
 }
 
-static enum MHD_Result req_send(Standin *s, Req *r) {
+static enum MHD_Result req_send(Server *s, Req *r) {
     struct MHD_Response *resp;
     if (r->fault == SERVE_FAULT_TRUNCATED) {
         resp = MHD_create_response_from_callback(r->resp_len, 4096, truncated_reader, r, NULL);
@@ -507,7 +507,7 @@ static enum MHD_Result req_send(Standin *s, Req *r) {
 
 /* ---- the timer: delayed answers and hung connections ---------------------------------- */
 
-static void heap_push(Standin *s, double due, Req *r) {
+static void heap_push(Server *s, double due, Req *r) {
     if (s->n_heap == s->cap_heap) {
         s->cap_heap = s->cap_heap ? 2 * s->cap_heap : 256;
         s->heap = xrealloc(s->heap, s->cap_heap * sizeof *s->heap);
@@ -520,7 +520,7 @@ static void heap_push(Standin *s, double due, Req *r) {
     s->heap[i] = (Timed){due, r};
 }
 
-static Req *heap_pop(Standin *s) {
+static Req *heap_pop(Server *s) {
     Req *top = s->heap[0].r;
     Timed last = s->heap[--s->n_heap];
     size_t i = 0;
@@ -537,7 +537,7 @@ static Req *heap_pop(Standin *s) {
 }
 
 /* Resumes a hung connection so that it is closed (s->mu held). */
-static void hung_close(Standin *s, size_t i) {
+static void hung_close(Server *s, size_t i) {
     Req *r = s->hung[i];
     memmove(&s->hung[i], &s->hung[i + 1], (s->n_hung - i - 1) * sizeof *s->hung);
     s->n_hung--;
@@ -547,7 +547,7 @@ static void hung_close(Standin *s, size_t i) {
 }
 
 /* Closes hung connections whose client went away (s->mu held). */
-static void hung_check(Standin *s) {
+static void hung_check(Server *s) {
     struct pollfd *pf = xmalloc(s->n_hung * sizeof *pf);
     for (size_t i = 0; i < s->n_hung; i++) pf[i] = (struct pollfd){.fd = s->hung[i]->fd, .events = POLLIN | POLLRDHUP};
     int n = poll(pf, (nfds_t)s->n_hung, 0);
@@ -573,7 +573,7 @@ static struct timespec mono_at(double t) {
 }
 
 static void *timer_main(void *arg) {
-    Standin *s = arg;
+    Server *s = arg;
     pthread_mutex_lock(&s->mu);
     while (!s->timer_quit) {
         double now = util_now();
@@ -605,7 +605,7 @@ static void *timer_main(void *arg) {
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **ctx) {
     (void)version;
-    Standin *s = cls;
+    Server *s = cls;
     Req *r = *ctx;
     if (!r) {
         r = xcalloc(1, sizeof *r);
@@ -667,7 +667,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
 }
 
-static void log_request(Standin *s, const Req *r, int completed) {
+static void log_request(Server *s, const Req *r, int completed) {
     if (!s->log) return;
     ByteBuf b = {0};
     bytebuf_printf(&b, "{\"time\":%.6f,\"key\":", r->t_wall);
@@ -688,7 +688,7 @@ static void log_request(Standin *s, const Req *r, int completed) {
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx, enum MHD_RequestTerminationCode toe) {
     (void)conn;
-    Standin *s = cls;
+    Server *s = cls;
     Req *r = *ctx;
     if (!r) return;
     if (r->decided) {
@@ -705,7 +705,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx, enu
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
-    Standin *s = cls;
+    Server *s = cls;
     if (atomic_load(&s->mhd_started)) return;
     vsnprintf(s->mhd_msg, sizeof s->mhd_msg, fmt, ap);
     size_t n = strlen(s->mhd_msg);
@@ -735,7 +735,7 @@ static int write_port_file(const char *path, int port, Err *e) {
     return rc;
 }
 
-static void standin_free(Standin *s) {
+static void standin_free(Server *s) {
     if (s->log) fclose(s->log);
     standin_world_destroy(s->own_world);
     free(s->heap);
@@ -751,9 +751,9 @@ static void standin_free(Standin *s) {
     free(s);
 }
 
-Standin *serve_start(const StandinOptions *o, Err *e) {
-    if (standin_options_check(o, e)) return NULL;
-    Standin *s = xcalloc(1, sizeof *s);
+Server *serve_start(const ServeOptions *o, Err *e) {
+    if (serve_options_check(o, e)) return NULL;
+    Server *s = xcalloc(1, sizeof *s);
     s->o = *o;
     standin_critic_params_init(&s->critic);
     s->critic.tau = o->tau;
@@ -861,11 +861,11 @@ fail:
     return NULL;
 }
 
-int serve_port(const Standin *s) { return s->port; }
-const char *serve_base_url(const Standin *s) { return s->base_url; }
-const StandinWorld *serve_world(const Standin *s) { return s->world; }
+int serve_port(const Server *s) { return s->port; }
+const char *serve_base_url(const Server *s) { return s->base_url; }
+const StandinWorld *serve_world(const Server *s) { return s->world; }
 
-void serve_stop(Standin *s) {
+void serve_stop(Server *s) {
     if (!s) return;
     /* nothing may stay suspended when MHD stops: answer what is delayed, close what hangs */
     pthread_mutex_lock(&s->mu);
@@ -889,7 +889,7 @@ void serve_stop(Standin *s) {
     standin_free(s);
 }
 
-void serve_stats(const Standin *s, ServeStats *out) {
+void serve_stats(const Server *s, ServeStats *out) {
     memset(out, 0, sizeof *out);
     out->requests = atomic_load(&s->requests);
     out->chat = atomic_load(&s->chat);
@@ -957,7 +957,7 @@ static int parse_long(const char *opt, const char *v, long lo, long hi, long *ou
 }
 
 /* Stops s and prints what it served (unless quiet). */
-static void serve_stop_summary(Standin *s, int sig, int quiet) {
+static void serve_stop_summary(Server *s, int sig, int quiet) {
     ServeStats st;
     serve_stats(s, &st);
     serve_stop(s);
@@ -969,7 +969,7 @@ static void serve_stop_summary(Standin *s, int sig, int quiet) {
 }
 
 /* Parses argv into o; returns 1 for --help, 0, or -1 with e set. */
-static int serve_parse_args(int argc, char **argv, StandinOptions *o, Err *e) {
+static int serve_parse_args(int argc, char **argv, ServeOptions *o, Err *e) {
     int standin = 0;
     int i = 1;
     if (i < argc && strcmp(argv[i], "serve") == 0) i++;
@@ -1049,12 +1049,12 @@ static int serve_parse_args(int argc, char **argv, StandinOptions *o, Err *e) {
         }
     }
     if (!standin) return err_set(e, "--standin is required (the stand-in is the only mode)");
-    return standin_options_check(o, e);
+    return serve_options_check(o, e);
 }
 
 int serve_main(int argc, char **argv) {
-    StandinOptions o;
-    standin_options_init(&o);
+    ServeOptions o;
+    serve_options_init(&o);
     Err e = {{0}};
     int rc = serve_parse_args(argc, argv, &o, &e);
     if (rc == 1) {
@@ -1078,7 +1078,7 @@ int serve_main(int argc, char **argv) {
         rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    Standin *s = serve_start(&o, &e);
+    Server *s = serve_start(&o, &e);
     if (!s) {
         fprintf(stderr, "hdistill serve: %s\n", e.msg);
         return EXIT_RUNTIME;

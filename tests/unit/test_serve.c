@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "llm/llmproto.h"
+#include "llm/chat.h"
 #include "standin/serve.h"
 #include "standin/standin.h"
 #include "test.h"
@@ -82,7 +82,7 @@ static void http_free(Http *h) {
     bytebuf_free(&h->headers);
 }
 
-static char *url_of(const Standin *s, const char *path) { return xasprintf("%s%s", serve_base_url(s), path); }
+static char *url_of(const Server *s, const char *path) { return xasprintf("%s%s", serve_base_url(s), path); }
 
 /* POSTs n bodies with at most conc connections at once (curl multi, keep-
  * alive); fills status[i] (0 on a transport error); returns the seconds. */
@@ -144,41 +144,41 @@ typedef struct {
 } Body;
 
 static void body_make(Body *b, const char *user, int logprobs, int top, int max_tokens) {
-    LlmRequest q;
-    llm_request_init(&q, "gpt-test");
-    llm_request_add_message(&q, "system", "You are a witty writer.");
-    llm_request_add_message(&q, "user", user);
+    ChatRequest q;
+    chat_request_init(&q, "gpt-test");
+    chat_request_add_message(&q, "system", "You are a witty writer.");
+    chat_request_add_message(&q, "user", user);
     q.temperature = 0.8;
     q.top_p = 1;
     q.logprobs = logprobs;
     q.top_logprobs = top;
     q.max_tokens = max_tokens;
-    b->body = llm_request_body(&q);
-    llm_request_key(&q, b->key);
-    llm_request_free(&q);
+    b->body = chat_request_body(&q);
+    chat_request_key(&q, b->key);
+    chat_request_free(&q);
 }
 
 static void teacher_body(Body *b, const char *literal, int n) {
-    char *msg = llm_fill_template(TEACHER_TMPL, literal, n, NULL, NULL);
+    char *msg = chat_fill_template(TEACHER_TMPL, literal, n, NULL, NULL);
     body_make(b, msg, 0, 0, 0);
     free(msg);
 }
 
 static void critic_body(Body *b, const char *literal, const char *a, const char *x, int logprobs, int top) {
-    char *msg = llm_fill_template(CRITIC_TMPL, literal, 0, a, x);
+    char *msg = chat_fill_template(CRITIC_TMPL, literal, 0, a, x);
     body_make(b, msg, logprobs, top, 0);
     free(msg);
 }
 
 /* Sends body and parses the response; returns 0 or -1. */
-static int chat(const Standin *s, const char *body, LlmResponse *out, long *status) {
+static int chat(const Server *s, const char *body, ChatResponse *out, long *status) {
     char *url = url_of(s, "/chat/completions");
     Http h;
     http_do(url, body, 10000, &h);
     free(url);
     *status = h.status;
     Err e;
-    int rc = (h.rc == CURLE_OK && h.status == 200) ? llm_response_parse(h.body.a, h.body.n, out, &e) : -1;
+    int rc = (h.rc == CURLE_OK && h.status == 200) ? chat_response_parse(h.body.a, h.body.n, out, &e) : -1;
     http_free(&h);
     return rc;
 }
@@ -221,20 +221,20 @@ static const char *literal_at(int i) {
     }
 }
 
-static Standin *start(StandinOptions *o) {
+static Server *start(ServeOptions *o) {
     o->world = W;
     o->quiet = 1;
     if (o->threads == 0) o->threads = 2;
     Err e;
-    Standin *s = serve_start(o, &e);
+    Server *s = serve_start(o, &e);
     if (!s) fprintf(stderr, "serve_start: %s\n", e.msg);
     CHECK(s, "serve_start failed");
     return s;
 }
 
-static double p1_of(const LlmResponse *r) {
+static double p1_of(const ChatResponse *r) {
     if (r->n_tokens == 0) return NAN;
-    const LlmTokenLogprob *t = &r->tokens[r->n_tokens - 1];
+    const ChatTokenLogprob *t = &r->tokens[r->n_tokens - 1];
     for (int k = 0; k < t->n_top; k++)
         if (strcmp(t->top[k].token, "1") == 0) return exp(t->top[k].logprob);
     return NAN;
@@ -265,12 +265,12 @@ static void test_world(void) {
            "lexicon holds joke words, not stop words");
 
     StandinPrompt pr;
-    char *t = llm_fill_template(TEACHER_TMPL, lit, 4, NULL, NULL);
+    char *t = chat_fill_template(TEACHER_TMPL, lit, 4, NULL, NULL);
     EXPECT(standin_prompt_parse(t, &pr) == STANDIN_ROLE_TEACHER && pr.n == 4 && strcmp(pr.literal, lit) == 0,
            "teacher prompt parsed (n=%d)", pr.n);
     standin_prompt_free(&pr);
     free(t);
-    t = llm_fill_template(CRITIC_TMPL, lit, 0, "A one", "B two");
+    t = chat_fill_template(CRITIC_TMPL, lit, 0, "A one", "B two");
     EXPECT(standin_prompt_parse(t, &pr) == STANDIN_ROLE_CRITIC && strcmp(pr.option_a, "A one") == 0 &&
                strcmp(pr.option_b, "B two") == 0,
            "critic prompt parsed");
@@ -280,7 +280,7 @@ static void test_world(void) {
     standin_prompt_free(&pr);
 }
 
-static void test_protocol(const Standin *s) {
+static void test_protocol(const Server *s) {
     Http h;
     char *u = url_of(s, "/models");
     http_do(u, NULL, 5000, &h);
@@ -336,19 +336,19 @@ static void test_protocol(const Standin *s) {
     free(b.body);
 
     /* max_tokens cuts the answer and says so */
-    char *msg2 = llm_fill_template(TEACHER_TMPL, literal_at(1), 3, NULL, NULL);
+    char *msg2 = chat_fill_template(TEACHER_TMPL, literal_at(1), 3, NULL, NULL);
     body_make(&b, msg2, 0, 0, 5);
     free(msg2);
-    LlmResponse r;
+    ChatResponse r;
     long st;
     EXPECT(chat(s, b.body, &r, &st) == 0 && strcmp(r.finish_reason, "length") == 0 && r.completion_tokens == 5,
            "max_tokens=5: finish_reason length, 5 tokens");
-    llm_response_free(&r);
+    chat_response_free(&r);
     free(b.body);
     free(u);
 }
 
-static void test_teacher(const Standin *s, const Standin *s_seed2) {
+static void test_teacher(const Server *s, const Server *s_seed2) {
     const int N = 200;
     int ok_count = 0, styles[4] = {0};
     double sum_best = 0, sum_worst = 0, sum_lit = 0;
@@ -357,7 +357,7 @@ static void test_teacher(const Standin *s, const Standin *s_seed2) {
         const char *lit = literal_at(i);
         Body b;
         teacher_body(&b, lit, 3);
-        LlmResponse r;
+        ChatResponse r;
         long st;
         if (chat(s, b.body, &r, &st) != 0) {
             free(b.body);
@@ -384,17 +384,17 @@ static void test_teacher(const Standin *s, const Standin *s_seed2) {
         }
         free_items(items, n);
         if (i < 20) { /* determinism: same request, same content; other seed, other content */
-            LlmResponse r2, r3;
+            ChatResponse r2, r3;
             if (chat(s, b.body, &r2, &st) == 0) {
                 same += strcmp(r.content, r2.content) == 0;
-                llm_response_free(&r2);
+                chat_response_free(&r2);
             }
             if (chat(s_seed2, b.body, &r3, &st) == 0) {
                 differ += strcmp(r.content, r3.content) != 0;
-                llm_response_free(&r3);
+                chat_response_free(&r3);
             }
         }
-        llm_response_free(&r);
+        chat_response_free(&r);
         free(b.body);
     }
     EXPECT(ok_count == N, "teacher answers parse into 3 items: %d of %d", ok_count, N);
@@ -411,13 +411,13 @@ static void test_teacher(const Standin *s, const Standin *s_seed2) {
     for (int k = 0; k < 2; k++) {
         Body b;
         teacher_body(&b, literal_at(300 + k), asks[k]);
-        LlmResponse r;
+        ChatResponse r;
         long st;
         if (chat(s, b.body, &r, &st) == 0) {
             char *items[32];
             counts[k] = parse_list(r.content, items, 32);
             free_items(items, counts[k]);
-            llm_response_free(&r);
+            chat_response_free(&r);
         }
         free(b.body);
         EXPECT(counts[k] == want[k], "n=%d -> %d items (want %d)", asks[k], counts[k], want[k]);
@@ -425,21 +425,21 @@ static void test_teacher(const Standin *s, const Standin *s_seed2) {
 }
 
 static void test_refusals(void) {
-    StandinOptions o;
-    standin_options_init(&o);
+    ServeOptions o;
+    serve_options_init(&o);
     o.seed = 3;
     o.refusal_rate = 0.2;
-    Standin *s = start(&o);
+    Server *s = start(&o);
     int refused = 0, n = 400, mentions = 0;
     for (int i = 0; i < n; i++) {
         Body b;
         teacher_body(&b, literal_at(i), 3);
-        LlmResponse r;
+        ChatResponse r;
         long st;
         if (chat(s, b.body, &r, &st) == 0) {
             refused += strcmp(r.content, STANDIN_REFUSAL) == 0;
             mentions += strstr(r.content, "I'm sorry") != NULL;
-            llm_response_free(&r);
+            chat_response_free(&r);
         }
         free(b.body);
     }
@@ -452,18 +452,18 @@ static void test_refusals(void) {
 }
 
 /* Teacher items for literal i (best and worst under h). */
-static int teacher_pair(const Standin *s, int i, char **best, char **worst, double *dh) {
+static int teacher_pair(const Server *s, int i, char **best, char **worst, double *dh) {
     const char *lit = literal_at(i);
     Body b;
     teacher_body(&b, lit, 3);
-    LlmResponse r;
+    ChatResponse r;
     long st;
     int ok = chat(s, b.body, &r, &st) == 0;
     free(b.body);
     if (!ok) return 0;
     char *items[8];
     int n = parse_list(r.content, items, 8);
-    llm_response_free(&r);
+    chat_response_free(&r);
     if (n < 2) {
         free_items(items, n);
         return 0;
@@ -480,10 +480,10 @@ static int teacher_pair(const Standin *s, int i, char **best, char **worst, doub
     return 1;
 }
 
-static double critic_p1(const Standin *s, const char *lit, const char *a, const char *b, int *answer) {
+static double critic_p1(const Server *s, const char *lit, const char *a, const char *b, int *answer) {
     Body q;
     critic_body(&q, lit, a, b, 1, 2);
-    LlmResponse r;
+    ChatResponse r;
     long st;
     double p = NAN;
     if (chat(s, q.body, &r, &st) == 0) {
@@ -491,20 +491,20 @@ static double critic_p1(const Standin *s, const char *lit, const char *a, const 
         const char *ans = strstr(r.content, "Answer: ");
         if (answer) *answer = ans ? ans[8] - '0' : 0;
         EXPECT(strncmp(r.content, "Reason: ", 8) == 0 && ans, "critic format: %s", r.content);
-        llm_response_free(&r);
+        chat_response_free(&r);
     }
     free(q.body);
     return p;
 }
 
-static void test_critic(const Standin *s) {
-    StandinOptions o;
-    standin_options_init(&o);
+static void test_critic(const Server *s) {
+    ServeOptions o;
+    serve_options_init(&o);
     o.position_bias = 1.0;
-    Standin *sb = start(&o);
-    standin_options_init(&o);
+    Server *sb = start(&o);
+    serve_options_init(&o);
     o.length_bias = 2.0;
-    Standin *sl = start(&o);
+    Server *sl = start(&o);
 
     int clear = 0, agree = 0, agree_avg_b = 0, pairs = 0, exact = 1, len_ok = 1, ans_ok = 1, n_shift = 0;
     double sum_shift_b = 0;
@@ -570,13 +570,13 @@ static void test_critic(const Standin *s) {
     for (int mode = 0; mode < 3; mode++) {
         Body q;
         critic_body(&q, literal_at(3), best, worst, mode > 0, mode);
-        LlmResponse r;
+        ChatResponse r;
         long st;
         if (chat(s, q.body, &r, &st) == 0) {
             if (mode == 0) {
                 EXPECT(r.n_tokens == 0 && r.tokens == NULL, "no logprobs unless asked");
             } else {
-                const LlmTokenLogprob *t = r.n_tokens ? &r.tokens[r.n_tokens - 1] : NULL;
+                const ChatTokenLogprob *t = r.n_tokens ? &r.tokens[r.n_tokens - 1] : NULL;
                 EXPECT(t && (strcmp(t->token, "1") == 0 || strcmp(t->token, "2") == 0) && t->n_top == mode,
                        "answer token with %d top_logprobs (got %d)", mode, t ? t->n_top : -1);
                 if (t && mode == 2)
@@ -588,7 +588,7 @@ static void test_critic(const Standin *s) {
                 EXPECT(joined.a && strcmp(joined.a, r.content) == 0, "tokens concatenate to the content");
                 bytebuf_free(&joined);
             }
-            llm_response_free(&r);
+            chat_response_free(&r);
         }
         free(q.body);
     }
@@ -603,15 +603,15 @@ static void test_faults(void) {
     Body b;
     teacher_body(&b, lit, 3);
     for (int f = 1; f < SERVE_FAULT_KINDS; f++) {
-        StandinOptions o;
-        standin_options_init(&o);
+        ServeOptions o;
+        serve_options_init(&o);
         o.fault_rate[f] = 1.0;
         o.retry_after_s = 7;
-        Standin *s = start(&o);
+        Server *s = start(&o);
         char *u = url_of(s, "/chat/completions");
         Http h;
         http_do(u, b.body, f == SERVE_FAULT_HANG ? 400 : 5000, &h);
-        LlmResponse r;
+        ChatResponse r;
         Err e;
         switch (f) {
         case SERVE_FAULT_429:
@@ -646,14 +646,14 @@ static void test_faults(void) {
                    (int)h.rc, h.body.n);
             break;
         case SERVE_FAULT_EMPTY:
-            EXPECT(h.status == 200 && llm_response_parse(h.body.a, h.body.n, &r, &e) == 0 && r.content[0] == 0,
+            EXPECT(h.status == 200 && chat_response_parse(h.body.a, h.body.n, &r, &e) == 0 && r.content[0] == 0,
                    "empty: 200 with empty content");
-            llm_response_free(&r);
+            chat_response_free(&r);
             break;
         case SERVE_FAULT_SCHEMA: {
             cJSON *o2 = cJSON_ParseWithLength(h.body.a, h.body.n);
             EXPECT(h.status == 200 && o2 && !cJSON_GetObjectItem(o2, "choices") &&
-                       llm_response_parse(h.body.a, h.body.n, &r, &e) != 0,
+                       chat_response_parse(h.body.a, h.body.n, &r, &e) != 0,
                    "schema: valid JSON without choices");
             cJSON_Delete(o2);
             break;
@@ -669,11 +669,11 @@ static void test_faults(void) {
 
     /* hung connections are capped: the oldest is closed when one more arrives */
     {
-        StandinOptions o;
-        standin_options_init(&o);
+        ServeOptions o;
+        serve_options_init(&o);
         o.fault_rate[SERVE_FAULT_HANG] = 1.0;
         o.max_hung = 2;
-        Standin *s = start(&o);
+        Server *s = start(&o);
         char *u = url_of(s, "/chat/completions");
         CURLM *m = curl_multi_init();
         Http hs[3];
@@ -719,12 +719,12 @@ static void test_faults(void) {
     /* mixed faults: a retried request draws afresh; the same seed replays */
     long seq[2][40];
     for (int run = 0; run < 2; run++) {
-        StandinOptions o;
-        standin_options_init(&o);
+        ServeOptions o;
+        serve_options_init(&o);
         o.seed = 5;
         o.fault_rate[SERVE_FAULT_429] = 0.3;
         o.fault_rate[SERVE_FAULT_503] = 0.2;
-        Standin *s = start(&o);
+        Server *s = start(&o);
         char *u = url_of(s, "/chat/completions");
         for (int i = 0; i < 40; i++) {
             Http h;
@@ -748,10 +748,10 @@ static void test_faults(void) {
 }
 
 static void test_latency(void) {
-    StandinOptions o;
-    standin_options_init(&o);
+    ServeOptions o;
+    serve_options_init(&o);
     o.latency_ms = 200;
-    Standin *s = start(&o);
+    Server *s = start(&o);
     char *u = url_of(s, "/chat/completions");
     Body b;
     teacher_body(&b, literal_at(20), 3);
@@ -780,7 +780,7 @@ static void test_latency(void) {
 
     /* jitter: delays in [X, X+J), as logged and as measured */
     char *log = xasprintf("%s/jitter.jsonl", TMP);
-    standin_options_init(&o);
+    serve_options_init(&o);
     o.latency_ms = 30;
     o.latency_jitter_ms = 60;
     o.request_log = log;
@@ -821,11 +821,11 @@ static void test_latency(void) {
 
 static void test_request_log(void) {
     char *log = xasprintf("%s/requests.jsonl", TMP);
-    StandinOptions o;
-    standin_options_init(&o);
+    ServeOptions o;
+    serve_options_init(&o);
     o.request_log = log;
     o.fault_rate[SERVE_FAULT_500] = 0.5;
-    Standin *s = start(&o);
+    Server *s = start(&o);
     char *u = url_of(s, "/chat/completions");
     Body bs[4];
     teacher_body(&bs[0], literal_at(50), 3);
@@ -892,12 +892,12 @@ static void test_request_log(void) {
 
 static void test_stop_with_pending(void) {
     char *log = xasprintf("%s/stop.jsonl", TMP);
-    StandinOptions o;
-    standin_options_init(&o);
+    ServeOptions o;
+    serve_options_init(&o);
     o.request_log = log;
     o.fault_rate[SERVE_FAULT_HANG] = 0.5;
     o.latency_ms = 5000;
-    Standin *s = start(&o);
+    Server *s = start(&o);
     char *u = url_of(s, "/chat/completions");
     CURLM *m = curl_multi_init();
     Http hs[8];
@@ -947,7 +947,7 @@ static void test_stop_with_pending(void) {
     free(u);
 }
 
-static void test_throughput(const Standin *s) {
+static void test_throughput(const Server *s) {
     const int n = 6000, conc = 64;
     char **bodies = xmalloc(n * sizeof *bodies);
     Body crit[64];
@@ -1040,12 +1040,12 @@ int main(void) {
     printf("world: %d fortunes, %d literals, %d tags in %.2f s\n", standin_world_n_jokes(W), standin_world_n_literals(W),
            standin_world_n_tags(W), util_now() - t0);
     test_world();
-    StandinOptions o;
-    standin_options_init(&o);
+    ServeOptions o;
+    serve_options_init(&o);
     o.seed = 1;
-    Standin *s = start(&o);
+    Server *s = start(&o);
     o.seed = 2;
-    Standin *s2 = start(&o);
+    Server *s2 = start(&o);
     test_protocol(s);
     test_teacher(s, s2);
     test_refusals();

@@ -7,16 +7,17 @@
 #include <string.h>
 
 #include "base/config.h"
-#include "llm/roles.h"
+#include "llm/critic.h"
+#include "llm/teacher.h"
 #include "standin/serve.h"
 #include "test.h"
 #include "base/util.h"
 
 enum { N = 80 };
 
-static Standin *start(const StandinWorld *w, double bias, Err *e) {
-    StandinOptions o;
-    standin_options_init(&o);
+static Server *start(const StandinWorld *w, double bias, Err *e) {
+    ServeOptions o;
+    serve_options_init(&o);
     o.world = w;
     o.quiet = 1;
     o.position_bias = bias;
@@ -24,7 +25,7 @@ static Standin *start(const StandinWorld *w, double bias, Err *e) {
     return serve_start(&o, e);
 }
 
-static CriticJudgement *judge(Standin *s, const Config *cfg, const CriticItem *items, int logprobs) {
+static CriticJudgement *judge(Server *s, const Config *cfg, const CriticItem *items, int logprobs) {
     char *url = xasprintf("http://127.0.0.1:%d/v1", serve_port(s));
     LlmEndpoint ep = {.name = "critic", .base_url = url, .api_key_env = "", .ca_bundle = "",
                       .concurrency = 16, .connect_timeout = 5, .timeout = 30, .retries = 2,
@@ -75,7 +76,7 @@ int main(void) {
         strvec_free(&v);
         free(ans);
     }
-    Standin *fair = start(w, 0.0, &e), *biased = start(w, 1.5, &e);
+    Server *fair = start(w, 0.0, &e), *biased = start(w, 1.5, &e);
     CHECK(fair && biased, "%s", e.msg);
     CriticJudgement *jf = judge(fair, &cfg, items, 1), *jb = judge(biased, &cfg, items, 1);
     CriticJudgement *jt = judge(fair, &cfg, items, 0);

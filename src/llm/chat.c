@@ -1,6 +1,6 @@
 /* llmproto -- chat-completions bodies, keys and responses; see
  * include/llmproto.h. */
-#include "llm/llmproto.h"
+#include "llm/chat.h"
 
 #include <cJSON.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "base/sha256.h"
 
-void llm_request_init(LlmRequest *r, const char *model) {
+void chat_request_init(ChatRequest *r, const char *model) {
     memset(r, 0, sizeof *r);
     r->model = xstrdup(model ? model : "");
     r->temperature = -1;
@@ -17,14 +17,14 @@ void llm_request_init(LlmRequest *r, const char *model) {
     r->n = 1;
 }
 
-void llm_request_add_message(LlmRequest *r, const char *role, const char *content) {
-    r->messages = xrealloc(r->messages, sizeof(LlmMessage) * (size_t)(r->n_messages + 1));
+void chat_request_add_message(ChatRequest *r, const char *role, const char *content) {
+    r->messages = xrealloc(r->messages, sizeof(ChatMessage) * (size_t)(r->n_messages + 1));
     r->messages[r->n_messages].role = xstrdup(role);
     r->messages[r->n_messages].content = xstrdup(content);
     r->n_messages++;
 }
 
-void llm_request_free(LlmRequest *r) {
+void chat_request_free(ChatRequest *r) {
     if (!r) return;
     for (int i = 0; i < r->n_messages; i++) {
         free(r->messages[i].role);
@@ -35,7 +35,7 @@ void llm_request_free(LlmRequest *r) {
     memset(r, 0, sizeof *r);
 }
 
-static cJSON *request_json(const LlmRequest *r) {
+static cJSON *request_json(const ChatRequest *r) {
     cJSON *o = cJSON_CreateObject();
     CHECK(o, "cJSON alloc");
     cJSON_AddStringToObject(o, "model", r->model);
@@ -64,20 +64,20 @@ static char *print_compact(cJSON *o) {
     return c;
 }
 
-char *llm_request_body(const LlmRequest *r) {
+char *chat_request_body(const ChatRequest *r) {
     cJSON *o = request_json(r);
     char *s = print_compact(o);
     cJSON_Delete(o);
     return s;
 }
 
-void llm_request_key(const LlmRequest *r, char key[65]) {
-    char *s = llm_request_body(r);
+void chat_request_key(const ChatRequest *r, char key[65]) {
+    char *s = chat_request_body(r);
     sha256_hex(s, strlen(s), key);
     free(s);
 }
 
-int llm_request_parse(const char *body, size_t len, LlmRequest *r, Err *e) {
+int chat_request_parse(const char *body, size_t len, ChatRequest *r, Err *e) {
     memset(r, 0, sizeof *r);
     cJSON *o = cJSON_ParseWithLength(body, len);
     if (!o) return err_set(e, "malformed JSON request");
@@ -88,17 +88,17 @@ int llm_request_parse(const char *body, size_t len, LlmRequest *r, Err *e) {
         rc = err_set(e, "request needs \"model\" (string) and \"messages\" (array)");
         goto out;
     }
-    llm_request_init(r, model->valuestring);
+    chat_request_init(r, model->valuestring);
     cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
             rc = err_set(e, "every message needs string \"role\" and \"content\"");
-            llm_request_free(r);
+            chat_request_free(r);
             goto out;
         }
-        llm_request_add_message(r, role->valuestring, content->valuestring);
+        chat_request_add_message(r, role->valuestring, content->valuestring);
     }
     cJSON *v;
     if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "temperature"))) r->temperature = v->valuedouble;
@@ -113,7 +113,7 @@ out:
     return rc;
 }
 
-void llm_response_free(LlmResponse *r) {
+void chat_response_free(ChatResponse *r) {
     if (!r) return;
     for (int i = 0; i < r->n_tokens; i++) {
         free(r->tokens[i].token);
@@ -125,7 +125,7 @@ void llm_response_free(LlmResponse *r) {
     memset(r, 0, sizeof *r);
 }
 
-int llm_response_parse(const char *body, size_t len, LlmResponse *out, Err *e) {
+int chat_response_parse(const char *body, size_t len, ChatResponse *out, Err *e) {
     memset(out, 0, sizeof *out);
     out->prompt_tokens = out->completion_tokens = -1;
     cJSON *o = cJSON_ParseWithLength(body, len);
@@ -151,19 +151,19 @@ int llm_response_parse(const char *body, size_t len, LlmResponse *out, Err *e) {
     cJSON *lpc = cJSON_IsObject(lp) ? cJSON_GetObjectItemCaseSensitive(lp, "content") : NULL;
     if (cJSON_IsArray(lpc)) {
         int n = cJSON_GetArraySize(lpc);
-        out->tokens = xcalloc((size_t)(n ? n : 1), sizeof(LlmTokenLogprob));
+        out->tokens = xcalloc((size_t)(n ? n : 1), sizeof(ChatTokenLogprob));
         cJSON *t;
         cJSON_ArrayForEach(t, lpc) {
             cJSON *tok = cJSON_GetObjectItemCaseSensitive(t, "token");
             cJSON *l = cJSON_GetObjectItemCaseSensitive(t, "logprob");
             if (!cJSON_IsString(tok) || !cJSON_IsNumber(l)) continue;
-            LlmTokenLogprob *d = &out->tokens[out->n_tokens++];
+            ChatTokenLogprob *d = &out->tokens[out->n_tokens++];
             d->token = xstrdup(tok->valuestring);
             d->logprob = l->valuedouble;
             cJSON *top = cJSON_GetObjectItemCaseSensitive(t, "top_logprobs");
             if (cJSON_IsArray(top)) {
                 int k = cJSON_GetArraySize(top);
-                d->top = xcalloc((size_t)(k ? k : 1), sizeof(LlmTopLogprob));
+                d->top = xcalloc((size_t)(k ? k : 1), sizeof(ChatTopLogprob));
                 cJSON *x;
                 cJSON_ArrayForEach(x, top) {
                     cJSON *xt = cJSON_GetObjectItemCaseSensitive(x, "token");
@@ -185,11 +185,11 @@ int llm_response_parse(const char *body, size_t len, LlmResponse *out, Err *e) {
     }
 out:
     cJSON_Delete(o);
-    if (rc) llm_response_free(out);
+    if (rc) chat_response_free(out);
     return rc;
 }
 
-char *llm_fill_template(const char *tmpl, const char *input, int n, const char *a, const char *b) {
+char *chat_fill_template(const char *tmpl, const char *input, int n, const char *a, const char *b) {
     ByteBuf out = {0};
     for (const char *p = tmpl; *p;) {
         if (*p == '{') {
@@ -215,4 +215,16 @@ char *llm_fill_template(const char *tmpl, const char *input, int n, const char *
     }
     if (!out.a) bytebuf_put(&out, "", 0);
     return out.a;
+}
+
+void chat_request_for(const EndpointConfig *ec, const char *user, ChatRequest *out) {
+    chat_request_init(out, ec->model);
+    if (ec->system[0]) chat_request_add_message(out, "system", ec->system);
+    chat_request_add_message(out, "user", user);
+    out->temperature = ec->temperature;
+    out->top_p = ec->top_p;
+    out->max_tokens = ec->max_tokens;
+    out->seed = ec->seed;
+    out->logprobs = ec->logprobs;
+    out->top_logprobs = ec->logprobs ? ec->top_logprobs : 0;
 }

@@ -11,8 +11,9 @@
 #include <unistd.h>
 
 #include "llm/cache.h"
-#include "llm/llmproto.h"
-#include "llm/roles.h"
+#include "llm/chat.h"
+#include "llm/critic.h"
+#include "llm/teacher.h"
 #include "base/sha256.h"
 #include "test.h"
 #include "base/util.h"
@@ -44,42 +45,42 @@ static void test_sha256(void) {
 }
 
 static void test_request(void) {
-    LlmRequest r;
-    llm_request_init(&r, "m1");
-    llm_request_add_message(&r, "system", "be brief");
-    llm_request_add_message(&r, "user", "say \"hi\"\nnow");
+    ChatRequest r;
+    chat_request_init(&r, "m1");
+    chat_request_add_message(&r, "system", "be brief");
+    chat_request_add_message(&r, "user", "say \"hi\"\nnow");
     r.temperature = 0.8;
     r.max_tokens = 50;
     r.logprobs = 1;
     r.top_logprobs = 5;
-    char *body = llm_request_body(&r);
+    char *body = chat_request_body(&r);
     EXPECT(!strcmp(body, "{\"model\":\"m1\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
                          "{\"role\":\"user\",\"content\":\"say \\\"hi\\\"\\nnow\"}],\"temperature\":0.8,"
                          "\"max_tokens\":50,\"logprobs\":true,\"top_logprobs\":5}"),
            "body %s", body);
     char k1[65], k2[65];
-    llm_request_key(&r, k1);
+    chat_request_key(&r, k1);
     /* the server's view: parse the body, key it again */
-    LlmRequest back;
+    ChatRequest back;
     Err e;
-    EXPECT(llm_request_parse(body, strlen(body), &back, &e) == 0, "%s", e.msg);
-    llm_request_key(&back, k2);
+    EXPECT(chat_request_parse(body, strlen(body), &back, &e) == 0, "%s", e.msg);
+    chat_request_key(&back, k2);
     EXPECT(!strcmp(k1, k2), "key differs after a round trip");
     /* the same body with other whitespace and key order is the same request */
     const char *other = "{ \"messages\": [ {\"content\": \"be brief\", \"role\": \"system\"}, {\"role\":\"user\","
                         "\"content\":\"say \\\"hi\\\"\\nnow\"} ], \"top_logprobs\": 5, \"logprobs\": true,"
                         " \"max_tokens\": 50, \"temperature\": 0.80, \"model\": \"m1\" }";
-    LlmRequest o2;
-    EXPECT(llm_request_parse(other, strlen(other), &o2, &e) == 0, "%s", e.msg);
+    ChatRequest o2;
+    EXPECT(chat_request_parse(other, strlen(other), &o2, &e) == 0, "%s", e.msg);
     char k3[65];
-    llm_request_key(&o2, k3);
+    chat_request_key(&o2, k3);
     EXPECT(!strcmp(k1, k3), "canonical key depends on formatting");
     r.temperature = 0.7;
-    llm_request_key(&r, k2);
+    chat_request_key(&r, k2);
     EXPECT(strcmp(k1, k2) != 0, "temperature not part of the key");
-    EXPECT(llm_request_parse("{\"model\": 3}", 12, &back, &e) != 0, "bad request accepted");
-    EXPECT(llm_request_parse("{nope", 5, &back, &e) != 0 && strstr(e.msg, "malformed"), "malformed accepted");
-    llm_request_free(&r), llm_request_free(&o2);
+    EXPECT(chat_request_parse("{\"model\": 3}", 12, &back, &e) != 0, "bad request accepted");
+    EXPECT(chat_request_parse("{nope", 5, &back, &e) != 0 && strstr(e.msg, "malformed"), "malformed accepted");
+    chat_request_free(&r), chat_request_free(&o2);
     free(body);
 }
 
@@ -91,30 +92,30 @@ static void test_response(void) {
                      "{\"token\":\":\",\"logprob\":0},{\"token\":\" 2\",\"logprob\":-0.2231,\"top_logprobs\":["
                      "{\"token\":\" 2\",\"logprob\":-0.2231},{\"token\":\" 1\",\"logprob\":-1.6094}]}]}}],"
                      "\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":7,\"total_tokens\":47}}";
-    LlmResponse r;
+    ChatResponse r;
     Err e;
-    EXPECT(llm_response_parse(ok, strlen(ok), &r, &e) == 0, "%s", e.msg);
+    EXPECT(chat_response_parse(ok, strlen(ok), &r, &e) == 0, "%s", e.msg);
     EXPECT(!strcmp(r.content, "Reason: funnier.\nAnswer: 2") && !strcmp(r.finish_reason, "stop"), "content");
     EXPECT(r.n_tokens == 6 && r.tokens[5].n_top == 2, "logprobs %d", r.n_tokens);
     EXPECT(r.prompt_tokens == 40 && r.completion_tokens == 7, "usage");
     double p1 = -1;
     EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_LOGPROBS, "critic source");
     EXPECT(fabs(p1 - 0.2) < 1e-3, "p1 %g (exp(-1.6094)=0.2, exp(-0.2231)=0.8)", p1);
-    llm_response_free(&r);
+    chat_response_free(&r);
     const char *nolp = "{\"choices\":[{\"message\":{\"content\":\"Reason: shorter.\\nAnswer: 1\"}}]}";
-    EXPECT(llm_response_parse(nolp, strlen(nolp), &r, &e) == 0, "%s", e.msg);
+    EXPECT(chat_response_parse(nolp, strlen(nolp), &r, &e) == 0, "%s", e.msg);
     EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_TEXT && p1 == 1.0, "text fallback %g", p1);
     EXPECT(r.prompt_tokens == -1, "missing usage");
-    llm_response_free(&r);
+    chat_response_free(&r);
     const char *none = "{\"choices\":[{\"message\":{\"content\":\"I like both.\"}}]}";
-    EXPECT(llm_response_parse(none, strlen(none), &r, &e) == 0, "%s", e.msg);
+    EXPECT(chat_response_parse(none, strlen(none), &r, &e) == 0, "%s", e.msg);
     EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_NONE, "no answer must not parse");
-    llm_response_free(&r);
-    EXPECT(llm_response_parse("{\"choices\":[", 12, &r, &e) != 0 && strstr(e.msg, "malformed"), "malformed");
-    EXPECT(llm_response_parse("{\"object\":\"x\"}", 14, &r, &e) != 0 && strstr(e.msg, "schema"), "schema");
+    chat_response_free(&r);
+    EXPECT(chat_response_parse("{\"choices\":[", 12, &r, &e) != 0 && strstr(e.msg, "malformed"), "malformed");
+    EXPECT(chat_response_parse("{\"object\":\"x\"}", 14, &r, &e) != 0 && strstr(e.msg, "schema"), "schema");
     const char *err = "{\"error\":{\"message\":\"model not found\"}}";
-    EXPECT(llm_response_parse(err, strlen(err), &r, &e) != 0 && strstr(e.msg, "model not found"), "error %s", e.msg);
-    char *t = llm_fill_template("S: {input} n={n} 1. {a} 2. {b} {other}", "x y", 3, "A", "B");
+    EXPECT(chat_response_parse(err, strlen(err), &r, &e) != 0 && strstr(e.msg, "model not found"), "error %s", e.msg);
+    char *t = chat_fill_template("S: {input} n={n} 1. {a} 2. {b} {other}", "x y", 3, "A", "B");
     EXPECT(!strcmp(t, "S: x y n=3 1. A 2. B {other}"), "template %s", t);
     free(t);
 }
