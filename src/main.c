@@ -8,7 +8,9 @@
 #include "base/comm.h"
 #include "base/config.h"
 #include "stages/critique.h"
-#include "stages/evaluate.h"
+#include "stages/eval.h"
+#include "stages/export.h"
+#include "stages/report.h"
 #include "stages/ingest.h"
 #include "stages/pipeline.h"
 #include "io/prov.h"
@@ -245,7 +247,7 @@ int main(int argc, char **argv) {
             fputs(EXPORT_HELP, stdout);
             return EXIT_OK;
         }
-        return cli_export(argc, argv);
+        return export_main(argc, argv);
     }
     if (strcmp(cmd, "report") == 0) {
         if (wants_help(argc, argv)) {

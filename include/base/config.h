@@ -30,6 +30,18 @@ typedef struct {
     char *prompt;       /* user message template: {input} {n} {a} {b} */
 } EndpointConfig;
 
+/* Enum options are stored as the index of their value among the option's
+ * choices (config_enum_name gives the name back); list options as a bit set
+ * of the choices (bit i = choice i). */
+typedef enum { TOO_LONG_ERROR = 0, TOO_LONG_SKIP } TooLong;                 /* data.too_long */
+typedef enum { TOKENIZER_BPE = 0, TOKENIZER_GPT2 } TokenizerType;          /* tokenizer.type */
+typedef enum { SCHEDULE_COSINE = 0, SCHEDULE_CONSTANT } Schedule;          /* train.schedule */
+typedef enum { FORMAT_AUTO = 0, FORMAT_JSONL, FORMAT_CSV, FORMAT_TEXT } InputFormat; /* ingest.format */
+typedef enum { OBJECTIVE_FT = 0, OBJECTIVE_SD, OBJECTIVE_DPO, OBJECTIVE_BRIO, OBJECTIVE_BRIO_DPO } CritiqueObjective;
+typedef enum { LEN_WORDS = 0, LEN_TOKENS } LenUnit;                        /* critique.len_unit */
+enum { SPLIT_TRAIN = 1u << 0, SPLIT_EVAL = 1u << 1, SPLIT_OOD = 1u << 2 }; /* teach.splits */
+enum { EVAL_SPLIT_EVAL = 1u << 0, EVAL_SPLIT_OOD = 1u << 1 };              /* eval.splits */
+
 typedef struct {
     struct {
         char *dir;       /* run directory: run.h5, ckpt/ */
@@ -40,11 +52,11 @@ typedef struct {
         char *path;      /* the shared data.h5 (ingest, teach) */
         char *pairs;     /* training pairs: .jsonl or .h5 */
         int64_t max_examples; /* 0 = all */
-        char *too_long;  /* "error" | "skip" */
+        int too_long;    /* TooLong */
         double val_fraction; /* held-out share of the pairs for validation loss */
     } data;
     struct {
-        char *type;      /* "bpe" (trained on the run's text) | "gpt2" */
+        int type;        /* TokenizerType: bpe (trained on the run's text) | gpt2 */
         int vocab_size;  /* bpe: ids in all, including 256 bytes and 2 specials */
         char *gpt2_vocab;
         char *gpt2_merges;
@@ -63,7 +75,7 @@ typedef struct {
         double epochs;
         double lr, min_lr_frac;
         int64_t warmup_steps;
-        char *schedule;  /* "cosine" | "constant" */
+        int schedule;    /* Schedule */
         double weight_decay, beta1, beta2, eps, grad_clip;
         int64_t seed;
         int64_t ckpt_every;
@@ -73,7 +85,7 @@ typedef struct {
     } train;
     struct {
         char *source;    /* "wordnet" | a file path */
-        char *format;    /* auto | jsonl | csv | text */
+        int format;      /* InputFormat */
         char *field;     /* JSONL key / CSV column of the text */
         int64_t limit;   /* keep at most N inputs (after de-duplication); 0 = all */
         double eval_fraction;
@@ -84,7 +96,7 @@ typedef struct {
     } ingest;
     struct {
         int n;           /* paraphrases per input */
-        char *splits;    /* comma list of train,eval,ood */
+        unsigned splits; /* SPLIT_* bits of train,eval,ood */
     } teach;
     struct {
         char *cache;     /* response cache file; "" = next to the output */
@@ -96,7 +108,7 @@ typedef struct {
         double refusal_rate, position_bias, length_bias, latency_ms;
     } standin;
     struct {
-        char *objective; /* ft | sd | dpo | brio | brio-dpo */
+        int objective;   /* CritiqueObjective */
         int rounds;      /* feedback collected this many times */
         double epochs;   /* passes over a round's pairs */
         int k;           /* candidates sampled per input */
@@ -104,7 +116,7 @@ typedef struct {
         int max_new;
         int64_t inputs;  /* training inputs per round; 0 = all */
         int ngram;
-        char *len_unit;  /* words | tokens */
+        int len_unit;    /* LenUnit */
         double len_lo, len_hi, tie_margin;
         int filter_first; /* length filter before choosing the most distant pair */
         double beta, brio_rank_weight, brio_ce_weight;
@@ -116,7 +128,7 @@ typedef struct {
     } critique;
     struct {
         char *judges;    /* JSON file of extra judge endpoints ("" = the critic only) */
-        char *splits;    /* comma list of eval,ood */
+        unsigned splits; /* EVAL_SPLIT_* bits of eval,ood */
         int beam, max_new;
         int64_t limit;
         int bootstrap;
@@ -141,6 +153,9 @@ int config_validate(const Config *c, Err *e);
 
 /* The resolved configuration as a JSON object (caller frees). */
 char *config_to_json(const Config *c);
+/* The name of value v of enum option key ("critique.objective", 3 ->
+ * "brio"); "?" if either is unknown. */
+const char *config_enum_name(const char *key, int v);
 /* The value of option key as text (as in config_print); -1 if unknown. */
 int config_get_string(const Config *c, const char *key, char *buf, size_t n);
 /* Prints "section.key = value" lines. */

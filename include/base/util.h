@@ -27,6 +27,14 @@ enum {
 
 /* ---- errors ------------------------------------------------------------ */
 
+/* The outcome of a stage, or of one of its phases: done; stopped early by a
+ * stop request (a signal, the STOP file, the time limit: resumable, exit 3);
+ * or failed (an Err says why).  Functions that can be stopped return a
+ * Status; "stopped" is never encoded otherwise. */
+typedef enum { STATUS_OK = 0, STATUS_STOPPED = 1, STATUS_FAILED = 2 } Status;
+/* EXIT_OK, EXIT_STOPPED, or failed_code for STATUS_FAILED. */
+int status_exit_code(Status s, int failed_code);
+
 typedef struct {
     char msg[768];
 } Err;

@@ -10,9 +10,6 @@
 #ifndef HDISTILL_PAIRS_H
 #define HDISTILL_PAIRS_H
 
-/* Word count of s (runs of non-space characters). */
-int pairs_word_count(const char *s);
-
 /* Levenshtein distance between the word n-gram sequences of a and b. */
 int pairs_ngram_distance(const char *a, const char *b, int n);
 

@@ -21,8 +21,10 @@
 #include <stdint.h>
 
 #include "engine/data.h"
+#include "engine/packer.h"
 #include "engine/model.h"
 #include "io/prov.h"
+#include "io/metrics.h"
 #include "io/store.h"
 #include "engine/tokenizer.h"
 
@@ -37,34 +39,6 @@ typedef struct {
     int64_t world_size;
     int64_t threads;   /* kernel/OpenBLAS threads per rank (OpenBLAS rounds by thread count) */
 } TrainState;
-
-/* The per-step training log kept in memory on rank 0. */
-typedef struct {
-    int64_t n, cap;
-    int64_t *step, *tokens;
-    double *loss, *lr, *grad_norm, *time;
-} MetricLog;
-
-/* Validation losses (rank 0), also kept in checkpoints. */
-typedef struct {
-    int64_t n, cap;
-    int64_t *step;
-    double *loss;
-} ValLog;
-
-void vallog_push(ValLog *l, int64_t step, double loss);
-void vallog_free(ValLog *l);
-/* Drops entries after step. */
-void vallog_truncate_after(ValLog *l, int64_t step);
-
-void metriclog_push(MetricLog *l, int64_t step, double loss, double lr, double gnorm,
-                    int64_t tokens, double time);
-void metriclog_truncate(MetricLog *l, int64_t n);
-void metriclog_free(MetricLog *l);
-/* Appends entries [from, l->n) as 1-D series under group (e.g. "/metrics/train"). */
-int metriclog_append_to(StoreFile *f, const char *group, const MetricLog *l, int64_t from, Err *e);
-/* Reads the series of group into l (replacing it). */
-int metriclog_read(StoreFile *f, const char *group, MetricLog *l, Err *e);
 
 /* The tokenizer under group: offsets (int64), blob (uint8), special (uint8),
  * merges (int32 [n,2]), attrs eot_id, sep_id. */
@@ -86,6 +60,25 @@ int ckpt_read_meta(const char *path, ModelConfig *cfg, TokenizerData *tok, char 
  * a model already initialised with the checkpoint's configuration. */
 int ckpt_read(const char *path, Model *m, float *mom_m, float *mom_v, TrainState *st, MetricLog *log,
               ValLog *val, Err *e);
+
+/* What a checkpoint says about itself (its metadata). */
+typedef struct {
+    char *path;
+    ModelConfig cfg;
+    TokenizerData td;
+    char *config_json;
+} CkptMeta;
+
+/* The one policy for finding a run's state: the newest checkpoint of dir
+ * whose metadata reads back; unreadable ones are skipped with a warning and,
+ * when quarantine is set (the process owns the run and is not a dry run),
+ * renamed "<path>.bad".  before >= 0: only checkpoints of earlier steps
+ * (to fall back from one whose state does not read back); -1: any.
+ * Returns 1 with meta filled (free with ckpt_meta_free), 0 if there is none. */
+int ckpt_find_newest(const char *dir, int quarantine, int64_t before, CkptMeta *meta);
+/* The step of a checkpoint path (step_NNNNNNNN.h5); -1 if not one. */
+int64_t ckpt_step_of(const char *path);
+void ckpt_meta_free(CkptMeta *m);
 
 /* Complete checkpoints in dir (step_*.h5, not .tmp), newest first; *n set.
  * Free with ckpt_list_free. */

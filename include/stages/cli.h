@@ -1,4 +1,4 @@
-/* cli -- subcommands that are not a stage of their own: tokenize, export, and the
+/* cli -- subcommands that are not a stage of their own: tokenize, and the
  * shared parsing of "CONFIG [--set k=v]... [--dry-run]" into a resolved,
  * validated Config on every rank. */
 #ifndef HDISTILL_CLI_H
@@ -11,10 +11,6 @@
  * broadcasts the resolved configuration; on error every rank exits with
  * EXIT_USAGE after rank 0 prints one line. */
 void cli_load_config(Config *cfg, const Comm *comm, int argc, char **argv, int first, int *dry_run);
-
-/* hdistill export RUN_DIR|CHECKPOINT.h5 --out DIR: the newest checkpoint's weights as
- * DIR/model.safetensors + DIR/config.json (Hugging Face GPT-2 layout). */
-int cli_export(int argc, char **argv);
 
 /* hdistill tokenize --gpt2-vocab FILE --gpt2-merges FILE: stdin lines -> ids. */
 int cli_tokenize(int argc, char **argv);

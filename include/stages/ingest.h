@@ -27,8 +27,6 @@
 
 int ingest_main(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run);
 
-/* Normalised copy of s[0..len) (malloc'd); "" if nothing is left. */
-char *ingest_normalize(const char *s, size_t len);
 /* Example sentences of WordNet data files (appended to out). */
 int ingest_read_wordnet(const char *path, StrVec *out, Err *e);
 /* Inputs of a file; format "auto"|"jsonl"|"csv"|"text"; field for JSONL/CSV. */

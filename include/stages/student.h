@@ -1,18 +1,26 @@
-/* student -- the trained student of a run directory, for the stages after
- * supervised fine-tuning (critique rounds, evaluation): the newest readable
- * checkpoint's model, tokenizer, training state and metric history, read by
- * rank 0 and broadcast, plus prompt encoding and output decoding in the
- * format the model was trained on (prompt, separator -> target, end). */
+/* student -- the student of a run directory: its model, tokenizer, prompt
+ * format, training state and metric history, read from the newest readable
+ * checkpoint by rank 0 and broadcast to every rank; plus prompt encoding,
+ * output decoding in the format the model was trained on (prompt,
+ * separator -> target, end of text), and distributed generation.
+ *
+ * The one place that reads a checkpoint into memory: SFT resuming (train.c),
+ * the critique rounds and evaluation all come through student_restore /
+ * student_load.  The policy for an unreadable checkpoint is ckpt.h's
+ * ckpt_find_newest: skipped with a warning, renamed "<path>.bad" when the
+ * caller owns the run (quarantine = 1), and the next older one is used.
+ */
 #ifndef HDISTILL_STUDENT_H
 #define HDISTILL_STUDENT_H
 
-#include "io/ckpt.h"
 #include "base/comm.h"
 #include "base/config.h"
 #include "engine/gen.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "engine/tokenizer.h"
+#include "io/ckpt.h"
+#include "io/metrics.h"
 
 typedef struct {
     Model model;
@@ -21,16 +29,37 @@ typedef struct {
     TrainState st;
     MetricLog log; /* rank 0 */
     ValLog val;    /* rank 0 */
-    char *path;    /* checkpoint read (rank 0) */
+    char *path;    /* the checkpoint read (rank 0); NULL for a fresh model */
     int sep[64], n_sep, eot;
 } Student;
 
-/* Collective.  Loads the newest readable checkpoint of cfg->run.dir (opt, if
- * given, is initialised and gets the moments).  -1 with e set on rank 0 if
- * there is none; every rank returns the same status. */
-int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, Err *e);
+/* Collective.  Loads the newest readable checkpoint of cfg->run.dir into s
+ * (opt, if given, is initialised with the train.* AdamW settings and gets the
+ * moments).  -1 with e set (same status on every rank) if there is none. */
+int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, int quarantine, Err *e);
+
+/* Rank 0, inside a collective section: reads the whole state of the
+ * checkpoint meta->path (parameters, moments when opt is given, training
+ * state, logs) into s->model, which is initialised with meta->cfg.  If it
+ * does not read back whole, the checkpoint is quarantined (when asked) and
+ * the next older one with the same model configuration is tried (meta is
+ * replaced).  Returns 0 when one was read (s->path set), -1 when none was
+ * (s's buffers may then hold partial data: the caller starts afresh). */
+int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *meta, int quarantine);
+
+/* Collective: rank 0's parameters, moments (opt may be NULL) and training
+ * state to every rank. */
+void student_bcast_state(Student *s, Optim *opt);
+
+/* The tokenizer from td (every rank), the separator and end-of-text ids. */
+void student_set_tokenizer(Student *s, const Config *cfg);
+
 void student_free(Student *s);
 
+/* The ids between prompt and target: <|sep|> when the tokenizer has one,
+ * else the encoding of tokenizer.separator.  Fills sep (capacity 64);
+ * returns the count. */
+int student_separator_ids(const Config *cfg, const Tokenizer *t, int *sep);
 /* prompt ids + separator ids (appended to out) */
 void student_prompt(const Student *s, const char *text, IntVec *out);
 /* text of a generated sequence (malloc'd): decoded, made valid UTF-8 (U+FFFD

@@ -15,7 +15,9 @@
  * newest complete one, and the resumed loss curve is bitwise identical to an
  * uninterrupted one.  SIGTERM/SIGINT/SIGUSR1, a file named STOP in the run
  * directory, or train.max_run_time stop all ranks at a step boundary after a
- * checkpoint, with exit code 3 (EXIT_STOPPED).
+ * checkpoint, with exit code 3 (EXIT_STOPPED) (the trainer's protocol,
+ * trainer.h).  A run that reaches its last step marks run.h5's root
+ * attribute sft_complete = 1.
  */
 #ifndef HDISTILL_TRAIN_H
 #define HDISTILL_TRAIN_H
@@ -28,16 +30,9 @@
 /* Runs `hdistill train`; returns the process exit code (collective). */
 int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run);
 
-/* Threads per rank: run.threads, else OMP_NUM_THREADS, else
- * SLURM_CPUS_PER_TASK, else online cores / ranks on this node (>= 1). */
-int train_pick_threads(const Config *cfg, const Comm *comm);
-
 /* The run's tokenizer when no checkpoint provides one: GPT-2's files, or a
  * byte-level BPE trained on the prompts and targets.  NULL with e set. */
 Tokenizer *train_build_tokenizer(const Config *cfg, const Pairs *pairs, Err *e);
-/* The ids between prompt and target: <|sep|> for bpe, else the encoding of
- * tokenizer.separator.  Fills sep (capacity 64); returns the count. */
-int train_separator_ids(const Config *cfg, const Tokenizer *t, int *sep);
 
 /* model.init_from (when set) checked against the configuration before any
  * data exists: the file is GPT-2 weights in the Hugging Face layout with the

@@ -10,7 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { OT_INT, OT_I64, OT_FLOAT, OT_STRING, OT_ENUM } OptType;
+/* OT_ENUM: an int, the index of the value among choices; OT_LIST: an
+ * unsigned bit set of choices, written as a comma list (at least one);
+ * OT_NAME: a string that must be one of choices (for open-ended tables such
+ * as the model presets, looked up by name). */
+typedef enum { OT_INT, OT_I64, OT_FLOAT, OT_STRING, OT_ENUM, OT_LIST, OT_NAME } OptType;
 
 typedef struct {
     const char *key;
@@ -90,7 +94,7 @@ static const OptSpec OPTIONS[] = {
     {"tokenizer.separator", OT_STRING, F(tokenizer.separator), " =>", 0, 0, NULL,
      "gpt2: text put between prompt and target (bpe uses its <|sep|> token)"},
 
-    {"model.preset", OT_ENUM, F(model.preset), "tiny", 0, 0, "tiny|mini|small|gpt2-124m|gpt2-350m",
+    {"model.preset", OT_NAME, F(model.preset), "tiny", 0, 0, "tiny|mini|small|gpt2-124m|gpt2-350m",
      "model size: tiny L2 d64, mini L4 d256, small L6 d512, gpt2-124m L12 d768, gpt2-350m L24 d1024"},
     {"model.n_layer", OT_INT, F(model.n_layer), "0", 0, 256, NULL, "layers; 0 = preset"},
     {"model.n_head", OT_INT, F(model.n_head), "0", 0, 256, NULL, "attention heads; 0 = preset"},
@@ -158,7 +162,7 @@ static const OptSpec OPTIONS[] = {
     {"ingest.seed", OT_I64, F(ingest.seed), "1", 0, BIG, NULL, "seed of the split and the order"},
 
     {"teach.n", OT_INT, F(teach.n), "3", 1, 20, NULL, "paraphrases asked per input (the {n} of the prompt)"},
-    {"teach.splits", OT_STRING, F(teach.splits), "train,eval,ood", 0, 0, NULL,
+    {"teach.splits", OT_LIST, F(teach.splits), "train,eval,ood", 0, 0, "train|eval|ood",
      "splits to teach (eval/ood answers are the teacher references of the evaluation)"},
 
     {"standin.seed", OT_I64, F(standin.seed), "1", 0, BIG, NULL, "seed of the built-in stand-in endpoint"},
@@ -204,7 +208,7 @@ static const OptSpec OPTIONS[] = {
      "1: evaluate the SFT model into /sft/eval and the model after every round into /rounds/<r>/eval "
      "(the win-or-tie rate by round)"},
 
-    {"eval.splits", OT_STRING, F(eval.splits), "eval,ood", 0, 0, NULL, "splits evaluated"},
+    {"eval.splits", OT_LIST, F(eval.splits), "eval,ood", 0, 0, "eval|ood", "splits evaluated"},
     {"eval.beam", OT_INT, F(eval.beam), "5", 1, 64, NULL, "beam width of the student's outputs"},
     {"eval.max_new", OT_INT, F(eval.max_new), "40", 1, 4096, NULL, "tokens generated at most"},
     {"eval.limit", OT_I64, F(eval.limit), "0", 0, BIG, NULL, "evaluate the first N inputs of a split; 0 = all"},
@@ -231,16 +235,53 @@ static int has_section(const char *section, size_t len) {
     return 0;
 }
 
-static int choice_ok(const char *choices, const char *v) {
-    size_t n = strlen(v);
+/* The index of v[0..n) among choices "a|b|c", or -1. */
+static int choice_index(const char *choices, const char *v, size_t n) {
     const char *p = choices;
-    while (*p) {
+    for (int i = 0; *p; i++) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && strncmp(p, v, n) == 0) return 1;
+        if (len == n && strncmp(p, v, n) == 0) return i;
         if (!bar) break;
         p = bar + 1;
     }
+    return -1;
+}
+
+/* Choice i of choices into buf ("?" if out of range). */
+static const char *choice_name(const char *choices, int i, char *buf, size_t n) {
+    const char *p = choices;
+    for (int k = 0; *p; k++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (k == i) {
+            snprintf(buf, n, "%.*s", (int)len, p);
+            return buf;
+        }
+        if (!bar) break;
+        p = bar + 1;
+    }
+    snprintf(buf, n, "?");
+    return buf;
+}
+
+/* A comma list of choices into a bit set; -1 with e naming the key and item. */
+static int parse_list(const OptSpec *o, const char *v, const char *source, unsigned *out, Err *e) {
+    unsigned bits = 0;
+    for (const char *p = v; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        if (!*p) break;
+        const char *q = p;
+        while (*q && *q != ',' && *q != ' ') q++;
+        int i = choice_index(o->choices, p, (size_t)(q - p));
+        if (i < 0)
+            return err_set(e, "%s: %s: '%.*s' is not one of %s (a comma list)", source, o->key, (int)(q - p), p,
+                           o->choices);
+        bits |= 1u << i;
+        p = q;
+    }
+    if (!bits) return err_set(e, "%s: %s: names none of %s", source, o->key, o->choices);
+    *out = bits;
     return 0;
 }
 
@@ -275,8 +316,15 @@ static int set_from_string(Config *c, const OptSpec *o, const char *v, const cha
         *(double *)(base + o->off) = d;
         return 0;
     }
-    case OT_ENUM:
-        if (!choice_ok(o->choices, v))
+    case OT_ENUM: {
+        int i = choice_index(o->choices, v, strlen(v));
+        if (i < 0) return err_set(e, "%s: %s = '%s' is not one of %s", source, o->key, v, o->choices);
+        *(int *)(base + o->off) = i;
+        return 0;
+    }
+    case OT_LIST: return parse_list(o, v, source, (unsigned *)(base + o->off), e);
+    case OT_NAME:
+        if (choice_index(o->choices, v, strlen(v)) < 0)
             return err_set(e, "%s: %s = '%s' is not one of %s", source, o->key, v, o->choices);
         /* fall through */
     case OT_STRING: {
@@ -301,7 +349,7 @@ void config_init(Config *c) {
 void config_free(Config *c) {
     if (!c) return;
     for (size_t i = 0; i < N_OPTIONS; i++)
-        if (OPTIONS[i].type == OT_STRING || OPTIONS[i].type == OT_ENUM) {
+        if (OPTIONS[i].type == OT_STRING || OPTIONS[i].type == OT_NAME) {
             char **s = (char **)((char *)c + OPTIONS[i].off);
             free(*s);
             *s = NULL;
@@ -325,6 +373,8 @@ static int set_from_json(Config *c, const OptSpec *o, const cJSON *v, const char
         return set_from_string(c, o, buf, source, e);
     case OT_STRING:
     case OT_ENUM:
+    case OT_LIST:
+    case OT_NAME:
         if (!cJSON_IsString(v)) return err_set(e, "%s: %s: expected a string", source, o->key);
         return set_from_string(c, o, v->valuestring, source, e);
     }
@@ -501,7 +551,7 @@ int config_validate(const Config *c, Err *e) {
                        "%s: train.seq_len %d exceeds the model's %d positions (hint: raise "
                        "model.max_seq_len or lower train.seq_len)",
                        c->source, c->train.seq_len, d.max_seq_len);
-    if (strcmp(c->tokenizer.type, "gpt2") == 0 &&
+    if (c->tokenizer.type == TOKENIZER_GPT2 &&
         (!c->tokenizer.gpt2_vocab[0] || !c->tokenizer.gpt2_merges[0]))
         return err_set(e, "%s: tokenizer.type gpt2 needs tokenizer.gpt2_vocab and tokenizer.gpt2_merges",
                        c->source);
@@ -535,8 +585,27 @@ static void value_string(const Config *c, const OptSpec *o, char *buf, size_t n)
     case OT_I64: snprintf(buf, n, "%lld", (long long)*(const int64_t *)(base + o->off)); break;
     case OT_FLOAT: snprintf(buf, n, "%.17g", *(const double *)(base + o->off)); break;
     case OT_STRING:
-    case OT_ENUM: escaped(*(char *const *)(base + o->off), buf, n); break;
+    case OT_NAME: escaped(*(char *const *)(base + o->off), buf, n); break;
+    case OT_ENUM: choice_name(o->choices, *(const int *)(base + o->off), buf, n); break;
+    case OT_LIST: {
+        unsigned bits = *(const unsigned *)(base + o->off);
+        size_t k = 0;
+        buf[0] = 0;
+        for (int i = 0; i < 32 && k < n; i++)
+            if (bits & (1u << i)) {
+                char nm[64];
+                k += (size_t)snprintf(buf + k, n - k, "%s%s", k ? "," : "", choice_name(o->choices, i, nm, sizeof nm));
+            }
+        break;
     }
+    }
+}
+
+const char *config_enum_name(const char *key, int v) {
+    static _Thread_local char buf[64];
+    const OptSpec *o = find_opt(key);
+    if (!o || o->type != OT_ENUM) return "?";
+    return choice_name(o->choices, v, buf, sizeof buf);
 }
 
 int config_get_string(const Config *c, const char *key, char *buf, size_t n) {
@@ -564,7 +633,14 @@ char *config_to_json(const Config *c) {
         case OT_I64: v = cJSON_CreateNumber((double)*(const int64_t *)(base + o->off)); break;
         case OT_FLOAT: v = cJSON_CreateNumber(*(const double *)(base + o->off)); break;
         case OT_STRING:
-        case OT_ENUM: v = cJSON_CreateString(*(char *const *)(base + o->off)); break;
+        case OT_NAME: v = cJSON_CreateString(*(char *const *)(base + o->off)); break;
+        case OT_ENUM:
+        case OT_LIST: {
+            char buf[256];
+            value_string(c, o, buf, sizeof buf);
+            v = cJSON_CreateString(buf);
+            break;
+        }
         }
         CHECK(v, "cJSON alloc");
         cJSON_AddItemToObject(s, dot + 1, v);
@@ -601,7 +677,7 @@ static int in_sections(const char *key, const char *sections) {
 }
 
 int config_print_help(FILE *f, const char *sections) {
-    static const char *tname[] = {"int", "int", "float", "string", "choice"};
+    static const char *tname[] = {"int", "int", "float", "string", "choice", "list", "choice"};
     int printed = 0;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const OptSpec *o = &OPTIONS[i];
@@ -609,7 +685,8 @@ int config_print_help(FILE *f, const char *sections) {
         char def[1024];
         escaped(o->def[0] ? o->def : "\"\"", def, sizeof def);
         fprintf(f, "  %-22s %-6s default %-14s %s", o->key, tname[o->type], def, o->help);
-        if (o->type == OT_ENUM) fprintf(f, " [%s]", o->choices);
+        if (o->type == OT_ENUM || o->type == OT_NAME) fprintf(f, " [%s]", o->choices);
+        else if (o->type == OT_LIST) fprintf(f, " [comma list of %s]", o->choices);
         else if (o->type != OT_STRING) fprintf(f, " [%g..%g]", o->lo, o->hi);
         fputc('\n', f);
         printed++;

@@ -21,6 +21,10 @@ static int g_rank = 0;
 static int g_quiet = 0;
 static void (*g_abort_hook)(int) = NULL;
 
+int status_exit_code(Status s, int failed_code) {
+    return s == STATUS_OK ? EXIT_OK : s == STATUS_STOPPED ? EXIT_STOPPED : failed_code;
+}
+
 int err_set(Err *e, const char *fmt, ...) {
     if (e) {
         va_list ap;

@@ -7,20 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/text.h"
 #include "base/util.h"
-
-int pairs_word_count(const char *s) {
-    int n = 0, in = 0;
-    for (; *s; s++) {
-        if (isspace((unsigned char)*s)) in = 0;
-        else if (!in) in = 1, n++;
-    }
-    return n;
-}
 
 /* hashes of the word n-grams of s; returns the count */
 static int ngram_hashes(const char *s, int n, uint64_t **out) {
-    int nw = pairs_word_count(s);
+    int nw = text_word_count(s);
     uint64_t *w = xmalloc(sizeof(uint64_t) * (size_t)(nw ? nw : 1));
     int k = 0;
     const char *p = s;
@@ -66,8 +58,8 @@ int pairs_ngram_distance(const char *a, const char *b, int n) {
 }
 
 static int comparable(const char *const *cands, const int *tok_len, const PairRule *rule, int i, int j) {
-    double la = rule->len_tokens ? tok_len[i] : pairs_word_count(cands[i]);
-    double lb = rule->len_tokens ? tok_len[j] : pairs_word_count(cands[j]);
+    double la = rule->len_tokens ? tok_len[i] : text_word_count(cands[i]);
+    double lb = rule->len_tokens ? tok_len[j] : text_word_count(cands[j]);
     if (la <= 0 || lb <= 0) return 0;
     double r = la / lb, q = lb / la;
     return r >= rule->lo && r <= rule->hi && q >= rule->lo && q <= rule->hi;

@@ -6,129 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- metric log ------------------------------------------------------------ */
-
-void metriclog_push(MetricLog *l, int64_t step, double loss, double lr, double gnorm,
-                    int64_t tokens, double time) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 256;
-        l->step = xrealloc(l->step, sizeof(int64_t) * (size_t)l->cap);
-        l->tokens = xrealloc(l->tokens, sizeof(int64_t) * (size_t)l->cap);
-        l->loss = xrealloc(l->loss, sizeof(double) * (size_t)l->cap);
-        l->lr = xrealloc(l->lr, sizeof(double) * (size_t)l->cap);
-        l->grad_norm = xrealloc(l->grad_norm, sizeof(double) * (size_t)l->cap);
-        l->time = xrealloc(l->time, sizeof(double) * (size_t)l->cap);
-    }
-    l->step[l->n] = step;
-    l->loss[l->n] = loss;
-    l->lr[l->n] = lr;
-    l->grad_norm[l->n] = gnorm;
-    l->tokens[l->n] = tokens;
-    l->time[l->n] = time;
-    l->n++;
-}
-
-void vallog_push(ValLog *l, int64_t step, double loss) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 64;
-        l->step = xrealloc(l->step, sizeof(int64_t) * (size_t)l->cap);
-        l->loss = xrealloc(l->loss, sizeof(double) * (size_t)l->cap);
-    }
-    l->step[l->n] = step;
-    l->loss[l->n] = loss;
-    l->n++;
-}
-
-void vallog_free(ValLog *l) {
-    if (!l) return;
-    free(l->step);
-    free(l->loss);
-    memset(l, 0, sizeof *l);
-}
-
-void vallog_truncate_after(ValLog *l, int64_t step) {
-    while (l->n > 0 && l->step[l->n - 1] > step) l->n--;
-}
-
-static int vallog_write(StoreFile *f, const ValLog *l, Err *e) {
-    if (l->n == 0) return 0;
-    return store_append_i64(f, "/metrics/val/step", l->step, l->n, "optimizer step", e) ||
-           store_append_f64(f, "/metrics/val/loss", l->loss, l->n,
-                            "mean cross-entropy per target token on the held-out pairs, nats", e);
-}
-
-static int vallog_read(StoreFile *f, ValLog *l, Err *e) {
-    vallog_free(l);
-    if (!store_exists(f, "/metrics/val/step")) return 0;
-    int64_t n = 0, n2 = 0;
-    int64_t *s = store_read_alloc(f, "/metrics/val/step", 'l', &n, e);
-    double *v = s ? store_read_alloc(f, "/metrics/val/loss", 'd', &n2, e) : NULL;
-    int rc = (s && v && n == n2) ? 0 : -1;
-    if (s && v && n != n2) err_set(e, "%s: /metrics/val has series of different lengths", store_path(f));
-    for (int64_t i = 0; rc == 0 && i < n; i++) vallog_push(l, s[i], v[i]);
-    free(s);
-    free(v);
-    return rc;
-}
-
-void metriclog_truncate(MetricLog *l, int64_t n) {
-    if (n < l->n) l->n = n;
-}
-
-void metriclog_free(MetricLog *l) {
-    if (!l) return;
-    free(l->step), free(l->tokens), free(l->loss), free(l->lr), free(l->grad_norm), free(l->time);
-    memset(l, 0, sizeof *l);
-}
-
-int metriclog_append_to(StoreFile *f, const char *group, const MetricLog *l, int64_t from, Err *e) {
-    if (from >= l->n) return 0;
-    int64_t k = l->n - from;
-    char obj[256];
-#define APP(kind, name, arr, desc)                                                   \
-    do {                                                                             \
-        snprintf(obj, sizeof obj, "%s/%s", group, name);                             \
-        if (store_append_##kind(f, obj, l->arr + from, k, desc, e) != 0) return -1;  \
-    } while (0)
-    APP(i64, "step", step, "optimizer step (1-based: the step just completed)");
-    APP(f64, "loss", loss,
-        "loss of the step, nats: mean cross-entropy per target token (supervised fine-tuning, ft, sd) or the "
-        "critique objective (dpo, brio; see /rounds/<r> start_step/end_step)");
-    APP(f64, "lr", lr, "learning rate used for the step");
-    APP(f64, "grad_norm", grad_norm, "global L2 norm of the gradient before clipping");
-    APP(i64, "tokens", tokens, "cumulative target (loss) tokens consumed");
-    APP(f64, "time", time, "cumulative training wall time, seconds");
-#undef APP
-    return 0;
-}
-
-int metriclog_read(StoreFile *f, const char *group, MetricLog *l, Err *e) {
-    metriclog_free(l);
-    char obj[256];
-    snprintf(obj, sizeof obj, "%s/step", group);
-    if (!store_exists(f, obj)) return 0;
-    int64_t n = 0, n2;
-    int64_t *step = store_read_alloc(f, obj, 'l', &n, e);
-    if (!step) return -1;
-    void *arr[5] = {0};
-    const char *names[5] = {"loss", "lr", "grad_norm", "tokens", "time"};
-    const char types[5] = {'d', 'd', 'd', 'l', 'd'};
-    int rc = 0;
-    for (int i = 0; i < 5 && rc == 0; i++) {
-        snprintf(obj, sizeof obj, "%s/%s", group, names[i]);
-        arr[i] = store_read_alloc(f, obj, types[i], &n2, e);
-        if (!arr[i]) rc = -1;
-        else if (n2 != n) rc = err_set(e, "%s: %s has %lld entries, step has %lld", store_path(f), obj,
-                                       (long long)n2, (long long)n);
-    }
-    if (rc == 0)
-        for (int64_t i = 0; i < n; i++)
-            metriclog_push(l, step[i], ((double *)arr[0])[i], ((double *)arr[1])[i],
-                           ((double *)arr[2])[i], ((int64_t *)arr[3])[i], ((double *)arr[4])[i]);
-    free(step);
-    for (int i = 0; i < 5; i++) free(arr[i]);
-    return rc;
-}
 
 /* ---- tokenizer ----------------------------------------------------------------- */
 
@@ -309,8 +186,8 @@ int ckpt_write(const char *dir, const Model *m, const float *mom_m, const float 
     if (rc == 0 && config_json)
         rc = store_write_string(f, "/config", config_json, "resolved configuration (JSON)", e);
     if (rc == 0 && prov) rc = prov_write(f, "/provenance", prov, e);
-    if (rc == 0 && log) rc = metriclog_append_to(f, "/metrics/train", log, 0, e);
-    if (rc == 0 && val) rc = vallog_write(f, val, e);
+    if (rc == 0 && log) rc = metrics_append_to(f, "/metrics/train", log, 0, e);
+    if (rc == 0 && val) rc = metrics_val_write(f, val, e);
     if (f && store_close(f, rc ? NULL : e) != 0) rc = -1;
     if (rc == 0) rc = util_rename_durable(tmp, final, e);
     if (rc != 0) unlink(tmp);
@@ -364,8 +241,8 @@ int ckpt_read(const char *path, Model *m, float *mom_m, float *mom_v, TrainState
         st->cursor.index = cur[1];
         if (rc) rc = -1;
     }
-    if (rc == 0 && log) rc = metriclog_read(f, "/metrics/train", log, e);
-    if (rc == 0 && val) rc = vallog_read(f, val, e);
+    if (rc == 0 && log) rc = metrics_read(f, "/metrics/train", log, e);
+    if (rc == 0 && val) rc = metrics_val_read(f, val, e);
     if (store_close(f, rc ? NULL : e) != 0) rc = -1;
     return rc;
 }
@@ -374,6 +251,11 @@ static int step_of(const char *name, long long *step) {
     int len = 0;
     if (sscanf(name, "step_%lld.h5%n", step, &len) == 1 && name[len] == 0) return 1;
     return 0;
+}
+
+int64_t ckpt_step_of(const char *path) {
+    long long s;
+    return step_of(util_basename(path), &s) ? (int64_t)s : -1;
 }
 
 static int cmp_desc(const void *a, const void *b) {
@@ -407,6 +289,37 @@ char **ckpt_list(const char *dir, int *n) {
 void ckpt_list_free(char **list, int n) {
     for (int i = 0; i < n; i++) free(list[i]);
     free(list);
+}
+
+
+int ckpt_find_newest(const char *dir, int quarantine, int64_t before, CkptMeta *meta) {
+    memset(meta, 0, sizeof *meta);
+    int n = 0, found = 0;
+    char **list = ckpt_list(dir, &n);
+    for (int i = 0; i < n && !found; i++) {
+        Err e;
+        long long step;
+        if (step_of(util_basename(list[i]), &step) && before >= 0 && step >= before) continue;
+        if (ckpt_read_meta(list[i], &meta->cfg, &meta->td, &meta->config_json, &e) == 0) {
+            meta->path = xstrdup(list[i]);
+            found = 1;
+        } else {
+            tokenizer_data_free(&meta->td);
+            memset(&meta->td, 0, sizeof meta->td);
+            log_warn("unreadable checkpoint: %s", e.msg);
+            if (quarantine) ckpt_quarantine(list[i]);
+        }
+    }
+    ckpt_list_free(list, n);
+    return found;
+}
+
+void ckpt_meta_free(CkptMeta *m) {
+    if (!m) return;
+    free(m->path);
+    free(m->config_json);
+    tokenizer_data_free(&m->td);
+    memset(m, 0, sizeof *m);
 }
 
 void ckpt_quarantine(const char *path) {

@@ -6,8 +6,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "io/ckpt.h"
-#include "io/safetensors.h"
 #include "engine/tokenizer.h"
 
 void cli_load_config(Config *cfg, const Comm *comm, int argc, char **argv, int first, int *dry_run) {
@@ -93,90 +91,3 @@ int cli_tokenize(int argc, char **argv) {
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
 }
 
-int cli_export(int argc, char **argv) {
-    const char *src = NULL, *out = NULL;
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--out") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "error: export: --out needs a directory\n");
-                return EXIT_USAGE;
-            }
-            out = argv[++i];
-        }
-        else if (strncmp(argv[i], "--out=", 6) == 0) out = argv[i] + 6;
-        else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "error: export: unknown option '%s' (hint: hdistill export --help)\n", argv[i]);
-            return EXIT_USAGE;
-        } else if (!src) src = argv[i];
-        else {
-            fprintf(stderr, "error: export: more than one source ('%s' and '%s')\n", src, argv[i]);
-            return EXIT_USAGE;
-        }
-    }
-    if (!src || !out || !*out) {
-        fprintf(stderr, "error: export needs RUN_DIR (or CHECKPOINT.h5) and --out DIR (hint: hdistill export --help)\n");
-        return EXIT_USAGE;
-    }
-    /* the checkpoint: the file given, or the newest readable one of RUN_DIR/ckpt */
-    Err e = {{0}};
-    ModelConfig gc;
-    TokenizerData td;
-    memset(&td, 0, sizeof td);
-    char *path = NULL;
-    Model m;
-    TrainState st;
-    int have = 0;
-    struct stat sb;
-    char **list = NULL;
-    int n = 0;
-    if (stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        char *dir = xasprintf("%s/ckpt", src);
-        list = ckpt_list(dir, &n);
-        if (n == 0) {
-            fprintf(stderr, "error: %s: no checkpoint (hint: give the run.dir of a trained run)\n", dir);
-            free(dir);
-            ckpt_list_free(list, n);
-            return EXIT_USAGE;
-        }
-        free(dir);
-    } else {
-        list = xmalloc(sizeof(char *));
-        list[0] = xstrdup(src);
-        n = 1;
-    }
-    /* the newest checkpoint that reads back whole */
-    for (int i = 0; i < n && !have; i++) {
-        tokenizer_data_free(&td);
-        memset(&td, 0, sizeof td);
-        if (ckpt_read_meta(list[i], &gc, &td, NULL, &e) == 0) {
-            model_init(&m, &gc);
-            if (ckpt_read(list[i], &m, NULL, NULL, &st, NULL, NULL, &e) == 0) {
-                have = 1;
-                path = xstrdup(list[i]);
-                break;
-            }
-            model_free(&m);
-        }
-        if (n > 1) fprintf(stderr, "warning: skipping an unreadable checkpoint: %s\n", e.msg);
-    }
-    ckpt_list_free(list, n);
-    if (!have) {
-        fprintf(stderr, "error: %s\n", n > 1 ? "no readable checkpoint (hint: give the run.dir of a trained run)" : e.msg);
-        tokenizer_data_free(&td);
-        return EXIT_USAGE;
-    }
-    char *st_path = xasprintf("%s/model.safetensors", out), *cf_path = xasprintf("%s/config.json", out);
-    int rc = util_mkdir_p(out, &e);
-    if (rc == 0) rc = safetensors_write_gpt2(st_path, &m, &e);
-    if (rc == 0) rc = safetensors_write_hf_config(cf_path, &gc, td.eot_id, &e);
-    if (rc == 0)
-        printf("exported %s (step %lld): %s, %s (GPT-2 L%d H%d d%d, %d tokens, %d positions)\n", path,
-               (long long)st.step, st_path, cf_path, gc.n_layer, gc.n_head, gc.d_model, gc.vocab_size,
-               gc.max_seq_len);
-    else
-        fprintf(stderr, "error: %s\n", e.msg);
-    free(st_path), free(cf_path), free(path);
-    model_free(&m);
-    tokenizer_data_free(&td);
-    return rc == 0 ? EXIT_OK : EXIT_RUNTIME;
-}

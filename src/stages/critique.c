@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include "io/ckpt.h"
+#include "io/dataset.h"
 #include "engine/data.h"
-#include "stages/evaluate.h"
+#include "engine/packer.h"
+#include "stages/eval.h"
 #include "engine/pairs.h"
 #include "engine/pref.h"
 #include "io/prov.h"
@@ -17,7 +19,7 @@
 #include "stages/session.h"
 #include "io/store.h"
 #include "stages/student.h"
-#include "stages/train.h"
+#include "stages/trainer.h"
 
 enum { OBJ_CE = -1 }; /* cross-entropy items (ft, sd) */
 
@@ -37,22 +39,16 @@ typedef struct {
     const char *name;
 } Phase;
 
+/* The critique phase's state: the trainer (student, optimizer, run.h5, the
+ * step protocol) and the round's inputs. */
 typedef struct {
+    Trainer t;
     const Config *cfg;
     const Comm *comm;
-    int argc;
-    char **argv;
-    Student s;
-    Optim opt;
-    StoreFile *run; /* rank 0 */
-    Provenance prov;
-    char *ckpt_dir, *config_json, *stop_path;
-    int64_t log_flushed, last_ckpt;
-    double t0, step_avg;
-    /* training inputs and teacher answers (all ranks) */
+    /* training inputs and teacher answers (inputs on all ranks, teacher on rank 0) */
     char **inputs;
     int64_t n_inputs;
-    char **teacher; /* [n_inputs * N] (rank 0) */
+    char **teacher; /* [n_inputs * teacher_n] */
     int64_t teacher_n;
     int T;
 } Ctx;
@@ -101,10 +97,10 @@ static int64_t itemset_tokenize(Ctx *c, ItemSet *s) {
     all.off[0] = 0;
     for (int64_t q = 0; q < p.n; q++) {
         tmp.n = 0;
-        student_prompt(&c->s, p.prompt[q], &tmp);
+        student_prompt(&c->t.s, p.prompt[q], &tmp);
         int np = (int)tmp.n;
-        tokenizer_encode(c->s.tok, p.target[q], strlen(p.target[q]), &tmp);
-        intvec_push(&tmp, c->s.eot);
+        tokenizer_encode(c->t.s.tok, p.target[q], strlen(p.target[q]), &tmp);
+        intvec_push(&tmp, c->t.s.eot);
         if ((int)tmp.n - 1 > c->T) fits[q / per] = 0;
         for (size_t j = 0; j < tmp.n; j++) intvec_push(&ids, tmp.a[j]);
         all.n_prompt[q] = np;
@@ -228,10 +224,10 @@ static void compute_refs(Ctx *c, ItemSet *s) {
     Examples sub;
     data_examples_pick(&s->ex, idx, q, &sub);
     Rows rw;
-    rows_pack(&rw, &sub, c->T, c->s.eot);
+    rows_pack(&rw, &sub, c->T, c->t.s.eot);
     double *lp = xcalloc((size_t)(q + 1), sizeof(double));
-    model_alloc_acts(&c->s.model, c->cfg->critique.micro_rows, c->T);
-    rows_pass(&c->s.model, &rw, c->cfg->critique.micro_rows, lp, NULL, NULL, NULL);
+    model_alloc_acts(&c->t.s.model, c->cfg->critique.micro_rows, c->T);
+    rows_pass(&c->t.s.model, &rw, c->cfg->critique.micro_rows, lp, NULL, NULL, NULL);
     double *all = xcalloc((size_t)(2 * s->n + 1), sizeof(double));
     q = 0;
     for (int64_t i = R; i < s->n; i += W) all[2 * i] = lp[q++], all[2 * i + 1] = lp[q++];
@@ -283,12 +279,12 @@ static double phase_step(Ctx *c, const Phase *ph, int round, int phase, int64_t 
     Examples sub;
     data_examples_pick(&ph->set->ex, ex_idx, (int64_t)mine * per, &sub);
     Rows rw;
-    rows_pack(&rw, &sub, c->T, c->s.eot);
+    rows_pack(&rw, &sub, c->T, c->t.s.eot);
     int nex = mine * per;
     double *lp = xcalloc((size_t)(nex + 1), sizeof(double)), *g = xcalloc((size_t)(nex + 1), sizeof(double));
     int *len = xcalloc((size_t)(nex + 1), sizeof(int));
     for (int e = 0; e < nex; e++) len[e] = (int)(sub.off[e + 1] - sub.off[e]) - sub.n_prompt[e];
-    Model *m = &c->s.model;
+    Model *m = &c->t.s.model;
     int micro = cfg->critique.micro_rows;
     float *gbuf = xmalloc(sizeof(float) * (size_t)micro * c->T);
     double sums[3] = {0, 0, 0}; /* loss, correct, tokens */
@@ -329,41 +325,13 @@ static double phase_step(Ctx *c, const Phase *ph, int round, int phase, int64_t 
         comm_allreduce_sum_f32(m->grads, m->n_params);
         comm_allreduce_sum_f64(sums, 3);
     }
-    *gnorm = optim_step(&c->opt, m, lr, t);
+    *gnorm = optim_step(&c->t.opt, m, lr, t);
     *acc = sums[1] / P;
     *ntok = (int64_t)sums[2];
     free(perm), free(items), free(ex_idx), free(lp), free(g), free(len), free(gbuf);
     rows_free(&rw);
     data_examples_free(&sub);
     return sums[0] / P;
-}
-
-/* ---- run.h5 ------------------------------------------------------------------------ */
-
-static void flush_metrics(Ctx *c) {
-    if (c->comm->rank != 0) return;
-    Err e;
-    if (metriclog_append_to(c->run, "/metrics/train", &c->s.log, c->log_flushed, &e) != 0 ||
-        store_flush(c->run, &e) != 0)
-        DIE("%s (hint: is the disk full?)", e.msg);
-    c->log_flushed = c->s.log.n;
-}
-
-static void checkpoint(Ctx *c) {
-    if (c->s.st.step == c->last_ckpt) return;
-    flush_metrics(c);
-    if (c->comm->rank == 0) {
-        Err e;
-        char *path = NULL;
-        c->s.st.world_size = c->comm->size;
-        if (ckpt_write(c->ckpt_dir, &c->s.model, c->opt.m, c->opt.v, &c->s.st, &c->s.td, c->config_json, &c->prov,
-                       &c->s.log, &c->s.val, &path, &e) != 0)
-            DIE("checkpoint failed: %s (hint: is the disk full?)", e.msg);
-        ckpt_prune(c->ckpt_dir, c->cfg->train.ckpt_keep, path);
-        log_info("checkpoint %s", path);
-        free(path);
-    }
-    c->last_ckpt = c->s.st.step;
 }
 
 /* ---- collecting a round's pairs (rank 0 talks to the critic) ------------------------ */
@@ -387,12 +355,12 @@ static void judged_free(Judged *j, int k) {
 }
 
 /* rank 0: pick pairs among cands (n x k), judge them; fills j (takes cands) */
-/* Returns 0; -1 with e empty when stopped by a signal (answers so far cached); -1 with e set when
+/* STATUS_STOPPED when stopped by a signal (answers so far cached); STATUS_FAILED with e set when
  * critic requests failed after their retries (a round never trains on a partial judgement). */
-static int judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, const int *tok_len, int k,
+static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, const int *tok_len, int k,
                             const char *label, Err *e) {
     const Config *cfg = c->cfg;
-    PairRule rule = {cfg->critique.ngram, !strcmp(cfg->critique.len_unit, "tokens"), cfg->critique.len_lo,
+    PairRule rule = {cfg->critique.ngram, cfg->critique.len_unit == LEN_TOKENS, cfg->critique.len_lo,
                      cfg->critique.len_hi, cfg->critique.filter_first};
     int64_t n = j->n;
     j->cands = cands;
@@ -440,24 +408,24 @@ static int judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, 
         if (!j->raw_ba[i]) j->raw_ba[i] = xstrdup("");
     }
     free(jd), free(items), free(which);
-    return stopped || failed ? -1 : 0;
+    return stopped ? STATUS_STOPPED : failed ? STATUS_FAILED : STATUS_OK;
 }
 
 static int store_judged(Ctx *c, const char *g, const Judged *j, int k, Err *e) {
     char obj[256];
     int64_t n = j->n, d2[2] = {n, k};
 #define O(x) (snprintf(obj, sizeof obj, "%s/%s", g, x), obj)
-    return store_write_i64(c->run, O("input"), j->input, 1, &n, "index into /inputs/train of data.h5", e) ||
-           store_write_strings(c->run, O("candidates"), (const char *const *)j->cands, 2, d2,
+    return store_write_i64(c->t.run, O("input"), j->input, 1, &n, "index into /inputs/train of data.h5", e) ||
+           store_write_strings(c->t.run, O("candidates"), (const char *const *)j->cands, 2, d2,
                                "sampled candidates (student) or teacher paraphrases, row = input", e) ||
-           store_write_i32(c->run, O("pair_a"), j->pi, 1, &n, "column of option a of the judged pair; -1 = no pair", e) ||
-           store_write_i32(c->run, O("pair_b"), j->pj, 1, &n, "column of option b", e) ||
-           store_write_f64(c->run, O("p_ab"), j->p_ab, 1, &n, "P(a better), asked with a as option 1", e) ||
-           store_write_f64(c->run, O("p_ba"), j->p_ba, 1, &n, "P(a better), asked with a as option 2", e) ||
-           store_write_f64(c->run, O("p"), j->p, 1, &n, "P(a better), mean of both orders", e) ||
-           store_write_strings(c->run, O("raw_ab"), (const char *const *)j->raw_ab, 1, &n, "critic answer, a first", e) ||
-           store_write_strings(c->run, O("raw_ba"), (const char *const *)j->raw_ba, 1, &n, "critic answer, b first", e) ||
-           store_write_i32(c->run, O("label"), j->label, 1, &n, "1 = a chosen, -1 = b chosen, 0 = tie or no pair", e);
+           store_write_i32(c->t.run, O("pair_a"), j->pi, 1, &n, "column of option a of the judged pair; -1 = no pair", e) ||
+           store_write_i32(c->t.run, O("pair_b"), j->pj, 1, &n, "column of option b", e) ||
+           store_write_f64(c->t.run, O("p_ab"), j->p_ab, 1, &n, "P(a better), asked with a as option 1", e) ||
+           store_write_f64(c->t.run, O("p_ba"), j->p_ba, 1, &n, "P(a better), asked with a as option 2", e) ||
+           store_write_f64(c->t.run, O("p"), j->p, 1, &n, "P(a better), mean of both orders", e) ||
+           store_write_strings(c->t.run, O("raw_ab"), (const char *const *)j->raw_ab, 1, &n, "critic answer, a first", e) ||
+           store_write_strings(c->t.run, O("raw_ba"), (const char *const *)j->raw_ba, 1, &n, "critic answer, b first", e) ||
+           store_write_i32(c->t.run, O("label"), j->label, 1, &n, "1 = a chosen, -1 = b chosen, 0 = tie or no pair", e);
 #undef O
 }
 
@@ -481,14 +449,14 @@ static int store_pairs(Ctx *c, const char *g, const ItemSet *s, Err *e) {
     char obj[256];
     int64_t n = s->n;
 #define O(x) (snprintf(obj, sizeof obj, "%s/%s", g, x), obj)
-    int rc = store_write_strings(c->run, O("prompt"), (const char *const *)s->prompt, 1, &n, "literal input", e) ||
-             store_write_strings(c->run, O("chosen"), (const char *const *)s->a, 1, &n, "preferred output", e);
+    int rc = store_write_strings(c->t.run, O("prompt"), (const char *const *)s->prompt, 1, &n, "literal input", e) ||
+             store_write_strings(c->t.run, O("chosen"), (const char *const *)s->a, 1, &n, "preferred output", e);
     if (rc == 0 && s->b)
-        rc = store_write_strings(c->run, O("rejected"), (const char *const *)s->b, 1, &n, "dispreferred output", e);
+        rc = store_write_strings(c->t.run, O("rejected"), (const char *const *)s->b, 1, &n, "dispreferred output", e);
     if (rc == 0 && s->ref_a)
-        rc = store_write_f64(c->run, O("ref_chosen"), s->ref_a, 1, &n,
+        rc = store_write_f64(c->t.run, O("ref_chosen"), s->ref_a, 1, &n,
                              "log-prob of chosen under the round's starting model (DPO reference), nats", e) ||
-             store_write_f64(c->run, O("ref_rejected"), s->ref_b, 1, &n, "the same for rejected", e);
+             store_write_f64(c->t.run, O("ref_rejected"), s->ref_b, 1, &n, "the same for rejected", e);
 #undef O
     return rc;
 }
@@ -498,17 +466,17 @@ static int read_pairs(Ctx *c, const char *g, ItemSet *s, Err *e) {
     char obj[256];
     int64_t n1, n2, n3;
 #define O(x) (snprintf(obj, sizeof obj, "%s/%s", g, x), obj)
-    s->prompt = store_read_strings(c->run, O("prompt"), &n1, e);
-    s->a = s->prompt ? store_read_strings(c->run, O("chosen"), &n2, e) : NULL;
+    s->prompt = store_read_strings(c->t.run, O("prompt"), &n1, e);
+    s->a = s->prompt ? store_read_strings(c->t.run, O("chosen"), &n2, e) : NULL;
     if (!s->a) return -1;
-    if (store_exists(c->run, O("rejected"))) {
-        s->b = store_read_strings(c->run, O("rejected"), &n3, e);
+    if (store_exists(c->t.run, O("rejected"))) {
+        s->b = store_read_strings(c->t.run, O("rejected"), &n3, e);
         if (!s->b) return -1;
     }
     s->n = n1;
-    if (store_exists(c->run, O("ref_chosen"))) {
-        s->ref_a = store_read_alloc(c->run, O("ref_chosen"), 'd', NULL, e);
-        s->ref_b = store_read_alloc(c->run, O("ref_rejected"), 'd', NULL, e);
+    if (store_exists(c->t.run, O("ref_chosen"))) {
+        s->ref_a = store_read_alloc(c->t.run, O("ref_chosen"), 'd', NULL, e);
+        s->ref_b = store_read_alloc(c->t.run, O("ref_rejected"), 'd', NULL, e);
         if (!s->ref_a || !s->ref_b) return -1;
     }
 #undef O
@@ -516,20 +484,6 @@ static int read_pairs(Ctx *c, const char *g, ItemSet *s, Err *e) {
 }
 
 /* ---- a round --------------------------------------------------------------------------- */
-
-static int stop_requested(Ctx *c) {
-    int want = util_stop_signal() != 0;
-    if (c->comm->rank == 0) {
-        if (util_file_exists(c->stop_path)) want = 1;
-        double ran = util_now() - c->t0;
-        if (c->cfg->train.max_run_time > 0 && ran + c->step_avg + 1.0 > c->cfg->train.max_run_time) want = 1;
-    }
-    if (comm_any(want)) {
-        if (c->comm->rank == 0 && util_file_exists(c->stop_path)) unlink(c->stop_path);
-        return 1;
-    }
-    return 0;
-}
 
 /* the round's inputs: all, or a window of a seeded permutation that moves with the round */
 static int64_t round_inputs(const Ctx *c, int round, int64_t **out) {
@@ -568,244 +522,367 @@ static void teacher_items(const Ctx *c, const int64_t *in, int64_t m, ItemSet *s
         }
 }
 
-static int run_round(Ctx *c, int r, LlmClient *client) {
-    const Config *cfg = c->cfg;
-    const char *obj = cfg->critique.objective;
-    char g[64];
-    snprintf(g, sizeof g, "/rounds/%d", r);
-    int k = cfg->critique.k;
-    Err e = {{0}};
-    int rc = 0;
-    /* where the round starts and whether its data are collected */
-    int64_t info[3] = {-1, 0, 0}; /* start step, collected, complete */
-    if (c->comm->rank == 0 && store_exists(c->run, g)) {
-        store_get_attr_i64(c->run, g, "start_step", &info[0], NULL);
-        store_get_attr_i64(c->run, g, "collected", &info[1], NULL);
-        store_get_attr_i64(c->run, g, "complete", &info[2], NULL);
-    }
-    comm_bcast_i64(info, 3);
-    if (info[2]) return EXIT_OK;
-    if (info[0] < 0) info[0] = c->s.st.step;
-    int64_t start = info[0];
-    ItemSet student_set = {0}, teacher_set = {0};
-    int64_t *in = NULL, m = round_inputs(c, r, &in);
-    if (!info[1]) {
-        log_info("round %d: %s on %lld inputs, starting at step %lld", r, obj, (long long)m, (long long)start);
-        if (strcmp(obj, "ft") != 0) {
-            /* sample k candidates per input (all ranks), judge (rank 0) */
-            GenOptions go;
-            gen_options_init(&go);
-            go.mode = GEN_SAMPLE;
-            go.k = k;
-            go.temperature = cfg->critique.temperature;
-            go.top_p = cfg->critique.top_p;
-            go.max_new = cfg->critique.max_new;
-            go.seed = rng_derive((uint64_t)cfg->train.seed, 0x5a4d, (uint64_t)r);
-            char **texts = xmalloc(sizeof(char *) * (size_t)(m + 1));
-            for (int64_t i = 0; i < m; i++) texts[i] = c->inputs[in[i]];
-            char **cands = NULL;
-            int *tl = NULL;
-            double t0 = util_now();
-            student_generate(&c->s, &go, c->comm, texts, (int)m, &cands, &tl);
-            log_info("round %d: sampled %lld x %d candidates in %.1f s", r, (long long)m, k, util_now() - t0);
-            free(texts);
-            if (c->comm->rank == 0) {
-                Judged j = {.n = m, .input = xmalloc(sizeof(int64_t) * (size_t)(m + 1))};
-                memcpy(j.input, in, sizeof(int64_t) * (size_t)m);
-                rc = judge_candidates(c, client, &j, cands, tl, k, "critic", &e);
-                if (rc == 0) {
-                    judged_to_pairs(c, &j, k, &student_set);
-                    char sub[96];
-                    snprintf(sub, sizeof sub, "%s/student", g);
-                    rc = store_judged(c, sub, &j, k, &e);
-                    log_info("round %d: %lld inputs -> %lld pairs (%lld without a usable pair, %lld ties)", r,
-                             (long long)m, (long long)student_set.n, (long long)j.no_pair, (long long)j.ties);
-                }
-                judged_free(&j, k);
-            }
-            free(tl);
-            if (!strcmp(obj, "brio-dpo") && c->comm->rank == 0 && rc == 0) {
-                /* teacher-vs-teacher pairs ranked by the critic */
-                int N = (int)c->teacher_n;
-                char **tc = xcalloc((size_t)(m * N + 1), sizeof(char *));
-                for (int64_t i = 0; i < m; i++)
-                    for (int q = 0; q < N; q++) tc[i * N + q] = xstrdup(c->teacher[in[i] * N + q]);
-                Judged j = {.n = m, .input = xmalloc(sizeof(int64_t) * (size_t)(m + 1))};
-                memcpy(j.input, in, sizeof(int64_t) * (size_t)m);
-                rc = judge_candidates(c, client, &j, tc, NULL, N, "critic (teacher pairs)", &e);
-                if (rc == 0) {
-                    judged_to_pairs(c, &j, N, &teacher_set);
-                    char sub[96];
-                    snprintf(sub, sizeof sub, "%s/teacher", g);
-                    rc = store_judged(c, sub, &j, N, &e);
-                }
-                judged_free(&j, N);
-            }
-        } else if (c->comm->rank == 0) {
-            teacher_items(c, in, m, &teacher_set);
-        }
-        /* rank 0's outcome: 0 fine, 1 stopped while judging, 2 an error */
-        int64_t status = c->comm->rank == 0 ? (rc == 0 ? 0 : e.msg[0] ? 2 : 1) : 0;
-        comm_bcast_i64(&status, 1);
-        if (status) {
-            itemset_free(&student_set), itemset_free(&teacher_set), free(in);
-            comm_check(status == 2, e.msg, EXIT_RUNTIME);
-            log_info("round %d: stopped while judging; the answers so far are cached", r);
-            return EXIT_STOPPED;
-        }
-        /* everyone gets the sets, the DPO references are computed with the round's start model */
-        int has_student = strcmp(obj, "ft") != 0;
-        int has_teacher = !strcmp(obj, "ft") || !strcmp(obj, "brio-dpo");
-        if (has_student) itemset_bcast(&student_set, 1);
-        if (has_teacher) itemset_bcast(&teacher_set, strcmp(obj, "ft") != 0);
-        int64_t sk = 0;
-        if (!strcmp(obj, "sd")) drop_rejected(&student_set);
-        if (has_student) sk += itemset_tokenize(c, &student_set);
-        if (has_teacher) sk += itemset_tokenize(c, &teacher_set);
-        if (sk) log_info("round %d: %lld items dropped (longer than train.seq_len)", r, (long long)sk);
-        if (has_student && (!strcmp(obj, "dpo") || !strcmp(obj, "brio-dpo"))) compute_refs(c, &student_set);
-        if (c->comm->rank == 0) {
-            char sub[96];
-            snprintf(sub, sizeof sub, "%s/pairs", g);
-            if (has_student) rc = store_pairs(c, sub, &student_set, &e);
-            snprintf(sub, sizeof sub, "%s/teacher_pairs", g);
-            if (rc == 0 && has_teacher && teacher_set.b) rc = store_pairs(c, sub, &teacher_set, &e);
-            snprintf(sub, sizeof sub, "%s/info", g);
-            if (rc == 0)
-                rc = store_write_string(c->run, sub, "attributes of this group describe the round", NULL, &e) ||
-                     store_set_attr_str(c->run, g, "objective", obj, &e) ||
-                     store_set_attr_i64(c->run, g, "start_step", start, &e) ||
-                     store_set_attr_i64(c->run, g, "inputs", m, &e) ||
-                     store_set_attr_i64(c->run, g, "pairs", has_student ? student_set.n : teacher_set.n, &e) ||
-                     store_set_attr_i64(c->run, g, "collected", 1, &e) || store_flush(c->run, &e);
-        }
-        comm_check_all(rc, e.msg, EXIT_RUNTIME);
-    } else {
-        /* resume: the round's data from run.h5 */
-        int has_student = strcmp(obj, "ft") != 0;
+/* ---- the objectives, as tables of what a round does ------------------------------- */
+
+enum { SET_STUDENT = 0, SET_TEACHER = 1 };
+
+typedef struct {
+    int obj;          /* PrefObjective or OBJ_CE */
+    int set;          /* SET_STUDENT | SET_TEACHER */
+    const char *name; /* for progress lines */
+} PhaseSpec;
+
+typedef struct {
+    int objective;       /* CritiqueObjective */
+    const char *name;    /* its name */
+    int sample;          /* the student's candidates are sampled and judged into the student pairs */
+    int teacher_pairs;   /* the teacher's paraphrases are judged into teacher pairs */
+    int teacher_singles; /* the teacher's paraphrases are cross-entropy items */
+    int chosen_only;     /* the student pairs train as their chosen sequences alone */
+    int refs;            /* DPO reference log-probs of the student pairs */
+    int n_phases;
+    PhaseSpec phase[2];
+} ObjectiveSpec;
+
+static const ObjectiveSpec OBJECTIVES[] = {
+    {OBJECTIVE_FT, "ft", 0, 0, 1, 0, 0, 1, {{OBJ_CE, SET_TEACHER, "ft"}}},
+    {OBJECTIVE_SD, "sd", 1, 0, 0, 1, 0, 1, {{OBJ_CE, SET_STUDENT, "sd"}}},
+    {OBJECTIVE_DPO, "dpo", 1, 0, 0, 0, 1, 1, {{PREF_DPO, SET_STUDENT, "dpo"}}},
+    {OBJECTIVE_BRIO, "brio", 1, 0, 0, 0, 0, 1, {{PREF_BRIO, SET_STUDENT, "brio"}}},
+    {OBJECTIVE_BRIO_DPO, "brio-dpo", 1, 1, 0, 0, 1, 2,
+     {{PREF_BRIO, SET_TEACHER, "brio (teacher pairs)"}, {PREF_DPO, SET_STUDENT, "dpo"}}},
+};
+
+static const ObjectiveSpec *objective_of(int objective) {
+    for (size_t i = 0; i < sizeof OBJECTIVES / sizeof OBJECTIVES[0]; i++)
+        if (OBJECTIVES[i].objective == objective) return &OBJECTIVES[i];
+    DIE("critique.objective %d has no phase table", objective); /* the option table allows only these */
+}
+
+/* ---- a round ---------------------------------------------------------------------------- */
+
+typedef struct {
+    int r;
+    const ObjectiveSpec *ob;
+    char g[64];             /* /rounds/<r> */
+    int64_t start;          /* the step the round starts at */
+    int64_t *in, m;         /* the round's inputs (indices into /inputs/train) */
+    ItemSet set[2];         /* SET_STUDENT, SET_TEACHER */
+} Round;
+
+static void round_free(Round *rd) {
+    itemset_free(&rd->set[SET_STUDENT]);
+    itemset_free(&rd->set[SET_TEACHER]);
+    free(rd->in);
+}
+
+/* rank 0: the student's k candidates per input (sampled on all ranks before) judged into pairs, stored */
+static Status judge_student(Ctx *c, Round *rd, LlmClient *client, char **cands, int *tl, Err *e) {
+    int k = c->cfg->critique.k;
+    Judged j = {.n = rd->m, .input = xmalloc(sizeof(int64_t) * (size_t)(rd->m + 1))};
+    memcpy(j.input, rd->in, sizeof(int64_t) * (size_t)rd->m);
+    Status rc = judge_candidates(c, client, &j, cands, tl, k, "critic", e);
+    if (rc == STATUS_OK) {
+        judged_to_pairs(c, &j, k, &rd->set[SET_STUDENT]);
         char sub[96];
-        if (c->comm->rank == 0) {
-            snprintf(sub, sizeof sub, "%s/pairs", g);
-            if (has_student) rc = read_pairs(c, sub, &student_set, &e);
-            snprintf(sub, sizeof sub, "%s/teacher_pairs", g);
-            if (rc == 0 && !strcmp(obj, "brio-dpo")) rc = read_pairs(c, sub, &teacher_set, &e);
-            if (rc == 0 && !strcmp(obj, "ft")) teacher_items(c, in, m, &teacher_set);
-        }
-        comm_check_all(rc, e.msg, EXIT_RUNTIME);
-        if (has_student) itemset_bcast(&student_set, strcmp(obj, "sd") != 0);
-        if (!strcmp(obj, "brio-dpo")) itemset_bcast(&teacher_set, 1);
-        if (!strcmp(obj, "ft")) itemset_bcast(&teacher_set, 0);
-        if (!strcmp(obj, "sd")) drop_rejected(&student_set);
-        if (has_student) itemset_tokenize(c, &student_set);
-        if (!strcmp(obj, "ft") || !strcmp(obj, "brio-dpo")) itemset_tokenize(c, &teacher_set);
-        log_info("round %d: resuming (%lld pairs) at step %lld", r, (long long)student_set.n, (long long)c->s.st.step);
+        snprintf(sub, sizeof sub, "%s/student", rd->g);
+        if (store_judged(c, sub, &j, k, e) != 0) rc = STATUS_FAILED;
+        log_info("round %d: %lld inputs -> %lld pairs (%lld without a usable pair, %lld ties)", rd->r,
+                 (long long)rd->m, (long long)rd->set[SET_STUDENT].n, (long long)j.no_pair, (long long)j.ties);
     }
-    free(in);
-    /* phases */
-    Phase ph[2];
-    int nph = 0;
+    judged_free(&j, k);
+    return rc;
+}
+
+/* rank 0: teacher-vs-teacher pairs ranked by the critic, stored */
+static Status judge_teacher(Ctx *c, Round *rd, LlmClient *client, Err *e) {
+    int N = (int)c->teacher_n;
+    char **tc = xcalloc((size_t)(rd->m * N + 1), sizeof(char *));
+    for (int64_t i = 0; i < rd->m; i++)
+        for (int q = 0; q < N; q++) tc[i * N + q] = xstrdup(c->teacher[rd->in[i] * N + q]);
+    Judged j = {.n = rd->m, .input = xmalloc(sizeof(int64_t) * (size_t)(rd->m + 1))};
+    memcpy(j.input, rd->in, sizeof(int64_t) * (size_t)rd->m);
+    Status rc = judge_candidates(c, client, &j, tc, NULL, N, "critic (teacher pairs)", e);
+    if (rc == STATUS_OK) {
+        judged_to_pairs(c, &j, N, &rd->set[SET_TEACHER]);
+        char sub[96];
+        snprintf(sub, sizeof sub, "%s/teacher", rd->g);
+        if (store_judged(c, sub, &j, N, e) != 0) rc = STATUS_FAILED;
+    }
+    judged_free(&j, N);
+    return rc;
+}
+
+/* Collective: samples (all ranks) and judges (rank 0) the round's pairs.
+ * Returns STATUS_OK, or STATUS_STOPPED when stopped while judging (every
+ * rank); exits on a failure. */
+static Status collect(Ctx *c, Round *rd, LlmClient *client) {
+    const Config *cfg = c->cfg;
+    Err e = {{0}};
+    Status rc = STATUS_OK;
+    log_info("round %d: %s on %lld inputs, starting at step %lld", rd->r, rd->ob->name, (long long)rd->m,
+             (long long)rd->start);
+    if (rd->ob->sample) {
+        GenOptions go;
+        gen_options_init(&go);
+        go.mode = GEN_SAMPLE;
+        go.k = cfg->critique.k;
+        go.temperature = cfg->critique.temperature;
+        go.top_p = cfg->critique.top_p;
+        go.max_new = cfg->critique.max_new;
+        go.seed = rng_derive((uint64_t)cfg->train.seed, 0x5a4d, (uint64_t)rd->r);
+        char **texts = xmalloc(sizeof(char *) * (size_t)(rd->m + 1));
+        for (int64_t i = 0; i < rd->m; i++) texts[i] = c->inputs[rd->in[i]];
+        char **cands = NULL;
+        int *tl = NULL;
+        double t0 = util_now();
+        student_generate(&c->t.s, &go, c->comm, texts, (int)rd->m, &cands, &tl);
+        log_info("round %d: sampled %lld x %d candidates in %.1f s", rd->r, (long long)rd->m, go.k, util_now() - t0);
+        free(texts);
+        if (c->comm->rank == 0) rc = judge_student(c, rd, client, cands, tl, &e);
+        free(tl);
+        if (rd->ob->teacher_pairs && c->comm->rank == 0 && rc == STATUS_OK) rc = judge_teacher(c, rd, client, &e);
+    }
+    if (rd->ob->teacher_singles && c->comm->rank == 0) teacher_items(c, rd->in, rd->m, &rd->set[SET_TEACHER]);
+    /* rank 0's outcome decides */
+    int64_t status = rc;
+    comm_bcast_i64(&status, 1);
+    if (status == STATUS_OK) return STATUS_OK;
+    comm_check(status == STATUS_FAILED, e.msg, EXIT_RUNTIME);
+    log_info("round %d: stopped while judging; the answers so far are cached", rd->r);
+    return STATUS_STOPPED;
+}
+
+/* rank 0: the round's data from run.h5 (a resumed round) */
+static int reread(Ctx *c, Round *rd, Err *e) {
+    char sub[96];
+    int rc = 0;
+    snprintf(sub, sizeof sub, "%s/pairs", rd->g);
+    if (rd->ob->sample) rc = read_pairs(c, sub, &rd->set[SET_STUDENT], e);
+    snprintf(sub, sizeof sub, "%s/teacher_pairs", rd->g);
+    if (rc == 0 && rd->ob->teacher_pairs) rc = read_pairs(c, sub, &rd->set[SET_TEACHER], e);
+    if (rc == 0 && rd->ob->teacher_singles) teacher_items(c, rd->in, rd->m, &rd->set[SET_TEACHER]);
+    return rc;
+}
+
+/* Collective: the sets on every rank, tokenized; DPO references with the round's start model when fresh */
+static void prepare_sets(Ctx *c, Round *rd, int fresh) {
+    const ObjectiveSpec *ob = rd->ob;
+    ItemSet *st = &rd->set[SET_STUDENT], *te = &rd->set[SET_TEACHER];
+    int has_teacher = ob->teacher_pairs || ob->teacher_singles;
+    if (ob->sample) itemset_bcast(st, fresh || !ob->chosen_only);
+    if (has_teacher) itemset_bcast(te, ob->teacher_pairs);
+    if (ob->chosen_only) drop_rejected(st);
+    int64_t sk = 0;
+    if (ob->sample) sk += itemset_tokenize(c, st);
+    if (has_teacher) sk += itemset_tokenize(c, te);
+    if (fresh && sk) log_info("round %d: %lld items dropped (longer than train.seq_len)", rd->r, (long long)sk);
+    if (fresh && ob->sample && ob->refs) compute_refs(c, st);
+}
+
+/* rank 0: everything the round decided, into run.h5 before training on it */
+static int store_round(Ctx *c, const Round *rd, Err *e) {
+    const ItemSet *st = &rd->set[SET_STUDENT], *te = &rd->set[SET_TEACHER];
+    char sub[96];
+    int rc = 0;
+    snprintf(sub, sizeof sub, "%s/pairs", rd->g);
+    if (rd->ob->sample) rc = store_pairs(c, sub, st, e);
+    snprintf(sub, sizeof sub, "%s/teacher_pairs", rd->g);
+    if (rc == 0 && rd->ob->teacher_pairs && te->b) rc = store_pairs(c, sub, te, e);
+    snprintf(sub, sizeof sub, "%s/info", rd->g);
+    if (rc == 0)
+        rc = store_write_string(c->t.run, sub, "attributes of this group describe the round", NULL, e) ||
+             store_set_attr_str(c->t.run, rd->g, "objective", rd->ob->name, e) ||
+             store_set_attr_i64(c->t.run, rd->g, "start_step", rd->start, e) ||
+             store_set_attr_i64(c->t.run, rd->g, "inputs", rd->m, e) ||
+             store_set_attr_i64(c->t.run, rd->g, "pairs", rd->ob->sample ? st->n : te->n, e) ||
+             store_set_attr_i64(c->t.run, rd->g, "collected", 1, e) || store_flush(c->t.run, e);
+    return rc;
+}
+
+/* One optimizer step of phase q (its batch b = step - phase_start). */
+static void critique_step(Ctx *c, const Phase *ph, const Round *rd, int q, int64_t phase_start, int64_t end) {
+    const Config *cfg = c->cfg;
+    Trainer *t = &c->t;
+    double t0 = util_now();
+    int64_t b = t->s.st.step - phase_start;
+    int64_t step_in_round = t->s.st.step - rd->start + 1; /* AdamW step within the round */
+    double lr = cfg->critique.lr * (b < cfg->critique.warmup_steps ? (double)(b + 1) / cfg->critique.warmup_steps : 1.0);
+    double gn, acc;
+    int64_t ntok;
+    double loss = phase_step(c, ph, rd->r, q, b, lr, step_in_round, &gn, &acc, &ntok);
+    if (!isfinite(loss)) {
+        if (c->comm->rank == 0)
+            log_error("critique loss is %g at step %lld (hint: lower critique.lr or critique.beta)", loss,
+                      (long long)t->s.st.step + 1);
+        comm_exit(EXIT_RUNTIME);
+    }
+    trainer_step_done(t, loss, lr, gn, ntok, util_now() - t0);
+    int64_t pend = phase_start + ph->steps;
+    if (t->s.st.step % cfg->run.log_every == 0 || t->s.st.step == pend)
+        log_info("step %6lld/%lld  round %d %s  loss %.4f  pair accuracy %.2f  gnorm %.3f  %.2f s/step",
+                 (long long)t->s.st.step, (long long)end, rd->r, ph->name, loss, acc, gn, t->step_avg);
+    if (cfg->critique.ckpt_every > 0 && (t->s.st.step - rd->start) % cfg->critique.ckpt_every == 0)
+        trainer_checkpoint(t);
+}
+
+/* Collective: the optimizer steps of the round's phases (from the current step).
+ * Returns STATUS_OK or STATUS_STOPPED. */
+static Status train_round(Ctx *c, Round *rd) {
+    const Config *cfg = c->cfg;
+    Trainer *t = &c->t;
     int P = cfg->critique.batch_pairs;
-#define STEPS(set) ((set)->n ? (int64_t)ceil(cfg->critique.epochs * (double)(set)->n / P) : 0)
-    if (!strcmp(obj, "ft")) ph[nph++] = (Phase){OBJ_CE, &teacher_set, STEPS(&teacher_set), "ft"};
-    else if (!strcmp(obj, "sd")) ph[nph++] = (Phase){OBJ_CE, &student_set, STEPS(&student_set), "sd"}; else if (!strcmp(obj, "dpo")) ph[nph++] = (Phase){PREF_DPO, &student_set, STEPS(&student_set), "dpo"};
-    else if (!strcmp(obj, "brio")) ph[nph++] = (Phase){PREF_BRIO, &student_set, STEPS(&student_set), "brio"};
-    else {
-        ph[nph++] = (Phase){PREF_BRIO, &teacher_set, STEPS(&teacher_set), "brio (teacher pairs)"};
-        ph[nph++] = (Phase){PREF_DPO, &student_set, STEPS(&student_set), "dpo"};
+    Phase ph[2];
+    int64_t end = rd->start;
+    for (int q = 0; q < rd->ob->n_phases; q++) {
+        const PhaseSpec *sp = &rd->ob->phase[q];
+        ItemSet *set = &rd->set[sp->set];
+        ph[q] = (Phase){sp->obj, set, set->n ? (int64_t)ceil(cfg->critique.epochs * (double)set->n / P) : 0, sp->name};
+        end += ph[q].steps;
     }
-#undef STEPS
-    int64_t end = start;
-    for (int q = 0; q < nph; q++) end += ph[q].steps;
-    /* a fresh optimizer at the start of the round */
-    if (c->s.st.step == start) {
-        memset(c->opt.m, 0, c->s.model.n_params * sizeof(float));
-        memset(c->opt.v, 0, c->s.model.n_params * sizeof(float));
+    if (t->s.st.step == rd->start) { /* a fresh optimizer at the start of the round */
+        memset(t->opt.m, 0, t->s.model.n_params * sizeof(float));
+        memset(t->opt.v, 0, t->s.model.n_params * sizeof(float));
     }
-    model_alloc_acts(&c->s.model, cfg->critique.micro_rows, c->T);
-    int code = EXIT_OK;
-    int64_t phase_start = start;
-    for (int q = 0; q < nph && code == EXIT_OK; q++) {
+    model_alloc_acts(&t->s.model, cfg->critique.micro_rows, c->T);
+    int64_t phase_start = rd->start;
+    for (int q = 0; q < rd->ob->n_phases; q++) {
         int64_t pend = phase_start + ph[q].steps;
-        if (ph[q].steps && c->s.st.step < pend)
-            log_info("round %d phase %s: steps %lld..%lld over %lld %s", r, ph[q].name,
-                     (long long)(c->s.st.step > phase_start ? c->s.st.step : phase_start) + 1, (long long)pend,
+        if (ph[q].steps && t->s.st.step < pend)
+            log_info("round %d phase %s: steps %lld..%lld over %lld %s", rd->r, ph[q].name,
+                     (long long)(t->s.st.step > phase_start ? t->s.st.step : phase_start) + 1, (long long)pend,
                      (long long)ph[q].set->n, ph[q].set->b ? "pairs" : "sequences");
-        while (c->s.st.step < pend) {
-            if (c->s.st.step < phase_start) { /* cannot happen: resume inside an earlier phase */
-                c->s.st.step = phase_start;
-            }
-            if (stop_requested(c)) {
-                code = EXIT_STOPPED;
-                break;
-            }
-            double t0 = util_now();
-            int64_t b = c->s.st.step - phase_start;
-            int64_t t = c->s.st.step - start + 1; /* AdamW step within the round */
-            double lr = cfg->critique.lr * (b < cfg->critique.warmup_steps ? (double)(b + 1) / cfg->critique.warmup_steps : 1.0);
-            double gn, acc;
-            int64_t ntok;
-            double loss = phase_step(c, &ph[q], r, q, b, lr, t, &gn, &acc, &ntok);
-            if (!isfinite(loss)) {
-                if (c->comm->rank == 0)
-                    log_error("critique loss is %g at step %lld (hint: lower critique.lr or critique.beta)", loss,
-                              (long long)c->s.st.step + 1);
-                comm_exit(EXIT_RUNTIME);
-            }
-            c->s.st.step++;
-            c->s.st.tokens += ntok;
-            double dt = util_now() - t0;
-            c->s.st.elapsed += dt;
-            c->step_avg = c->step_avg > 0 ? 0.8 * c->step_avg + 0.2 * dt : dt;
-            if (c->comm->rank == 0)
-                metriclog_push(&c->s.log, c->s.st.step, loss, lr, gn, c->s.st.tokens, c->s.st.elapsed);
-            if (c->s.st.step % cfg->run.log_every == 0 || c->s.st.step == pend)
-                log_info("step %6lld/%lld  round %d %s  loss %.4f  pair accuracy %.2f  gnorm %.3f  %.2f s/step",
-                         (long long)c->s.st.step, (long long)end, r, ph[q].name, loss, acc, gn, c->step_avg);
-            if (cfg->critique.ckpt_every > 0 && (c->s.st.step - start) % cfg->critique.ckpt_every == 0) checkpoint(c);
+        if (t->s.st.step < phase_start) t->s.st.step = phase_start; /* cannot happen: resume inside an earlier phase */
+        while (t->s.st.step < pend) {
+            if (trainer_should_stop(t)) return STATUS_STOPPED;
+            critique_step(c, &ph[q], rd, q, phase_start, end);
         }
         phase_start = pend;
     }
-    checkpoint(c);
-    if (code == EXIT_OK && c->comm->rank == 0) {
-        if (store_set_attr_i64(c->run, g, "end_step", end, &e) || store_set_attr_i64(c->run, g, "complete", 1, &e) ||
-            store_flush(c->run, &e))
+    return STATUS_OK;
+}
+
+/* Collective: round r from where it stands (collected or not, complete or not). */
+static Status run_round(Ctx *c, int r, LlmClient *client) {
+    const Config *cfg = c->cfg;
+    Round rd = {.r = r, .ob = objective_of(cfg->critique.objective)};
+    snprintf(rd.g, sizeof rd.g, "/rounds/%d", r);
+    /* where the round starts and whether its data are collected */
+    int64_t info[3] = {-1, 0, 0}; /* start step, collected, complete */
+    if (c->comm->rank == 0 && store_exists(c->t.run, rd.g)) {
+        store_get_attr_i64(c->t.run, rd.g, "start_step", &info[0], NULL);
+        store_get_attr_i64(c->t.run, rd.g, "collected", &info[1], NULL);
+        store_get_attr_i64(c->t.run, rd.g, "complete", &info[2], NULL);
+    }
+    comm_bcast_i64(info, 3);
+    if (info[2]) return STATUS_OK;
+    rd.start = info[0] >= 0 ? info[0] : c->t.s.st.step;
+    rd.m = round_inputs(c, r, &rd.in);
+    Err e = {{0}};
+    if (!info[1]) {
+        if (collect(c, &rd, client) == STATUS_STOPPED) {
+            round_free(&rd);
+            return STATUS_STOPPED;
+        }
+        prepare_sets(c, &rd, 1);
+        int rc = c->comm->rank == 0 ? store_round(c, &rd, &e) : 0;
+        comm_check_all(rc, e.msg, EXIT_RUNTIME);
+    } else {
+        int rc = c->comm->rank == 0 ? reread(c, &rd, &e) : 0;
+        comm_check_all(rc, e.msg, EXIT_RUNTIME);
+        prepare_sets(c, &rd, 0);
+        log_info("round %d: resuming (%lld pairs) at step %lld", r, (long long)rd.set[SET_STUDENT].n,
+                 (long long)c->t.s.st.step);
+    }
+    Status code = train_round(c, &rd);
+    trainer_checkpoint(&c->t);
+    if (code == STATUS_OK && c->comm->rank == 0) {
+        int64_t end = c->t.s.st.step;
+        if (store_set_attr_i64(c->t.run, rd.g, "end_step", end, &e) ||
+            store_set_attr_i64(c->t.run, rd.g, "complete", 1, &e) || store_flush(c->t.run, &e))
             DIE("%s", e.msg);
         log_info("round %d complete at step %lld", r, (long long)end);
     }
-    itemset_free(&student_set);
-    itemset_free(&teacher_set);
+    round_free(&rd);
     return code;
 }
 
 #define CRITIC_USAGE "attributes: usage of this role (critique and evaluation)"
 
-/* Evaluates the current model into ROOT of run.h5 (eval_run opens run.h5 and the LLM cache
- * itself: rank 0 releases its own around it, recording the critic's usage so far). */
-static int eval_between(Ctx *c, LlmSession *critic, LlmCache **cache, const char *root) {
+/* Collective: evaluates the current model into root of run.h5, lending it
+ * the student, run.h5, the cache and the critic's session. */
+static Status eval_between(Ctx *c, LlmSession *critic, LlmCache *cache, const char *root) {
+    trainer_flush(&c->t);
+    EvalShared sh = {.student = &c->t.s, .run = c->t.run, .cache = cache, .critic = critic};
+    return eval_run(c->cfg, c->comm, root, &sh);
+}
+
+/* Rank 0: the training inputs and the teacher's paraphrases from data.path. */
+static int read_inputs(Ctx *c, Err *e) {
+    StoreFile *d = store_open(c->cfg->data.path, 0, e);
+    if (!d) return -1;
+    int rc = 0;
+    c->inputs = store_read_strings(d, "/inputs/train", &c->n_inputs, e);
+    int nd;
+    int64_t dims[4], np = 0;
+    if (!c->inputs) rc = -1;
+    else if (store_dims(d, "/teacher/paraphrases", &nd, dims, e) != 0) rc = err_suffix(e, " (hint: run hdistill teach first)");
+    else {
+        c->teacher_n = dims[1];
+        c->teacher = store_read_strings(d, "/teacher/paraphrases", &np, e);
+        if (!c->teacher) rc = -1;
+    }
+    store_close(d, NULL);
+    return rc;
+}
+
+/* Collective: inputs, run.h5, the student and optimizer, the critic. */
+static void critique_open(Ctx *c, LlmSession *critic, LlmCache **cache) {
     const Config *cfg = c->cfg;
-    Err e2;
-    int had_critic = critic->client != NULL;
+    Err e = {{0}};
+    int rc = 0;
     if (c->comm->rank == 0) {
-        flush_metrics(c);
-        if (had_critic && session_record_usage(critic, c->run, "/usage/critic", CRITIC_USAGE, &e2) != 0)
-            DIE("%s", e2.msg);
-        if (store_close(c->run, &e2) != 0) DIE("%s", e2.msg);
-        c->run = NULL;
-        session_close(critic);
-        cache_close(*cache);
-        *cache = NULL;
+        rc = read_inputs(c, &e);
+        if (rc == 0 && trainer_open_run(&c->t, &e) != 0) rc = err_suffix(&e, " (hint: the student must be trained first)");
     }
-    int code = eval_run(cfg, c->comm, root);
+    comm_check(rc, e.msg, EXIT_USAGE);
+    comm_bcast_strings(&c->inputs, &c->n_inputs);
+    comm_bcast_i64(&c->teacher_n, 1);
+    if (student_load(&c->t.s, cfg, c->comm, &c->t.opt, 1, &e) != 0) comm_check(1, e.msg, EXIT_USAGE);
+    c->t.opt.weight_decay = 0.0;
+    c->t.last_ckpt = c->t.s.st.step;
     if (c->comm->rank == 0) {
-        char *rp = xasprintf("%s/run.h5", cfg->run.dir);
-        c->run = store_open(rp, 1, &e2);
-        free(rp);
-        if (!c->run) DIE("%s", e2.msg);
-        if (had_critic && (!(*cache = session_cache_open(cfg, SESSION_RUN, &e2)) ||
-                           session_open(critic, cfg, &cfg->critic, "critic", *cache, &e2) != 0))
-            DIE("%s", e2.msg);
+        /* run.h5 metrics: exactly the checkpoint's history */
+        if (store_delete(c->t.run, "/metrics/train", &e) != 0 ||
+            metrics_append_to(c->t.run, "/metrics/train", &c->t.s.log, 0, &e) != 0)
+            rc = -1;
+        c->t.log_flushed = c->t.s.log.n;
+        int need_critic = cfg->critique.objective != OBJECTIVE_FT;
+        if (rc == 0 && need_critic) rc = (*cache = session_cache_open(cfg, SESSION_RUN, &e)) ? 0 : -1;
+        if (rc == 0 && need_critic) rc = session_open(critic, cfg, &cfg->critic, "critic", *cache, &e);
     }
-    return code;
+    comm_check(rc, e.msg, EXIT_USAGE);
+}
+
+/* Collective: 1 if the model after round r is to be evaluated now: only
+ * while it is the newest checkpoint (a resumed run that is past round r must
+ * not evaluate a later model into /rounds/r/eval), and never twice. */
+static int round_eval_wanted(Ctx *c, int r, const char *root) {
+    int64_t want = 0;
+    if (c->comm->rank == 0) {
+        char g[48];
+        snprintf(g, sizeof g, "/rounds/%d", r);
+        int64_t done = 0, end = -1;
+        if (store_exists(c->t.run, root)) store_get_attr_i64(c->t.run, root, "complete", &done, NULL);
+        store_get_attr_i64(c->t.run, g, "end_step", &end, NULL);
+        want = !done && end == c->t.s.st.step;
+        if (!done && end != c->t.s.st.step)
+            log_warn("round %d: not evaluated: its model (step %lld) is no longer the newest checkpoint "
+                     "(step %lld)",
+                     r, (long long)end, (long long)c->t.s.st.step);
+    }
+    comm_bcast_i64(&want, 1);
+    return (int)want;
 }
 
 int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
@@ -813,113 +890,37 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     Ctx C;
     memset(&C, 0, sizeof C);
     Ctx *c = &C;
-    c->cfg = cfg, c->comm = comm, c->argc = argc, c->argv = argv;
-    c->t0 = util_now();
-    util_install_stop_signals();
-    c->T = cfg->train.seq_len;
-    int threads = train_pick_threads(cfg, comm);
-    par_init(threads);
-    openblas_set_num_threads(threads);
-    Err e = {{0}};
-    int rc = 0;
-    /* rank 0: training inputs and teacher answers; the run file */
-    if (comm->rank == 0) {
-        StoreFile *d = store_open(cfg->data.path, 0, &e);
-        if (!d) rc = -1;
-        if (rc == 0) {
-            c->inputs = store_read_strings(d, "/inputs/train", &c->n_inputs, &e);
-            int nd;
-            int64_t dims[4], np = 0;
-            if (!c->inputs) rc = -1;
-            else if (store_dims(d, "/teacher/paraphrases", &nd, dims, &e) != 0) rc = err_suffix(&e, " (hint: run hdistill teach first)");
-            else {
-                c->teacher_n = dims[1];
-                c->teacher = store_read_strings(d, "/teacher/paraphrases", &np, &e);
-                if (!c->teacher) rc = -1;
-            }
-            store_close(d, NULL);
-        }
-        char *run_path = xasprintf("%s/run.h5", cfg->run.dir);
-        if (rc == 0) {
-            c->run = store_open(run_path, 1, &e);
-            if (!c->run) rc = err_suffix(&e, " (hint: the student must be trained first)");
-        }
-        free(run_path);
-    }
-    comm_check(rc, e.msg, EXIT_USAGE);
-    comm_bcast_strings(&c->inputs, &c->n_inputs);
-    int64_t tn = c->teacher_n;
-    comm_bcast_i64(&tn, 1);
-    c->teacher_n = tn;
-    if (student_load(&c->s, cfg, comm, &c->opt, &e) != 0) comm_check(1, e.msg, EXIT_USAGE);
-    c->opt.weight_decay = 0.0;
-    c->ckpt_dir = xasprintf("%s/ckpt", cfg->run.dir);
-    c->stop_path = xasprintf("%s/STOP", cfg->run.dir);
-    c->config_json = config_to_json(cfg);
-    c->last_ckpt = c->s.st.step;
+    c->cfg = cfg, c->comm = comm, c->T = cfg->train.seq_len;
+    trainer_init(&c->t, cfg, comm, argc, argv);
     LlmSession critic = {0};
     LlmCache *cache = NULL;
-    if (comm->rank == 0) {
-        prov_collect(&c->prov, argc, argv, comm->size);
-        /* run.h5 metrics: exactly the checkpoint's history */
-        if (store_delete(c->run, "/metrics/train", &e) != 0 ||
-            metriclog_append_to(c->run, "/metrics/train", &c->s.log, 0, &e) != 0)
-            rc = -1;
-        c->log_flushed = c->s.log.n;
-        int need_critic = strcmp(cfg->critique.objective, "ft") != 0;
-        if (rc == 0 && need_critic) rc = (cache = session_cache_open(cfg, SESSION_RUN, &e)) ? 0 : -1;
-        if (rc == 0 && need_critic) rc = session_open(&critic, cfg, &cfg->critic, "critic", cache, &e);
-    }
-    comm_check(rc, e.msg, EXIT_USAGE);
-    int code = EXIT_OK;
+    critique_open(c, &critic, &cache);
+    Status code = STATUS_OK;
     if (cfg->critique.eval_each_round) {
         /* the model after SFT, as the first point of the win-or-tie rate by round (before round 0 starts) */
-        int64_t fresh = comm->rank == 0 ? !store_exists(c->run, "/rounds/0") : 0;
+        int64_t fresh = comm->rank == 0 ? !store_exists(c->t.run, "/rounds/0") : 0;
         comm_bcast_i64(&fresh, 1);
-        if (fresh) code = eval_between(c, &critic, &cache, "/sft/eval");
+        if (fresh) code = eval_between(c, &critic, cache, "/sft/eval");
     }
-    for (int r = 0; r < cfg->critique.rounds && code == EXIT_OK; r++) {
+    for (int r = 0; r < cfg->critique.rounds && code == STATUS_OK; r++) {
         code = run_round(c, r, critic.client);
-        if (code == EXIT_OK && cfg->critique.eval_each_round) {
-            /* the model after round r: only while it is the newest checkpoint (a resumed run that is past
-             * round r must not evaluate a later model into /rounds/r/eval), and never twice */
-            char root[64];
-            snprintf(root, sizeof root, "/rounds/%d/eval", r);
-            int64_t want = 0;
-            if (comm->rank == 0) {
-                char g[48];
-                snprintf(g, sizeof g, "/rounds/%d", r);
-                int64_t done = 0, end = -1;
-                if (store_exists(c->run, root)) store_get_attr_i64(c->run, root, "complete", &done, NULL);
-                store_get_attr_i64(c->run, g, "end_step", &end, NULL);
-                want = !done && end == c->s.st.step;
-                if (!done && end != c->s.st.step)
-                    log_warn("round %d: not evaluated: its model (step %lld) is no longer the newest checkpoint "
-                             "(step %lld)", r, (long long)end, (long long)c->s.st.step);
-            }
-            comm_bcast_i64(&want, 1);
-            if (want) code = eval_between(c, &critic, &cache, root);
-        }
+        char root[64];
+        snprintf(root, sizeof root, "/rounds/%d/eval", r);
+        if (code == STATUS_OK && cfg->critique.eval_each_round && round_eval_wanted(c, r, root))
+            code = eval_between(c, &critic, cache, root);
     }
-    if (comm->rank == 0) {
-        if (critic.client) {
-            char ub[512];
-            llm_usage_format(llm_usage(critic.client), ub, sizeof ub);
-            log_info("critique: critic usage: %s", ub);
-            Err e2;
-            if (session_record_usage(&critic, c->run, "/usage/critic", CRITIC_USAGE, &e2)) log_warn("%s", e2.msg);
-        }
-        flush_metrics(c);
+    if (comm->rank == 0 && critic.client) {
+        char ub[512];
+        llm_usage_format(llm_usage(critic.client), ub, sizeof ub);
+        log_info("critique: critic usage: %s", ub);
         Err e2;
-        if (store_close(c->run, &e2) != 0) DIE("%s", e2.msg);
+        if (session_record_usage(&critic, c->t.run, "/usage/critic", CRITIC_USAGE, &e2)) log_warn("%s", e2.msg);
     }
+    trainer_close_run(&c->t);
     session_close(&critic);
     cache_close(cache);
-    if (comm->rank == 0) prov_free(&c->prov);
     store_free_strings(c->inputs, c->n_inputs);
     if (c->teacher) store_free_strings(c->teacher, c->n_inputs * c->teacher_n);
-    optim_free(&c->opt);
-    student_free(&c->s);
-    free(c->ckpt_dir), free(c->stop_path), free(c->config_json);
-    return code;
+    trainer_free(&c->t);
+    return status_exit_code(code, EXIT_RUNTIME);
 }

@@ -7,78 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "io/prov.h"
 #include "base/sha256.h"
 #include "io/store.h"
 
 #define WORDNET_DIR "/usr/share/wordnet"
-
-/* ---- normalisation ----------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
-static int utf8_len(const unsigned char *p, size_t left) {
-    unsigned c = p[0];
-    int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || (size_t)n > left) return 0;
-    for (int i = 1; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80) return 0;
-    uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-    for (int i = 1; i < n; i++) cp = (cp << 6) | (p[i] & 0x3F);
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-char *ingest_normalize(const char *s, size_t len) {
-    ByteBuf b = {0};
-    const unsigned char *p = (const unsigned char *)s;
-    int space = 1; /* drop leading space */
-    for (size_t i = 0; i < len;) {
-        int n = utf8_len(p + i, len - i);
-        if (n == 0) { /* invalid byte -> U+FFFD */
-            bytebuf_put(&b, "\xEF\xBF\xBD", 3);
-            space = 0;
-            i++;
-            continue;
-        }
-        if (n == 1 && (p[i] < 0x20 || p[i] == 0x7F || p[i] == ' ')) {
-            if (!space) bytebuf_putc(&b, ' ');
-            space = 1;
-            i++;
-            continue;
-        }
-        if (n == 2 && p[i] == 0xC2 && p[i + 1] == 0xA0) { /* no-break space */
-            if (!space) bytebuf_putc(&b, ' ');
-            space = 1;
-            i += 2;
-            continue;
-        }
-        bytebuf_put(&b, p + i, (size_t)n);
-        space = 0;
-        i += (size_t)n;
-    }
-    while (b.n > 0 && b.a[b.n - 1] == ' ') b.a[--b.n] = 0;
-    if (!b.a) bytebuf_put(&b, "", 0);
-    /* wrapping ASCII quotes */
-    if (b.n >= 2 && (b.a[0] == '"' || b.a[0] == '\'') && b.a[b.n - 1] == b.a[0]) {
-        char *inner = xstrndup(b.a + 1, b.n - 2);
-        bytebuf_free(&b);
-        char *r = ingest_normalize(inner, strlen(inner));
-        free(inner);
-        return r;
-    }
-    return b.a;
-}
-
-static int word_count(const char *s) {
-    int n = 0, in = 0;
-    for (; *s; s++) {
-        if (*s == ' ') in = 0;
-        else if (!in) in = 1, n++;
-    }
-    return n;
-}
 
 /* ---- sources ------------------------------------------------------------------- */
 
@@ -272,8 +206,8 @@ static size_t prepare(const Config *cfg, StrVec *raw, StrSet *seen, Item **items
     size_t n = 0;
     for (size_t i = 0; i < raw->n; i++) {
         ct->read++;
-        char *t = ingest_normalize(raw->a[i], strlen(raw->a[i]));
-        int w = word_count(t);
+        char *t = text_normalize(raw->a[i], strlen(raw->a[i]));
+        int w = text_word_count(t);
         if (!t[0]) ct->empty++;
         else if (w < cfg->ingest.min_words) ct->too_short++;
         else if (w > cfg->ingest.max_words) ct->too_long++;
@@ -298,7 +232,7 @@ static size_t prepare(const Config *cfg, StrVec *raw, StrSet *seen, Item **items
 static char *signature(const Config *cfg) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "source", cfg->ingest.source);
-    cJSON_AddStringToObject(o, "format", cfg->ingest.format);
+    cJSON_AddStringToObject(o, "format", config_enum_name("ingest.format", cfg->ingest.format));
     cJSON_AddStringToObject(o, "field", cfg->ingest.field);
     cJSON_AddNumberToObject(o, "limit", (double)cfg->ingest.limit);
     cJSON_AddNumberToObject(o, "eval_fraction", cfg->ingest.eval_fraction);
@@ -356,10 +290,10 @@ static int do_ingest(const Config *cfg, int argc, char **argv, int dry_run, Err 
             if (rc == 0) rc = ingest_read_wordnet(WORDNET_DIR "/data.adv", &raw_ood, e);
         }
     } else {
-        rc = ingest_read_file(cfg->ingest.source, cfg->ingest.format, cfg->ingest.field, &raw, e);
+        rc = ingest_read_file(cfg->ingest.source, config_enum_name("ingest.format", cfg->ingest.format), cfg->ingest.field, &raw, e);
     }
     if (rc == 0 && cfg->ingest.ood_source[0])
-        rc = ingest_read_file(cfg->ingest.ood_source, cfg->ingest.format, cfg->ingest.field, &raw_ood, e);
+        rc = ingest_read_file(cfg->ingest.ood_source, config_enum_name("ingest.format", cfg->ingest.format), cfg->ingest.field, &raw_ood, e);
     if (rc != 0) {
         strvec_free(&raw), strvec_free(&raw_ood), free(sig);
         return -1;

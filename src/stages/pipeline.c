@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "stages/critique.h"
-#include "stages/evaluate.h"
+#include "stages/eval.h"
 #include "stages/ingest.h"
 #include "io/ckpt.h"
 #include "io/store.h"
@@ -62,14 +62,7 @@ int pipeline_main(const Config *cfg0, const Comm *comm, int argc, char **argv, i
     }
     if (code == EXIT_OK) {
         if (flag(comm, run_path, "/", "sft_complete")) log_info("run: supervised fine-tuning is complete; skipped");
-        else {
-            code = train_main(&cfg, comm, argc, argv, 0);
-            if (code == EXIT_OK && comm->rank == 0) {
-                Err e;
-                StoreFile *f = store_open(run_path, 1, &e);
-                if (!f || store_set_attr_i64(f, "/", "sft_complete", 1, &e) || store_close(f, &e)) DIE("%s", e.msg);
-            }
-        }
+        else code = train_main(&cfg, comm, argc, argv, 0); /* marks sft_complete when it completes */
     }
     if (code == EXIT_OK) code = critique_main(&cfg, comm, argc, argv);
     if (code == EXIT_OK) code = eval_main(&cfg, comm, argc, argv);

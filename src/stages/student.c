@@ -1,50 +1,103 @@
-/* student -- the run's trained student; see include/student.h. */
+/* student -- the student of a run directory; see include/stages/student.h. */
 #include "stages/student.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "stages/ingest.h"
-#include "stages/train.h"
+#include "base/text.h"
+#include "io/dataset.h"
 
-int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, Err *e) {
-    memset(s, 0, sizeof *s);
-    int rc = 0;
-    ModelConfig gc = {0};
-    char *dir = xasprintf("%s/ckpt", cfg->run.dir);
-    if (comm->rank == 0) {
-        int n = 0;
-        char **list = ckpt_list(dir, &n);
-        for (int i = 0; i < n && !s->path; i++) {
-            Err e2;
-            if (ckpt_read_meta(list[i], &gc, &s->td, NULL, &e2) == 0) s->path = xstrdup(list[i]);
-            else log_warn("unreadable checkpoint: %s", e2.msg);
-        }
-        ckpt_list_free(list, n);
-        if (!s->path) rc = err_set(e, "%s: no readable checkpoint (hint: train the student first)", dir);
+int student_separator_ids(const Config *cfg, const Tokenizer *t, int *sep) {
+    if (tokenizer_sep_id(t) >= 0) {
+        sep[0] = tokenizer_sep_id(t);
+        return 1;
     }
-    free(dir);
-    int64_t st = rc;
-    comm_bcast_i64(&st, 1);
-    if (st != 0) return -1;
-    comm_bcast(&gc, sizeof gc);
-    data_tokenizer_bcast(&s->td);
-    s->tok = tokenizer_from_data(&s->td, e);
-    if (!s->tok) DIE("%s", e->msg);
-    model_init(&s->model, &gc);
-    if (opt) optim_init(opt, &s->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps, 0.0, cfg->train.grad_clip);
-    if (comm->rank == 0 &&
-        ckpt_read(s->path, &s->model, opt ? opt->m : NULL, opt ? opt->v : NULL, &s->st, &s->log, &s->val, e) != 0)
-        rc = -1;
-    comm_check_all(rc, e->msg, EXIT_RUNTIME);
+    IntVec v = {0};
+    tokenizer_encode(t, cfg->tokenizer.separator, strlen(cfg->tokenizer.separator), &v);
+    int n = (int)(v.n < 64 ? v.n : 64);
+    for (int i = 0; i < n; i++) sep[i] = v.a[i];
+    intvec_free(&v);
+    return n;
+}
+
+void student_set_tokenizer(Student *s, const Config *cfg) {
+    Err e;
+    tokenizer_destroy(s->tok);
+    s->tok = tokenizer_from_data(&s->td, &e);
+    if (!s->tok) DIE("%s", e.msg);
+    s->n_sep = student_separator_ids(cfg, s->tok, s->sep);
+    s->eot = tokenizer_eot_id(s->tok);
+}
+
+int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *meta, int quarantine) {
+    ModelConfig want = meta->cfg;
+    while (1) {
+        Err e;
+        if (!s->model.params) model_init(&s->model, &meta->cfg);
+        if (ckpt_read(meta->path, &s->model, opt ? opt->m : NULL, opt ? opt->v : NULL, &s->st, &s->log, &s->val,
+                      &e) == 0) {
+            free(s->path);
+            s->path = xstrdup(meta->path);
+            return 0;
+        }
+        log_warn("unreadable checkpoint: %s", e.msg);
+        if (quarantine) ckpt_quarantine(meta->path);
+        int64_t before = ckpt_step_of(meta->path);
+        ckpt_meta_free(meta);
+        if (!ckpt_find_newest(ckpt_dir, quarantine, before, meta)) return -1;
+        if (memcmp(&meta->cfg, &want, sizeof want) != 0) {
+            log_warn("%s holds another model configuration; not resuming from it", meta->path);
+            return -1;
+        }
+    }
+}
+
+void student_bcast_state(Student *s, Optim *opt) {
     comm_bcast(s->model.params, s->model.n_params * sizeof(float));
     if (opt) {
         comm_bcast(opt->m, s->model.n_params * sizeof(float));
         comm_bcast(opt->v, s->model.n_params * sizeof(float));
     }
     comm_bcast(&s->st, sizeof s->st);
-    s->n_sep = train_separator_ids(cfg, s->tok, s->sep);
-    s->eot = tokenizer_eot_id(s->tok);
+}
+
+/* s->model (and opt) allocated for configuration mc */
+static void student_alloc(Student *s, const Config *cfg, const ModelConfig *mc, Optim *opt) {
+    model_init(&s->model, mc);
+    if (opt) optim_init(opt, &s->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps, 0.0, cfg->train.grad_clip);
+}
+
+int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, int quarantine, Err *e) {
+    memset(s, 0, sizeof *s);
+    char *dir = xasprintf("%s/ckpt", cfg->run.dir);
+    CkptMeta meta = {0};
+    int64_t ok = 1;
+    if (comm->rank == 0) {
+        ok = ckpt_find_newest(dir, quarantine, -1, &meta);
+        if (ok) student_alloc(s, cfg, &meta.cfg, opt);
+        ok = ok && student_read_newest(s, opt, dir, &meta, quarantine) == 0;
+        if (!ok) err_set(e, "%s: no readable checkpoint (hint: train the student first)", dir);
+    }
+    free(dir);
+    comm_bcast_i64(&ok, 1);
+    if (!ok) {
+        ckpt_meta_free(&meta);
+        if (opt) optim_free(opt);
+        student_free(s);
+        return -1;
+    }
+    ModelConfig mc = meta.cfg;
+    comm_bcast(&mc, sizeof mc);
+    if (comm->rank == 0) {
+        s->td = meta.td; /* moved */
+        memset(&meta.td, 0, sizeof meta.td);
+    } else {
+        student_alloc(s, cfg, &mc, opt);
+    }
+    ckpt_meta_free(&meta);
+    dataset_bcast_tokenizer(&s->td);
+    student_set_tokenizer(s, cfg);
+    student_bcast_state(s, opt);
     return 0;
 }
 
@@ -53,8 +106,8 @@ void student_free(Student *s) {
     model_free(&s->model);
     tokenizer_destroy(s->tok);
     tokenizer_data_free(&s->td);
-    metriclog_free(&s->log);
-    vallog_free(&s->val);
+    metrics_free(&s->log);
+    metrics_val_free(&s->val);
     free(s->path);
     memset(s, 0, sizeof *s);
 }
@@ -70,7 +123,7 @@ char *student_text(const Student *s, const int *ids, int n) {
     if (tokenizer_decode(s->tok, ids, (size_t)n, &b, &e) != 0) DIE("%s", e.msg);
     if (!b.a) bytebuf_put(&b, "", 0);
     /* valid UTF-8 (a token may end inside a character), one line, trimmed */
-    char *r = ingest_normalize(b.a, b.n);
+    char *r = text_normalize(b.a, b.n);
     bytebuf_free(&b);
     return r;
 }

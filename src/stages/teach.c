@@ -59,10 +59,11 @@ static int load_splits(const Config *cfg, Split sp[3], int *nsp, size_t *total, 
     if (!f) return err_suffix(e, " (hint: run hdistill ingest first)");
     const char *names[3] = {"train", "eval", "ood"};
     const char *groups[3] = {"/teacher", "/teacher/eval", "/teacher/ood"};
+    const unsigned bits[3] = {SPLIT_TRAIN, SPLIT_EVAL, SPLIT_OOD};
     int rc = 0;
     *nsp = 0;
     for (int k = 0; k < 3 && rc == 0; k++) {
-        if (!strstr(cfg->teach.splits, names[k])) continue;
+        if (!(cfg->teach.splits & bits[k])) continue;
         char obj[64];
         snprintf(obj, sizeof obj, "/inputs/%s", names[k]);
         if (!store_exists(f, obj)) {
@@ -77,7 +78,6 @@ static int load_splits(const Config *cfg, Split sp[3], int *nsp, size_t *total, 
         else (*nsp)++;
     }
     store_close(f, NULL);
-    if (rc == 0 && *nsp == 0) rc = err_set(e, "teach.splits '%s' names none of train,eval,ood", cfg->teach.splits);
     *total = 0;
     for (int k = 0; k < *nsp; k++) {
         sp[k].first = *total;
@@ -101,25 +101,29 @@ static size_t build_requests(const Config *cfg, const Split *sp, int nsp, LlmCac
 }
 
 typedef struct {
-    size_t transient, refused, short_lists;
+    size_t transient, refused, short_lists, stopped;
     char first_err[256];
 } TeachCounts;
 
-/* The closing lines and the exit code of a teach that wrote its results. */
-static void report(const Config *cfg, size_t total, const TeachCounts *tc, const char *cache_file, int *exit_code) {
+/* The closing lines and the outcome of a teach that wrote its results:
+ * stopped (requests left unanswered by a stop signal), failed (requests
+ * failed for reasons worth retrying: EXIT_RUNTIME, run again) or done. */
+static Status report(const Config *cfg, size_t total, const TeachCounts *tc, const char *cache_file) {
     log_info("teach: wrote %s: %zu answers, %zu refused, %zu with fewer than %d items, %zu failed", cfg->data.path,
              total - tc->transient, tc->refused, tc->short_lists, cfg->teach.n, tc->transient);
-    if (util_stop_signal()) {
-        *exit_code = EXIT_STOPPED;
+    if (tc->stopped) {
         log_info("teach: stopped early by a signal: run teach again to carry on (the %zu answers so far are "
                  "cached in %s and are not asked again)",
                  total - tc->transient, cache_file);
-    } else if (tc->transient > 0) {
-        *exit_code = EXIT_RUNTIME;
+        return STATUS_STOPPED;
+    }
+    if (tc->transient > 0) {
         log_error("teach: %zu requests failed (see /teacher/status), e.g. %s; run again to retry "
                   "them -- answers so far are cached in %s",
                   tc->transient, tc->first_err, cache_file);
+        return STATUS_FAILED;
     }
+    return STATUS_OK;
 }
 
 /* Parses the answers of split s and writes its datasets under s->group. */
@@ -136,6 +140,7 @@ static int write_split(StoreFile *out, const Split *s, const LlmResult *res, int
         raw[i] = xstrdup(r->status == LLM_OK ? r->resp.content : "");
         if (r->status != LLM_OK) {
             tc->transient += transient(r->status);
+            tc->stopped += r->status == LLM_E_STOPPED;
             if (!tc->first_err[0]) snprintf(tc->first_err, sizeof tc->first_err, "%s", r->error);
             continue;
         }
@@ -213,8 +218,8 @@ static int write_results(const Config *cfg, int argc, char **argv, const Split *
 }
 
 /* Rank 0: the whole stage.  Returns -1 with e set on a usage/input error;
- * else 0 with *exit_code the stage's outcome. */
-static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, int *exit_code, Err *e) {
+ * else 0 with *outcome the stage's outcome (STATUS_FAILED: retry). */
+static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, Status *outcome, Err *e) {
     Split sp[3];
     int nsp = 0;
     size_t total = 0;
@@ -228,9 +233,11 @@ static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, int *
     LlmResult *res = rc == 0 ? xcalloc(total + 1, sizeof(LlmResult)) : NULL;
     if (rc == 0) {
         size_t cached = build_requests(cfg, sp, nsp, cache, reqs);
+        char splits[64];
+        config_get_string(cfg, "teach.splits", splits, sizeof splits);
         log_info("teach: %zu inputs (%s) x 1 request for %d paraphrases each; %zu already answered in %s, "
                  "%zu to send to %s",
-                 total, cfg->teach.splits, cfg->teach.n, cached, cache_file, total - cached, ses.url);
+                 total, splits, cfg->teach.n, cached, cache_file, total - cached, ses.url);
     }
     if (rc == 0 && dry_run) {
         log_info("dry run: nothing was sent or written");
@@ -241,7 +248,7 @@ static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, int *
         log_info("teach: teacher usage: %s", ub);
         TeachCounts tc = {0};
         rc = write_results(cfg, argc, argv, sp, nsp, res, &ses, &tc, e);
-        if (rc == 0) report(cfg, total, &tc, cache_file, exit_code);
+        if (rc == 0) *outcome = report(cfg, total, &tc, cache_file);
     }
     for (size_t i = 0; reqs && i < total; i++) {
         chat_request_free(&reqs[i]);
@@ -257,13 +264,14 @@ static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, int *
 
 int teach_main(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
     Err e = {{0}};
-    int rc = 0, code = EXIT_OK;
+    int rc = 0;
+    Status outcome = STATUS_OK;
     if (comm->rank == 0) {
         util_install_stop_signals();
-        rc = do_teach(cfg, argc, argv, dry_run, &code, &e);
+        rc = do_teach(cfg, argc, argv, dry_run, &outcome, &e);
     }
     comm_check(rc, e.msg, EXIT_USAGE);
-    int64_t c = code;
+    int64_t c = outcome;
     comm_bcast_i64(&c, 1);
-    return (int)c;
+    return status_exit_code((Status)c, EXIT_RUNTIME);
 }

@@ -66,8 +66,8 @@ check "srun result == mpirun result (bitwise)" h5cmp "$TMP/plain/run.h5" "$TMP/r
 check "SLURM_JOB_ID in the provenance" $PY -c "
 import h5py,sys; sys.exit(0 if h5py.File('$TMP/plain/run.h5','r')['/provenance'].attrs['SLURM_JOB_ID'].decode()=='$JOB' else 1)"
 
-# stops early (a 1 s budget per start; the run needs about 2 s), requeues itself, resumes, completes identically
-submit requeue "--set train.steps=400 --set run.dir=$TMP/rq --set train.max_run_time=1 --set train.ckpt_every=50"
+# stops early (a 1.8 s budget per start, of which 1 s is kept for the checkpoint: the run needs about 2 s of steps), requeues itself, resumes, completes identically
+submit requeue "--set train.steps=400 --set run.dir=$TMP/rq --set train.max_run_time=1.8 --set train.ckpt_every=50"
 st=$(wait_requeue "$JOB")
 check "early stop + requeue: COMPLETED (got $st)" test "$st" = COMPLETED
 restarts=$(scontrol show job "$JOB" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')

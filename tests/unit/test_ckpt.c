@@ -40,8 +40,8 @@ int main(int argc, char **argv) {
                      .tokens = 12345, .elapsed = 1.5, .world_size = 2, .threads = 3};
     MetricLog log = {0};
     ValLog val = {0};
-    vallog_push(&val, 5, 4.25);
-    for (int i = 1; i <= 7; i++) metriclog_push(&log, i, 5.0 / i, 1e-3 * i, 0.5, 100 * i, 0.1 * i);
+    metrics_val_push(&val, 5, 4.25);
+    for (int i = 1; i <= 7; i++) metrics_push(&log, i, 5.0 / i, 1e-3 * i, 0.5, 100 * i, 0.1 * i);
     Tokenizer *tok = small_tokenizer();
     EXPECT(tok != NULL, "tokenizer");
     TokenizerData td;
@@ -146,8 +146,8 @@ int main(int argc, char **argv) {
 
     tokenizer_destroy(tok), tokenizer_destroy(tok2);
     tokenizer_data_free(&td), tokenizer_data_free(&td2);
-    metriclog_free(&log), metriclog_free(&log2);
-    vallog_free(&val), vallog_free(&val2);
+    metrics_free(&log), metrics_free(&log2);
+    metrics_val_free(&val), metrics_val_free(&val2);
     prov_free(&prov);
     model_free(&m), model_free(&m2);
     free(mm), free(vv), free(mm2), free(vv2), free(path), free(json2);

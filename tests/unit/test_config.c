@@ -55,6 +55,27 @@ int main(void) {
     EXPECT(config_load_json(&c, "{\"model\": {\"n_head\": 3}}", "y.json", &e) == 0 &&
                config_validate(&c, &e) != 0 && strstr(e.msg, "not divisible"),
            "%s", e.msg);
+    /* typed choices and lists: stored as values, an unknown item is an error naming the key */
+    EXPECT(c.critique.objective == OBJECTIVE_DPO && c.teach.splits == (SPLIT_TRAIN | SPLIT_EVAL | SPLIT_OOD) &&
+               c.eval.splits == (EVAL_SPLIT_EVAL | EVAL_SPLIT_OOD) && c.tokenizer.type == TOKENIZER_BPE,
+           "typed defaults");
+    EXPECT(config_set(&c, "critique.objective=brio-dpo", &e) == 0 && c.critique.objective == OBJECTIVE_BRIO_DPO &&
+               !strcmp(config_enum_name("critique.objective", c.critique.objective), "brio-dpo"),
+           "objective");
+    EXPECT(config_set(&c, "teach.splits=eval, ood", &e) == 0 && c.teach.splits == (SPLIT_EVAL | SPLIT_OOD), "%s",
+           e.msg);
+    EXPECT(config_get_string(&c, "teach.splits", buf, sizeof buf) == 0 && !strcmp(buf, "eval,ood"), "list %s", buf);
+    EXPECT(config_set(&c, "teach.splits=retrain", &e) != 0 && strstr(e.msg, "teach.splits") &&
+               strstr(e.msg, "'retrain' is not one of"),
+           "unknown split: %s", e.msg);
+    EXPECT(config_set(&c, "eval.splits=train", &e) != 0 && strstr(e.msg, "eval.splits"), "train is no eval split: %s",
+           e.msg);
+    EXPECT(config_set(&c, "teach.splits=,", &e) != 0 && strstr(e.msg, "names none"), "empty list: %s", e.msg);
+    EXPECT(config_set(&c, "critique.objective=DPO", &e) != 0 && strstr(e.msg, "not one of"), "case: %s", e.msg);
+    char *json3 = config_to_json(&c);
+    EXPECT(strstr(json3, "\"eval,ood\"") && strstr(json3, "\"brio-dpo\""),
+           "choices dumped by name");
+    free(json3);
     /* judges */
     char *jf = write_tmp("{\"judges\": [{\"name\": \"big\", \"base_url\": \"http://h:1/v1\", \"model\": \"m1\","
                          " \"temperature\": 0.2}, {\"name\": \"small\", \"concurrency\": 4}]}");

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "engine/data.h"
+#include "io/dataset.h"
+#include "engine/packer.h"
 #include "test.h"
 #include "base/util.h"
 

@@ -25,15 +25,35 @@
 
 #include "base/comm.h"
 #include "base/config.h"
+#include "io/store.h"
+#include "llm/cache.h"
+#include "stages/session.h"
+#include "stages/student.h"
 
+/* `hdistill eval`: the newest checkpoint into run.h5 /eval.  Collective;
+ * returns the exit code. */
 int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv);
-/* The same into the group root of run.h5 ("/eval", or "/rounds/<r>/eval"
- * for the evaluation after round r); skipped when root holds a complete
- * evaluation of the newest checkpoint. */
-int eval_run(const Config *cfg, const Comm *comm, const char *root);
 
-/* hdistill report RUN_DIR [--json]: the stored evaluation as a table or JSON. */
-int report_main(int argc, char **argv);
+/* What a caller that already holds them lends to an evaluation; NULL
+ * members (or a NULL EvalShared) are opened by the evaluation itself.
+ *   student  the model to evaluate (all ranks; else the newest checkpoint)
+ *   run      run.h5 open for writing (rank 0)
+ *   cache    the run's LLM cache (rank 0)
+ *   critic   the critic's session over that cache (rank 0); its usage is
+ *            the caller's to record */
+typedef struct {
+    const Student *student;
+    StoreFile *run;
+    LlmCache *cache;
+    LlmSession *critic;
+} EvalShared;
+
+/* Collective: evaluates into the group root of run.h5 ("/eval", or
+ * "/rounds/<r>/eval" after round r, "/sft/eval" after SFT); skipped when
+ * root holds a complete evaluation of the same step.  Returns STATUS_OK or
+ * STATUS_STOPPED (a stop signal ended the judging); failures end every rank
+ * with one message (EXIT_USAGE for missing inputs, else EXIT_RUNTIME). */
+Status eval_run(const Config *cfg, const Comm *comm, const char *root, const EvalShared *sh);
 
 typedef struct {
     int64_t n, wins, ties, losses;

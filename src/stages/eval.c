@@ -1,0 +1,401 @@
+/* evaluate -- win-or-tie rate of the student vs the teacher; see
+ * include/evaluate.h. */
+#include "stages/eval.h"
+
+#include <cJSON.h>
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/text.h"
+#include "engine/pairs.h"
+#include "io/prov.h"
+#include "llm/critic.h"
+#include "stages/session.h"
+#include "io/store.h"
+#include "stages/student.h"
+#include "stages/trainer.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void eval_stats(const double *p_ab, const double *p_ba, const int *ws, const int *wr, int64_t n, double tm,
+                int bootstrap, uint64_t seed, EvalStats *o, int *verdict) {
+    memset(o, 0, sizeof *o);
+    o->n = n;
+    int64_t flips = 0, decisive_len = 0, longer_won = 0;
+    double sw = 0, rw = 0;
+    uint8_t *wt = xcalloc((size_t)(n + 1), 1);
+    for (int64_t i = 0; i < n; i++) {
+        double a = p_ab[i], b = p_ba[i], p;
+        if (!isnan(a) && !isnan(b)) p = 0.5 * (a + b);
+        else p = isnan(a) ? b : a;
+        int v = pairs_verdict(p, tm);
+        if (verdict) verdict[i] = v;
+        o->wins += v > 0, o->ties += v == 0, o->losses += v < 0;
+        wt[i] = v >= 0;
+        int va = pairs_verdict(a, tm), vb = pairs_verdict(b, tm);
+        if (va != 0 && vb != 0 && va != vb) flips++;
+        if (v != 0 && ws[i] != wr[i]) {
+            decisive_len++;
+            longer_won += (v > 0) == (ws[i] > wr[i]);
+        }
+        sw += ws[i], rw += wr[i];
+    }
+    o->wtr = n ? 100.0 * (double)(o->wins + o->ties) / (double)n : NAN;
+    o->position_bias = n ? (double)flips / (double)n : NAN;
+    o->length_bias = decisive_len ? (double)longer_won / (double)decisive_len : NAN;
+    o->student_words = n ? sw / (double)n : NAN;
+    o->reference_words = n ? rw / (double)n : NAN;
+    /* percentile bootstrap of the win-or-tie rate */
+    if (n > 0 && bootstrap > 0) {
+        double *rates = xmalloc(sizeof(double) * (size_t)bootstrap);
+        Rng r;
+        rng_seed(&r, seed);
+        for (int b = 0; b < bootstrap; b++) {
+            int64_t k = 0;
+            for (int64_t i = 0; i < n; i++) k += wt[rng_below(&r, (uint64_t)n)];
+            rates[b] = 100.0 * (double)k / (double)n;
+        }
+        qsort(rates, (size_t)bootstrap, sizeof(double), cmp_double);
+        o->ci_low = rates[(int)floor(0.025 * (bootstrap - 1))];
+        o->ci_high = rates[(int)ceil(0.975 * (bootstrap - 1))];
+        free(rates);
+    } else {
+        o->ci_low = o->ci_high = NAN;
+    }
+    free(wt);
+}
+
+typedef struct {
+    const char *name;
+    int64_t n;
+    char **input, **ref;
+} Split;
+
+static int load_split(StoreFile *d, const char *name, int64_t limit, Split *s, Err *e) {
+    memset(s, 0, sizeof *s);
+    s->name = name;
+    char a[64], b[64], c[64];
+    snprintf(a, sizeof a, "/inputs/%s", name);
+    snprintf(b, sizeof b, "/teacher/%s/paraphrases", name);
+    snprintf(c, sizeof c, "/teacher/%s/refused", name);
+    int64_t ni = 0, np = 0;
+    int nd;
+    int64_t dims[4];
+    char **in = store_read_strings(d, a, &ni, e);
+    if (!in) return -1;
+    if (store_dims(d, b, &nd, dims, e) != 0) {
+        store_free_strings(in, ni);
+        return err_suffix(e, " (hint: teach.splits must include %s)", name);
+    }
+    char **para = store_read_strings(d, b, &np, e);
+    if (!para) {
+        store_free_strings(in, ni);
+        return -1;
+    }
+    s->input = xcalloc((size_t)(ni + 1), sizeof(char *));
+    s->ref = xcalloc((size_t)(ni + 1), sizeof(char *));
+    for (int64_t i = 0; i < ni && (limit <= 0 || s->n < limit); i++) {
+        const char *ref = NULL;
+        for (int64_t q = 0; q < dims[1] && !ref; q++)
+            if (para[i * dims[1] + q][0]) ref = para[i * dims[1] + q];
+        if (!ref) continue; /* refused or empty */
+        s->input[s->n] = xstrdup(in[i]);
+        s->ref[s->n] = xstrdup(ref);
+        s->n++;
+    }
+    store_free_strings(in, ni);
+    store_free_strings(para, np);
+    return 0;
+}
+
+typedef struct {
+    char *name;
+    const EndpointConfig *ep;
+    LlmSession own;      /* opened by this evaluation */
+    LlmSession *ses;     /* &own, or the caller's critic session */
+} Judge;
+
+/* The judge's verdicts on split sp, stored under root/<split>/<judge>. */
+static int store_verdicts(StoreFile *run, const char *root, const Judge *jg, const Split *sp, const CriticJudgement *j,
+                          const int *v, const EvalStats *st, int64_t unjudged, Err *e) {
+    int64_t n = sp->n;
+    double *pab = xmalloc(sizeof(double) * (size_t)(n + 1)), *pba = xmalloc(sizeof(double) * (size_t)(n + 1));
+    double *p = xmalloc(sizeof(double) * (size_t)(n + 1));
+    const char **rab = xcalloc((size_t)(n + 1), sizeof(char *)), **rba = xcalloc((size_t)(n + 1), sizeof(char *));
+    for (int64_t i = 0; i < n; i++) {
+        pab[i] = j[i].p_ab, pba[i] = j[i].p_ba, p[i] = j[i].p;
+        rab[i] = j[i].raw_ab, rba[i] = j[i].raw_ba;
+    }
+    char g[192], obj[256];
+    snprintf(g, sizeof g, "%s/%s/%s", root, sp->name, jg->name);
+#define O(x) (snprintf(obj, sizeof obj, "%s/%s", g, x), obj)
+    int rc = store_write_f64(run, O("p_ab"), pab, 1, &n, "P(student better), student as option 1", e) ||
+             store_write_f64(run, O("p_ba"), pba, 1, &n, "P(student better), student as option 2", e) ||
+             store_write_f64(run, O("p"), p, 1, &n, "P(student better), mean of both orders", e) ||
+             store_write_i32(run, O("verdict"), v, 1, &n, "1 win, 0 tie, -1 loss (student vs reference)", e) ||
+             store_write_strings(run, O("raw_ab"), rab, 1, &n, "judge's answer, student first", e) ||
+             store_write_strings(run, O("raw_ba"), rba, 1, &n, "judge's answer, reference first", e) ||
+             store_set_attr_f64(run, g, "wtr", st->wtr, e) || store_set_attr_f64(run, g, "wtr_ci_low", st->ci_low, e) ||
+             store_set_attr_f64(run, g, "wtr_ci_high", st->ci_high, e) ||
+             store_set_attr_f64(run, g, "position_bias", st->position_bias, e) ||
+             store_set_attr_f64(run, g, "length_bias", st->length_bias, e) ||
+             store_set_attr_f64(run, g, "student_words", st->student_words, e) ||
+             store_set_attr_f64(run, g, "reference_words", st->reference_words, e) ||
+             store_set_attr_i64(run, g, "n", st->n, e) || store_set_attr_i64(run, g, "wins", st->wins, e) ||
+             store_set_attr_i64(run, g, "ties", st->ties, e) || store_set_attr_i64(run, g, "losses", st->losses, e) ||
+             store_set_attr_i64(run, g, "unjudged", unjudged, e);
+#undef O
+    free(pab), free(pba), free(p), free(rab), free(rba);
+    return rc;
+}
+
+/* Rank 0: judge jg on split sp (student outputs `student`), statistics, storage. */
+static Status judge_split(const Config *cfg, StoreFile *run, const char *root, Judge *jg, const Split *sp, char **student,
+                       Err *e, EvalStats *st) {
+    int64_t n = sp->n;
+    CriticItem *items = xcalloc((size_t)(n + 1), sizeof(CriticItem));
+    for (int64_t i = 0; i < n; i++) items[i] = (CriticItem){sp->input[i], student[i], sp->ref[i]};
+    CriticJudgement *j = xcalloc((size_t)(n + 1), sizeof(CriticJudgement));
+    char label[96];
+    snprintf(label, sizeof label, "eval %s: %s", sp->name, jg->name);
+    critic_judge(jg->ses->client, jg->ep, items, (size_t)n, j, label);
+    int *ws = xmalloc(sizeof(int) * (size_t)(n + 1)), *wr = xmalloc(sizeof(int) * (size_t)(n + 1));
+    int *v = xmalloc(sizeof(int) * (size_t)(n + 1));
+    double *pab = xmalloc(sizeof(double) * (size_t)(n + 1)), *pba = xmalloc(sizeof(double) * (size_t)(n + 1));
+    int64_t unjudged = 0;
+    int stopped;
+    Status rc = STATUS_OK;
+    LlmStatus first_fail;
+    int64_t failed = critic_failures(j, (size_t)n, &stopped, &first_fail);
+    for (int64_t i = 0; i < n; i++) {
+        pab[i] = j[i].p_ab, pba[i] = j[i].p_ba;
+        ws[i] = text_word_count(student[i]), wr[i] = text_word_count(sp->ref[i]);
+        unjudged += isnan(j[i].p);
+    }
+    if (stopped) {
+        rc = STATUS_STOPPED;
+        log_info("eval %s: %s: stopped while judging (answers so far are cached)", sp->name, jg->name);
+    } else if (failed) {
+        rc = STATUS_FAILED;
+        err_set(e, "eval %s: judge %s: %lld of %lld requests failed after their retries (first: %s; usage line "
+                   "above); run again to retry them: the answers so far are cached",
+                sp->name, jg->name, (long long)failed, (long long)(2 * n), llm_status_name(first_fail));
+    }
+    else if (unjudged > 0)
+        log_warn("eval %s: %s gave no usable verdict for %lld of %lld inputs (counted as ties)", sp->name, jg->name,
+                 (long long)unjudged, (long long)n);
+    if (rc == STATUS_OK) {
+        eval_stats(pab, pba, ws, wr, n, cfg->eval.tie_margin, cfg->eval.bootstrap,
+                   rng_derive((uint64_t)cfg->train.seed, 0xb007, 0), st, v);
+        if (store_verdicts(run, root, jg, sp, j, v, st, unjudged, e) != 0) rc = STATUS_FAILED;
+    }
+    for (int64_t i = 0; i < n; i++) critic_judgement_free(&j[i]);
+    free(pab), free(pba), free(ws), free(wr), free(v), free(items), free(j);
+    return rc;
+}
+
+/* Rank 0: what an evaluation reads: run.h5 (unless lent), whether root
+ * already holds this step's complete evaluation, the splits and judges. */
+typedef struct {
+    StoreFile *run;
+    int own_run;
+    int64_t done;
+    Split sp[2];
+    int nsp;
+    JudgeConfig *extra;
+    int n_extra;
+} EvalInputs;
+
+static int eval_inputs(const Config *cfg, const char *root, int64_t step, const EvalShared *sh, EvalInputs *in,
+                       Err *e) {
+    memset(in, 0, sizeof *in);
+    int rc = 0;
+    if (sh && sh->run) {
+        in->run = sh->run;
+    } else {
+        char *rp = xasprintf("%s/run.h5", cfg->run.dir);
+        in->run = store_open(rp, 1, e);
+        in->own_run = 1;
+        free(rp);
+        if (!in->run) return -1;
+    }
+    int64_t at = -1;
+    if (store_exists(in->run, root) && store_get_attr_i64(in->run, root, "step", &at, NULL) == 0 && at == step)
+        store_get_attr_i64(in->run, root, "complete", &in->done, NULL);
+    if (in->done) return 0;
+    StoreFile *d = store_open(cfg->data.path, 0, e);
+    if (!d) return -1;
+    const char *names[2] = {"eval", "ood"};
+    const unsigned bits[2] = {EVAL_SPLIT_EVAL, EVAL_SPLIT_OOD};
+    for (int k = 0; k < 2 && rc == 0; k++)
+        if (cfg->eval.splits & bits[k]) {
+            if (load_split(d, names[k], cfg->eval.limit, &in->sp[in->nsp], e) != 0) rc = -1;
+            else in->nsp++;
+        }
+    store_close(d, NULL);
+    if (rc == 0 && cfg->eval.judges[0] && config_load_judges(cfg, cfg->eval.judges, &in->extra, &in->n_extra, e) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* Rank 0: the judges (the critic first), each with a session: the caller's
+ * critic when lent, else opened over the run's cache.  -1 with e set. */
+static int open_judges(const Config *cfg, const EvalInputs *in, const EvalShared *sh, LlmCache **cache, Judge **out,
+                       int *nj, Err *e) {
+    *nj = 1 + in->n_extra;
+    Judge *jg = xcalloc((size_t)*nj, sizeof(Judge));
+    *out = jg;
+    jg[0] = (Judge){.name = "critic", .ep = &cfg->critic};
+    for (int q = 0; q < in->n_extra; q++) jg[1 + q] = (Judge){.name = in->extra[q].name, .ep = &in->extra[q].ep};
+    if (sh && sh->critic && sh->critic->client) jg[0].ses = sh->critic;
+    *cache = sh && sh->cache ? sh->cache : NULL;
+    for (int q = 0; q < *nj; q++) {
+        if (jg[q].ses) continue;
+        if (!*cache && !(*cache = session_cache_open(cfg, SESSION_RUN, e))) return -1;
+        if (session_open(&jg[q].own, cfg, jg[q].ep, jg[q].name, *cache, e) != 0) return -1;
+        jg[q].ses = &jg[q].own;
+    }
+    return 0;
+}
+
+/* Rank 0: the outputs and verdicts of every split, the table, root's attributes. */
+static Status judge_all(const Config *cfg, const char *root, int64_t step, EvalInputs *in, Judge *jg, int nj, char ***outs,
+                     Err *e) {
+    StoreFile *run = in->run;
+    char info[160];
+    snprintf(info, sizeof info, "%s/info", root);
+    int rc = store_delete(run, root, e) || store_write_string(run, info, "see the attributes of this group", NULL, e) ||
+             store_set_attr_i64(run, root, "step", step, e) ||
+             store_set_attr_str(run, root, "objective",
+                                cfg->critique.rounds && strncmp(root, "/sft/", 5) ? config_enum_name("critique.objective", cfg->critique.objective) : "sft", e) ||
+             store_set_attr_i64(run, root, "seed", cfg->train.seed, e);
+    if (rc) return STATUS_FAILED;
+    printf("\n| split | judge | n | win-or-tie %% | 95%% CI | wins/ties/losses | position bias | length bias | words student/ref |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    Status st_all = STATUS_OK;
+    for (int k = 0; k < in->nsp && st_all == STATUS_OK; k++) {
+        Split *sp = &in->sp[k];
+        char g[128], obj[192];
+        snprintf(g, sizeof g, "%s/%s", root, sp->name);
+        int64_t n = sp->n;
+        snprintf(obj, sizeof obj, "%s/input", g);
+        rc = store_write_strings(run, obj, (const char *const *)sp->input, 1, &n, "literal input", e);
+        snprintf(obj, sizeof obj, "%s/student", g);
+        if (rc == 0) rc = store_write_strings(run, obj, (const char *const *)outs[k], 1, &n, "the student's output (beam search)", e);
+        snprintf(obj, sizeof obj, "%s/reference", g);
+        if (rc == 0) rc = store_write_strings(run, obj, (const char *const *)sp->ref, 1, &n, "the teacher's reference", e);
+        if (rc) st_all = STATUS_FAILED;
+        for (int q = 0; q < nj && st_all == STATUS_OK; q++) {
+            EvalStats st;
+            st_all = judge_split(cfg, run, root, &jg[q], sp, outs[k], e, &st);
+            if (st_all == STATUS_OK)
+                printf("| %s | %s | %lld | %.1f | [%.1f, %.1f] | %lld/%lld/%lld | %.3f | %.3f | %.1f/%.1f |\n", sp->name,
+                       jg[q].name, (long long)st.n, st.wtr, st.ci_low, st.ci_high, (long long)st.wins, (long long)st.ties,
+                       (long long)st.losses, st.position_bias, st.length_bias, st.student_words, st.reference_words);
+        }
+    }
+    fflush(stdout);
+    if (st_all == STATUS_OK && (store_set_attr_i64(run, root, "complete", 1, e) || store_flush(run, e)))
+        st_all = STATUS_FAILED;
+    return st_all;
+}
+
+/* Rank 0: records the usage of the sessions this evaluation opened, closes them. */
+static void close_judges(Judge *jg, int nj, StoreFile *run, int record) {
+    for (int q = 0; q < nj && jg; q++) {
+        if (jg[q].ses != &jg[q].own) continue;
+        char obj[160];
+        Err e;
+        snprintf(obj, sizeof obj, "/usage/%s", jg[q].name);
+        if (record && run && jg[q].own.client &&
+            session_record_usage(&jg[q].own, run, obj, "attributes: usage of this role (critique and evaluation)", &e))
+            log_warn("%s", e.msg);
+        session_close(&jg[q].own);
+    }
+    free(jg);
+}
+
+int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
+    (void)argc, (void)argv;
+    return status_exit_code(eval_run(cfg, comm, "/eval", NULL), EXIT_RUNTIME);
+}
+
+/* Collective: beam-search outputs of every split (rank 0 gets them). */
+static void generate_outputs(const Config *cfg, const Comm *comm, const Student *s, Split *sp, int64_t ns, char ***outs) {
+    GenOptions go;
+    gen_options_init(&go);
+    go.mode = GEN_BEAM;
+    go.beam = cfg->eval.beam;
+    go.k = 1;
+    go.max_new = cfg->eval.max_new;
+    for (int k = 0; k < ns; k++) {
+        if (comm->rank != 0) memset(&sp[k], 0, sizeof sp[k]);
+        comm_bcast_strings(&sp[k].input, &sp[k].n);
+        double t0 = util_now();
+        student_generate(s, &go, comm, sp[k].input, (int)sp[k].n, &outs[k], NULL);
+        log_info("eval: %lld student outputs (beam %d) in %.1f s", (long long)sp[k].n, go.beam, util_now() - t0);
+    }
+}
+
+static void free_splits(const Comm *comm, Split *sp, int64_t ns, char ***outs) {
+    for (int k = 0; k < ns; k++) {
+        if (outs[k])
+            for (int64_t i = 0; i < sp[k].n; i++) free(outs[k][i]);
+        free(outs[k]);
+        for (int64_t i = 0; i < sp[k].n; i++) free(sp[k].input[i]);
+        free(sp[k].input);
+        if (comm->rank == 0) {
+            for (int64_t i = 0; i < sp[k].n; i++) free(sp[k].ref[i]);
+            free(sp[k].ref);
+        }
+    }
+}
+
+Status eval_run(const Config *cfg, const Comm *comm, const char *root, const EvalShared *sh) {
+    Err e = {{0}};
+    Student own;
+    const Student *s = sh && sh->student ? sh->student : NULL;
+    if (!s) {
+        util_install_stop_signals();
+        trainer_setup_threads(cfg, comm);
+        if (student_load(&own, cfg, comm, NULL, 1, &e) != 0) comm_check(1, e.msg, EXIT_USAGE);
+        s = &own;
+    }
+    EvalInputs in;
+    memset(&in, 0, sizeof in);
+    int rc = comm->rank == 0 ? eval_inputs(cfg, root, s->st.step, sh, &in, &e) : 0;
+    comm_check(rc, e.msg, EXIT_USAGE);
+    comm_bcast_i64(&in.done, 1);
+    Status code = STATUS_OK;
+    if (in.done) {
+        log_info("eval: the checkpoint of step %lld is already evaluated (%s)", (long long)s->st.step, root);
+    } else {
+        int64_t ns = in.nsp;
+        comm_bcast_i64(&ns, 1);
+        char **outs[2] = {NULL, NULL};
+        generate_outputs(cfg, comm, s, in.sp, ns, outs);
+        Judge *jg = NULL;
+        int nj = 0;
+        LlmCache *cache = NULL;
+        if (comm->rank == 0) {
+            code = open_judges(cfg, &in, sh, &cache, &jg, &nj, &e) == 0 ? STATUS_OK : STATUS_FAILED;
+            if (code == STATUS_OK) code = judge_all(cfg, root, s->st.step, &in, jg, nj, outs, &e);
+            close_judges(jg, nj, in.run, 1);
+            if (cache && !(sh && sh->cache)) cache_close(cache);
+        }
+        comm_check(comm->rank == 0 && code == STATUS_FAILED, e.msg, EXIT_RUNTIME);
+        int64_t cc = code;
+        comm_bcast_i64(&cc, 1);
+        code = (Status)cc;
+        free_splits(comm, in.sp, ns, outs);
+    }
+    if (comm->rank == 0 && in.own_run && store_close(in.run, &e) != 0) DIE("%s", e.msg);
+    config_free_judges(in.extra, in.n_extra);
+    if (s == &own) student_free(&own);
+    return code;
+}

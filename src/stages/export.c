@@ -1,0 +1,95 @@
+/* export -- `hdistill export`; see include/stages/export.h. */
+#include "stages/export.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/ckpt.h"
+#include "io/safetensors.h"
+#include "stages/student.h"
+
+/* The arguments: SRC and --out DIR.  EXIT_OK, or EXIT_USAGE after a message. */
+static int parse_args(int argc, char **argv, const char **src, const char **out) {
+    *src = *out = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--out") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "error: export: --out needs a directory\n");
+                return EXIT_USAGE;
+            }
+            *out = argv[++i];
+        } else if (strncmp(argv[i], "--out=", 6) == 0) {
+            *out = argv[i] + 6;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "error: export: unknown option '%s' (hint: hdistill export --help)\n", argv[i]);
+            return EXIT_USAGE;
+        } else if (!*src) {
+            *src = argv[i];
+        } else {
+            fprintf(stderr, "error: export: more than one source ('%s' and '%s')\n", *src, argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!*src || !*out || !**out) {
+        fprintf(stderr, "error: export needs RUN_DIR (or CHECKPOINT.h5) and --out DIR (hint: hdistill export --help)\n");
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* The student of src: the newest checkpoint of RUN_DIR/ckpt that reads back
+ * whole (never quarantining: export only reads), or the checkpoint file
+ * given.  -1 with e set. */
+static int read_student(const char *src, Student *s, Err *e) {
+    memset(s, 0, sizeof *s);
+    struct stat sb;
+    CkptMeta meta = {0};
+    int rc = 0;
+    if (stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        char *dir = xasprintf("%s/ckpt", src);
+        if (!ckpt_find_newest(dir, 0, -1, &meta)) rc = err_set(e, "%s: no readable checkpoint (hint: give the run.dir of a trained run)", dir);
+        else if (student_read_newest(s, NULL, dir, &meta, 0) != 0)
+            rc = err_set(e, "%s: no checkpoint reads back whole (hint: give the run.dir of a trained run)", dir);
+        free(dir);
+    } else if (ckpt_read_meta(src, &meta.cfg, &meta.td, NULL, e) == 0) {
+        model_init(&s->model, &meta.cfg);
+        if (ckpt_read(src, &s->model, NULL, NULL, &s->st, NULL, NULL, e) != 0) rc = -1;
+        else s->path = xstrdup(src);
+    } else {
+        rc = -1;
+    }
+    if (rc == 0) {
+        s->td = meta.td; /* moved */
+        memset(&meta.td, 0, sizeof meta.td);
+    }
+    ckpt_meta_free(&meta);
+    return rc;
+}
+
+int export_main(int argc, char **argv) {
+    const char *src, *out;
+    if (parse_args(argc, argv, &src, &out) != EXIT_OK) return EXIT_USAGE;
+    Err e = {{0}};
+    Student s;
+    if (read_student(src, &s, &e) != 0) {
+        fprintf(stderr, "error: %s\n", e.msg);
+        student_free(&s);
+        return EXIT_USAGE;
+    }
+    const ModelConfig *gc = &s.model.cfg;
+    char *st_path = xasprintf("%s/model.safetensors", out), *cf_path = xasprintf("%s/config.json", out);
+    int rc = util_mkdir_p(out, &e);
+    if (rc == 0) rc = safetensors_write_gpt2(st_path, &s.model, &e);
+    if (rc == 0) rc = safetensors_write_hf_config(cf_path, gc, s.td.eot_id, &e);
+    if (rc == 0)
+        printf("exported %s (step %lld): %s, %s (GPT-2 L%d H%d d%d, %d tokens, %d positions)\n", s.path,
+               (long long)s.st.step, st_path, cf_path, gc->n_layer, gc->n_head, gc->d_model, gc->vocab_size,
+               gc->max_seq_len);
+    else
+        fprintf(stderr, "error: %s\n", e.msg);
+    free(st_path), free(cf_path);
+    student_free(&s);
+    return rc == 0 ? EXIT_OK : EXIT_RUNTIME;
+}

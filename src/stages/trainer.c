@@ -1,0 +1,125 @@
+/* trainer -- the shared training protocol; see include/stages/trainer.h. */
+#include "stages/trainer.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/ckpt.h"
+
+int trainer_setup_threads(const Config *cfg, const Comm *comm) {
+    int t = cfg->run.threads;
+    const char *envs[] = {"OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"};
+    for (int i = 0; i < 2 && t <= 0; i++) {
+        const char *v = getenv(envs[i]);
+        if (v && atoi(v) > 0) t = atoi(v);
+    }
+    if (t <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        t = (int)(cores / (comm->local_size > 0 ? comm->local_size : 1));
+    }
+    if (t <= 0) t = 1;
+    par_init(t);
+    openblas_set_num_threads(t);
+    return t;
+}
+
+void trainer_init(Trainer *t, const Config *cfg, const Comm *comm, int argc, char **argv) {
+    memset(t, 0, sizeof *t);
+    t->cfg = cfg;
+    t->comm = comm;
+    t->t0 = util_now();
+    util_install_stop_signals();
+    t->threads = trainer_setup_threads(cfg, comm);
+    t->run_path = xasprintf("%s/run.h5", cfg->run.dir);
+    t->ckpt_dir = xasprintf("%s/ckpt", cfg->run.dir);
+    t->stop_path = xasprintf("%s/STOP", cfg->run.dir);
+    t->config_json = config_to_json(cfg);
+    t->last_ckpt = -1;
+    t->t_window = util_now();
+    if (comm->rank == 0) prov_collect(&t->prov, argc, argv, comm->size);
+}
+
+void trainer_free(Trainer *t) {
+    if (!t) return;
+    if (t->run) store_close(t->run, NULL);
+    optim_free(&t->opt);
+    student_free(&t->s);
+    if (t->comm && t->comm->rank == 0) prov_free(&t->prov);
+    free(t->run_path), free(t->ckpt_dir), free(t->stop_path), free(t->config_json);
+    memset(t, 0, sizeof *t);
+}
+
+int trainer_open_run(Trainer *t, Err *e) {
+    t->run = store_open(t->run_path, 1, e);
+    return t->run ? 0 : -1;
+}
+
+void trainer_flush(Trainer *t) {
+    if (t->comm->rank != 0 || !t->run) return;
+    Err e;
+    if (metrics_append_to(t->run, "/metrics/train", &t->s.log, t->log_flushed, &e) != 0 || store_flush(t->run, &e) != 0)
+        DIE("%s (hint: is the disk full?)", e.msg);
+    t->log_flushed = t->s.log.n;
+}
+
+void trainer_close_run(Trainer *t) {
+    if (t->comm->rank != 0 || !t->run) return;
+    trainer_flush(t);
+    Err e;
+    if (store_close(t->run, &e) != 0) DIE("%s", e.msg);
+    t->run = NULL;
+}
+
+int trainer_should_stop(Trainer *t) {
+    const Config *cfg = t->cfg;
+    int want = util_stop_signal() != 0;
+    if (t->comm->rank == 0) {
+        if (util_file_exists(t->stop_path)) want = 1;
+        double ran = util_now() - t->t0;
+        double reserve = t->step_avg + (t->ckpt_seconds > 0 ? t->ckpt_seconds : 1.0);
+        if (cfg->train.max_run_time > 0 && ran + reserve > cfg->train.max_run_time) want = 1;
+    }
+    if (!comm_any(want)) return 0;
+    if (t->comm->rank == 0 && util_file_exists(t->stop_path)) unlink(t->stop_path); /* consumed */
+    log_info("stop requested (%s) at step %lld: checkpointing and exiting with code %d",
+             util_stop_signal() ? "signal" : "STOP file or time limit", (long long)t->s.st.step, EXIT_STOPPED);
+    return 1;
+}
+
+void trainer_step_done(Trainer *t, double loss, double lr, double gnorm, int64_t ntok, double dt) {
+    TrainState *st = &t->s.st;
+    st->step++;
+    st->tokens += ntok;
+    st->elapsed += dt;
+    t->step_avg = t->step_avg > 0 ? 0.8 * t->step_avg + 0.2 * dt : dt;
+    if (t->comm->rank == 0) metrics_push(&t->s.log, st->step, loss, lr, gnorm, st->tokens, st->elapsed);
+}
+
+void trainer_checkpoint(Trainer *t) {
+    if (t->s.st.step == t->last_ckpt) return;
+    trainer_flush(t);
+    if (t->comm->rank == 0) {
+        double t0 = util_now();
+        Err e;
+        char *path = NULL;
+        t->s.st.world_size = t->comm->size;
+        t->s.st.threads = t->threads;
+        if (ckpt_write(t->ckpt_dir, &t->s.model, t->opt.m, t->opt.v, &t->s.st, &t->s.td, t->config_json, &t->prov,
+                       &t->s.log, &t->s.val, &path, &e) != 0)
+            DIE("checkpoint failed: %s (hint: is the disk full?)", e.msg);
+        ckpt_prune(t->ckpt_dir, t->cfg->train.ckpt_keep, path);
+        t->ckpt_seconds = util_now() - t0;
+        log_info("checkpoint %s (%.2f s)", path, t->ckpt_seconds);
+        free(path);
+    }
+    t->last_ckpt = t->s.st.step;
+}
+
+void trainer_mark(Trainer *t, const char *name, int64_t value) {
+    if (t->comm->rank != 0) return;
+    Err e;
+    if (!t->run || store_set_attr_i64(t->run, "/", name, value, &e) != 0 || store_flush(t->run, &e) != 0)
+        DIE("%s: cannot mark %s: %s", t->run_path, name, t->run ? e.msg : "run.h5 is not open");
+}
