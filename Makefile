@@ -26,7 +26,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test test-slurm bench bench-train bench-client ablation clean deps tests quickstart FORCE
+.PHONY: all test test-slurm check-layers bench bench-train bench-client ablation clean deps tests quickstart FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -55,6 +55,12 @@ $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
 tests: $(BIN) $(TEST_BIN)
 test: tests
 	tests/run_all.sh
+
+# includes go only down the layers (base < engine < io < llm < standin < stages), no
+# function over 150 lines (both also run by make test)
+check-layers:
+	tools/check_layers.sh
+	/usr/bin/python3 tools/check_functions.py 150
 
 # the jobs/ scripts on a private one-node Slurm cluster (also part of make test)
 test-slurm: tests

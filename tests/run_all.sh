@@ -23,6 +23,10 @@ run_one() {  # name, command...
     printf '%-28s %4d passed %3d failed  (%ds)\n' "$name" "$p" "$f" $((SECONDS - t0))
     if [[ $f -ne 0 ]]; then broken+=("$name"); echo "---- tail of $log"; tail -25 "$log"; echo "----"; fi
 }
+# the code's shape: layers only include downwards, no function over 150 lines
+check_tool() { if "$@"; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; return 1; fi; }
+run_one check_layers check_tool tools/check_layers.sh
+run_one check_functions check_tool /usr/bin/python3 tools/check_functions.py 150
 for t in build/tests/test_*; do
     [[ -x "$t" && "$t" != *.d ]] || continue
     n=$(basename "$t")
