@@ -47,6 +47,8 @@ typedef struct {
         char *dir;       /* run directory: run.h5, ckpt/ */
         int threads;     /* kernel + OpenBLAS threads per rank; 0 = auto */
         int log_every;   /* print a progress line every N steps */
+        double commit_seconds; /* run.h5 is republished at most this often (and at checkpoints) */
+        double lock_wait;      /* seconds to wait for another process's lock on run.dir / data.path */
     } run;
     struct {
         char *path;      /* the shared data.h5 (ingest, teach) */

@@ -145,10 +145,21 @@ int util_mkdir_p(const char *path, Err *e);
 int util_file_exists(const char *path);
 /* fsync a file by path and then its directory; returns 0 or -1. */
 int util_fsync_path(const char *path);
+/* Copies the file from to the file to (created or truncated, mode 0644),
+ * in the kernel where it can (copy_file_range); not fsynced.  -1 with e set. */
+int util_copy_file(const char *from, const char *to, Err *e);
 /* rename(tmp, final) and fsync the directory; returns 0 or -1 with e set. */
 int util_rename_durable(const char *tmp, const char *final, Err *e);
 const char *util_basename(const char *path);
 int util_ends_with(const char *s, const char *suffix);
+
+/* ---- exit hooks ---------------------------------------------------------------
+ * Cleanups that must run however the process ends normally: each hook runs
+ * once, newest first, from util_run_exit_hooks() (which comm_exit calls
+ * before MPI finalizes, so under mpirun every rank's hooks finish before any
+ * rank is gone) or else at exit(). */
+void util_on_exit(void (*fn)(void));
+void util_run_exit_hooks(void);
 
 /* ---- stop signals -----------------------------------------------------------
  * SIGTERM, SIGINT, SIGUSR1 (Slurm's --signal) set a flag instead of killing

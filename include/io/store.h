@@ -24,8 +24,25 @@ typedef struct StoreFile StoreFile;
  * truncated file gives "PATH: not a readable HDF5 file (...)". */
 StoreFile *store_create(const char *path, Err *e);
 StoreFile *store_open(const char *path, int writable, Err *e);
-/* Flushes and closes; returns 0 or -1 (e may be NULL). */
+/* A file kept readable at every moment (run.h5 during a run): the writer
+ * works on a private copy "<path>.tmp" and store_commit makes the copy's
+ * state the file at path (flush, close, fsync, rename over path, then a
+ * fresh copy to go on with).  Readers, and a process that finds the file
+ * after a SIGKILL at any moment, see the last committed state; the writer
+ * never holds path open, so a reader's lock never blocks it.  create: start
+ * from an empty file instead of a copy of path (which need not exist).
+ * Nothing is visible at path before the first commit.  NULL with e set. */
+StoreFile *store_open_staged(const char *path, int create, Err *e);
+/* Commits a staged file (see above); 0 for other files.  -1 with e set. */
+int store_commit(StoreFile *f, Err *e);
+/* Seconds since the last commit (or since a staged file was opened). */
+double store_since_commit(const StoreFile *f);
+/* Flushes and closes (a staged file is committed first); returns 0 or -1
+ * (e may be NULL).  Accepts NULL. */
 int store_close(StoreFile *f, Err *e);
+/* Closes without committing: a staged file's uncommitted changes are
+ * dropped (its copy removed).  Accepts NULL. */
+void store_abandon(StoreFile *f);
 int store_flush(StoreFile *f, Err *e);
 const char *store_path(const StoreFile *f);
 

@@ -26,6 +26,11 @@
 #include "io/store.h"
 #include "stages/student.h"
 
+/* Collective: rank 0 takes the lock of run.dir (io/lock.h), waiting up to
+ * run.lock_wait seconds; every rank exits with EXIT_USAGE and one line naming
+ * the owner when another process holds it. */
+void trainer_lock_run(const Config *cfg, const Comm *comm);
+
 /* Threads per rank: run.threads, else OMP_NUM_THREADS, else
  * SLURM_CPUS_PER_TASK, else online cores / ranks on this node (>= 1); the
  * kernel thread pool and OpenBLAS are set to it.  Returns the count. */
@@ -52,12 +57,16 @@ void trainer_init(Trainer *t, const Config *cfg, const Comm *comm, int argc, cha
 /* Frees everything (closes run.h5 without error checks if still open). */
 void trainer_free(Trainer *t);
 
-/* Rank 0: opens run.h5 for writing; -1 with e set. */
+/* Rank 0: opens run.h5 for writing (staged: readers see the last commit);
+ * -1 with e set. */
 int trainer_open_run(Trainer *t, Err *e);
-/* Rank 0: appends the log entries not yet in run.h5 and flushes it (DIE on
- * failure: a full disk is fatal). */
+/* Rank 0: appends the log entries not yet in run.h5 (a staged file:
+ * store.h) and commits it when run.commit_seconds have passed since the last
+ * commit (DIE on failure: a full disk is fatal). */
 void trainer_flush(Trainer *t);
-/* Rank 0: flushes and closes run.h5 (DIE on failure). */
+/* Rank 0: commits run.h5 now (force) or when run.commit_seconds have passed. */
+void trainer_commit(Trainer *t, int force);
+/* Rank 0: flushes, commits and closes run.h5 (DIE on failure). */
 void trainer_close_run(Trainer *t);
 
 /* Collective: 1 when the ranks agree to stop before the next step (see

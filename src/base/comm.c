@@ -50,6 +50,7 @@ void comm_finalize(void) {
 void comm_exit(int code) {
     fflush(stdout);
     fflush(stderr);
+    util_run_exit_hooks();
     comm_finalize();
     exit(code);
 }

@@ -72,6 +72,12 @@ static const OptSpec OPTIONS[] = {
     {"run.threads", OT_INT, F(run.threads), "0", 0, 1024, NULL,
      "kernel and OpenBLAS threads per rank; 0 = OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else cores/ranks"},
     {"run.log_every", OT_INT, F(run.log_every), "10", 1, 1e9, NULL, "progress line every N steps"},
+    {"run.lock_wait", OT_FLOAT, F(run.lock_wait), "0", 0, 86400, NULL,
+     "seconds to wait when another process owns run.dir or data.path (a requeued job's old step may still be "
+     "exiting); then exit 2 naming the owner"},
+    {"run.commit_seconds", OT_FLOAT, F(run.commit_seconds), "10", 0, 1e6, NULL,
+     "run.h5 is rewritten atomically (readable at every moment, even after a kill) at most this often, and at "
+     "every checkpoint, round and evaluation; readers see the state of the last rewrite"},
 
     {"data.path", OT_STRING, F(data.path), "data.h5", 0, 0, NULL,
      "the shared data file: ingest writes /inputs, teach adds /teacher"},

@@ -401,6 +401,35 @@ int util_fsync_path(const char *path) {
     return rc;
 }
 
+int util_copy_file(const char *from, const char *to, Err *e) {
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return err_set(e, "%s: %s", from, strerror(errno));
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        close(in);
+        return err_set(e, "%s: %s", to, strerror(errno));
+    }
+    int rc = 0;
+    ssize_t r;
+    while ((r = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0)) > 0) {
+    }
+    if (r < 0) { /* e.g. across file systems on old kernels: copy by hand */
+        if (lseek(in, 0, SEEK_SET) < 0 || ftruncate(out, 0) != 0 || lseek(out, 0, SEEK_SET) < 0)
+            rc = err_set(e, "%s: cannot rewind for copying: %s", to, strerror(errno));
+        char buf[1 << 16];
+        while (rc == 0 && (r = read(in, buf, sizeof buf)) > 0)
+            for (ssize_t done = 0; done < r && rc == 0;) {
+                ssize_t w = write(out, buf + done, (size_t)(r - done));
+                if (w <= 0) rc = err_set(e, "%s: write failed: %s (disk full?)", to, strerror(errno));
+                else done += w;
+            }
+        if (rc == 0 && r < 0) rc = err_set(e, "%s: read failed: %s", from, strerror(errno));
+    }
+    close(in);
+    if (close(out) != 0 && rc == 0) rc = err_set(e, "%s: close failed: %s", to, strerror(errno));
+    return rc;
+}
+
 int util_rename_durable(const char *tmp, const char *final, Err *e) {
     if (fsync_fd_path(tmp, 0) != 0)
         return err_set(e, "%s: fsync failed: %s", tmp, strerror(errno));
@@ -420,6 +449,22 @@ const char *util_basename(const char *path) {
 int util_ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+/* ---- exit hooks ---------------------------------------------------------------- */
+
+enum { MAX_EXIT_HOOKS = 16 };
+static void (*g_exit_hooks[MAX_EXIT_HOOKS])(void);
+static int g_n_exit_hooks;
+
+void util_run_exit_hooks(void) {
+    while (g_n_exit_hooks > 0) g_exit_hooks[--g_n_exit_hooks](); /* each once, newest first */
+}
+
+void util_on_exit(void (*fn)(void)) {
+    CHECK(g_n_exit_hooks < MAX_EXIT_HOOKS, "too many exit hooks");
+    if (g_n_exit_hooks == 0) atexit(util_run_exit_hooks);
+    g_exit_hooks[g_n_exit_hooks++] = fn;
 }
 
 /* ---- stop signals ------------------------------------------------------------ */

@@ -4,10 +4,13 @@
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct StoreFile {
     hid_t id;
-    char *path;
+    char *path;      /* the file readers see */
+    char *work;      /* staged: the private copy written to; else NULL */
+    double committed; /* util_now() of the last commit */
 };
 
 static void quiet_hdf5(void) {
@@ -54,6 +57,67 @@ StoreFile *store_open(const char *path, int writable, Err *e) {
     return f;
 }
 
+/* Opens f->work for writing: a copy of f->path, or a new file. */
+static int staged_reopen(StoreFile *f, int fresh, Err *e) {
+    if (!fresh && util_copy_file(f->path, f->work, e) != 0) return -1;
+    f->id = fresh ? H5Fcreate(f->work, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)
+                  : H5Fopen(f->work, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f->id < 0) {
+        unlink(f->work);
+        return fresh ? err_set(e, "%s: cannot create HDF5 file (hint: check the directory exists and is writable)",
+                               f->work)
+                     : err_set(e, "%s: not a readable HDF5 file (truncated or corrupt?)", f->path);
+    }
+    return 0;
+}
+
+StoreFile *store_open_staged(const char *path, int create, Err *e) {
+    quiet_hdf5();
+    if (!create && !util_file_exists(path)) {
+        err_set(e, "%s: no such file", path);
+        return NULL;
+    }
+    if (!create && H5Fis_hdf5(path) <= 0) {
+        err_set(e, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
+        return NULL;
+    }
+    StoreFile *f = xcalloc(1, sizeof *f);
+    f->path = xstrdup(path);
+    f->work = xasprintf("%s.tmp", path);
+    f->committed = util_now();
+    if (staged_reopen(f, create, e) != 0) {
+        free(f->path), free(f->work), free(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* flush + close the copy, make it the file, fsynced */
+static int staged_publish(StoreFile *f, Err *e) {
+    int rc = 0;
+    if (H5Fclose(f->id) < 0) rc = err_set(e, "%s: close failed (disk full?)", f->work);
+    f->id = -1;
+    if (rc == 0) rc = util_rename_durable(f->work, f->path, e);
+    if (rc != 0) unlink(f->work);
+    f->committed = util_now();
+    return rc;
+}
+
+int store_commit(StoreFile *f, Err *e) {
+    if (!f->work) return 0;
+    if (staged_publish(f, e) != 0) return -1;
+    return staged_reopen(f, 0, e);
+}
+
+double store_since_commit(const StoreFile *f) { return util_now() - f->committed; }
+
+void store_abandon(StoreFile *f) {
+    if (!f) return;
+    if (f->id >= 0) H5Fclose(f->id);
+    if (f->work) unlink(f->work);
+    free(f->path), free(f->work), free(f);
+}
+
 int store_flush(StoreFile *f, Err *e) {
     if (H5Fflush(f->id, H5F_SCOPE_GLOBAL) < 0) return err_set(e, "%s: flush failed", f->path);
     return 0;
@@ -62,8 +126,10 @@ int store_flush(StoreFile *f, Err *e) {
 int store_close(StoreFile *f, Err *e) {
     if (!f) return 0;
     int rc = 0;
-    if (H5Fclose(f->id) < 0) rc = err_set(e, "%s: close failed (disk full?)", f->path);
+    if (f->work) rc = f->id >= 0 ? staged_publish(f, e) : err_set(e, "%s: not open", f->path);
+    else if (H5Fclose(f->id) < 0) rc = err_set(e, "%s: close failed (disk full?)", f->path);
     free(f->path);
+    free(f->work);
     free(f);
     return rc;
 }

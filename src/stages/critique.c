@@ -696,7 +696,7 @@ static int store_round(Ctx *c, const Round *rd, Err *e) {
              store_set_attr_i64(c->t.run, rd->g, "start_step", rd->start, e) ||
              store_set_attr_i64(c->t.run, rd->g, "inputs", rd->m, e) ||
              store_set_attr_i64(c->t.run, rd->g, "pairs", rd->ob->sample ? st->n : te->n, e) ||
-             store_set_attr_i64(c->t.run, rd->g, "collected", 1, e) || store_flush(c->t.run, e);
+             store_set_attr_i64(c->t.run, rd->g, "collected", 1, e) || store_commit(c->t.run, e);
     return rc;
 }
 
@@ -799,7 +799,7 @@ static Status run_round(Ctx *c, int r, LlmClient *client) {
     if (code == STATUS_OK && c->comm->rank == 0) {
         int64_t end = c->t.s.st.step;
         if (store_set_attr_i64(c->t.run, rd.g, "end_step", end, &e) ||
-            store_set_attr_i64(c->t.run, rd.g, "complete", 1, &e) || store_flush(c->t.run, &e))
+            store_set_attr_i64(c->t.run, rd.g, "complete", 1, &e) || store_commit(c->t.run, &e))
             DIE("%s", e.msg);
         log_info("round %d complete at step %lld", r, (long long)end);
     }
@@ -891,6 +891,7 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     memset(&C, 0, sizeof C);
     Ctx *c = &C;
     c->cfg = cfg, c->comm = comm, c->T = cfg->train.seq_len;
+    trainer_lock_run(cfg, comm);
     trainer_init(&c->t, cfg, comm, argc, argv);
     LlmSession critic = {0};
     LlmCache *cache = NULL;

@@ -219,7 +219,7 @@ static int eval_inputs(const Config *cfg, const char *root, int64_t step, const 
         in->run = sh->run;
     } else {
         char *rp = xasprintf("%s/run.h5", cfg->run.dir);
-        in->run = store_open(rp, 1, e);
+        in->run = store_open_staged(rp, 0, e);
         in->own_run = 1;
         free(rp);
         if (!in->run) return -1;
@@ -300,7 +300,7 @@ static Status judge_all(const Config *cfg, const char *root, int64_t step, EvalI
         }
     }
     fflush(stdout);
-    if (st_all == STATUS_OK && (store_set_attr_i64(run, root, "complete", 1, e) || store_flush(run, e)))
+    if (st_all == STATUS_OK && (store_set_attr_i64(run, root, "complete", 1, e) || store_commit(run, e)))
         st_all = STATUS_FAILED;
     return st_all;
 }
@@ -361,6 +361,7 @@ Status eval_run(const Config *cfg, const Comm *comm, const char *root, const Eva
     Student own;
     const Student *s = sh && sh->student ? sh->student : NULL;
     if (!s) {
+        trainer_lock_run(cfg, comm);
         util_install_stop_signals();
         trainer_setup_threads(cfg, comm);
         if (student_load(&own, cfg, comm, NULL, 1, &e) != 0) comm_check(1, e.msg, EXIT_USAGE);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/text.h"
+#include "io/lock.h"
 #include "io/prov.h"
 #include "base/sha256.h"
 #include "io/store.h"
@@ -374,7 +375,12 @@ static int do_ingest(const Config *cfg, int argc, char **argv, int dry_run, Err 
 int ingest_main(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
     Err e = {{0}};
     int rc = 0;
-    if (comm->rank == 0) rc = do_ingest(cfg, argc, argv, dry_run, &e);
+    /* a data.h5 that exists is only read (same inputs: nothing to do; others: an error); one to be
+     * written has one writer, which checks again under the lock */
+    int lock = comm->rank == 0 && !dry_run && !util_file_exists(cfg->data.path);
+    if (lock) rc = lock_acquire(cfg->data.path, LOCK_DATA_FILE, cfg->run.lock_wait, &e);
+    if (comm->rank == 0 && rc == 0) rc = do_ingest(cfg, argc, argv, dry_run, &e);
+    if (lock) lock_release(cfg->data.path, LOCK_DATA_FILE);
     comm_check(rc, e.msg, EXIT_USAGE);
     return EXIT_OK;
 }

@@ -11,6 +11,7 @@
 #include "io/store.h"
 #include "stages/teach.h"
 #include "stages/train.h"
+#include "stages/trainer.h"
 
 /* rank 0 reads an integer attribute of a file (0 if absent); broadcast */
 static int64_t flag(const Comm *comm, const char *path, const char *obj, const char *name) {
@@ -31,6 +32,7 @@ int pipeline_main(const Config *cfg0, const Comm *comm, int argc, char **argv, i
     Config cfg = *cfg0; /* shallow: data.pairs may point at data.path; never freed here */
     if (!cfg.data.pairs[0]) cfg.data.pairs = cfg.data.path;
     char *run_path = xasprintf("%s/run.h5", cfg.run.dir);
+    if (!dry_run) trainer_lock_run(&cfg, comm); /* one owner for the whole method; the stages take it again */
     /* pretrained weights that cannot be used must fail now, not after the teacher has been paid
      * (not once SFT has a checkpoint: a resumed run no longer needs them) */
     if (cfg.model.init_from[0] && !flag(comm, run_path, "/", "sft_complete")) {

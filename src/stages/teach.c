@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/lock.h"
 #include "io/prov.h"
 #include "io/store.h"
 #include "llm/cache.h"
@@ -22,33 +23,6 @@ typedef struct {
     size_t first;       /* index of its first request */
 } Split;
 
-static int copy_file(const char *from, const char *to, Err *e) {
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0) return err_set(e, "%s: %s", from, strerror(errno));
-    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) {
-        close(in);
-        return err_set(e, "%s: %s", to, strerror(errno));
-    }
-    char buf[1 << 16];
-    ssize_t r;
-    int rc = 0;
-    while ((r = read(in, buf, sizeof buf)) > 0) {
-        for (ssize_t done = 0; done < r;) {
-            ssize_t w = write(out, buf + done, (size_t)(r - done));
-            if (w <= 0) {
-                rc = err_set(e, "%s: write failed: %s (disk full?)", to, strerror(errno));
-                break;
-            }
-            done += w;
-        }
-        if (rc) break;
-    }
-    if (r < 0) rc = err_set(e, "%s: read failed: %s", from, strerror(errno));
-    close(in);
-    if (close(out) != 0 && rc == 0) rc = err_set(e, "%s: close failed: %s", to, strerror(errno));
-    return rc;
-}
 
 static int transient(LlmStatus s) { return s != LLM_OK && s != LLM_E_HTTP4XX; }
 
@@ -202,7 +176,7 @@ static int write_results(const Config *cfg, int argc, char **argv, const Split *
                          const LlmSession *ses, TeachCounts *tc, Err *e) {
     const char *path = cfg->data.path;
     char *tmp = xasprintf("%s.tmp", path);
-    int rc = copy_file(path, tmp, e);
+    int rc = util_copy_file(path, tmp, e);
     StoreFile *out = rc == 0 ? store_open(tmp, 1, e) : NULL;
     if (rc == 0 && !out) rc = -1;
     LlmUsage prev;
@@ -268,7 +242,9 @@ int teach_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     Status outcome = STATUS_OK;
     if (comm->rank == 0) {
         util_install_stop_signals();
-        rc = do_teach(cfg, argc, argv, dry_run, &outcome, &e);
+        if (!dry_run) rc = lock_acquire(cfg->data.path, LOCK_DATA_FILE, cfg->run.lock_wait, &e);
+        if (rc == 0) rc = do_teach(cfg, argc, argv, dry_run, &outcome, &e);
+        lock_release(cfg->data.path, LOCK_DATA_FILE);
     }
     comm_check(rc, e.msg, EXIT_USAGE);
     int64_t c = outcome;

@@ -258,8 +258,8 @@ static int open_run_file(Sft *s, int resumed, Err *ep) {
     /* without a checkpoint nothing in an old run.h5 is worth keeping (it may
      * even describe another tokenizer): start it afresh */
     if (util_file_exists(r->run_path) && resumed) {
-        r->run = store_open(r->run_path, 1, &e);
-        if (!r->run) {
+        r->run = store_open_staged(r->run_path, 0, &e);
+        if (!r->run) { /* it opens and fails its checks: we own the run (its lock), so it is corrupt, not busy */
             char *aside = xasprintf("%s.corrupt.%ld", r->run_path, (long)util_wall());
             log_warn("%s; moving it to %s and rebuilding it from the checkpoint", e.msg, aside);
             int bad = rename(r->run_path, aside) != 0;
@@ -269,7 +269,7 @@ static int open_run_file(Sft *s, int resumed, Err *ep) {
     }
     int fresh = 0;
     if (!r->run) {
-        r->run = store_create(r->run_path, ep);
+        r->run = store_open_staged(r->run_path, 1, ep);
         if (!r->run) return -1;
         fresh = 1;
     }
@@ -310,13 +310,13 @@ static int open_run_file(Sft *s, int resumed, Err *ep) {
     if (rc == 0) {
         r->log_flushed = fresh ? 0 : r->s.log.n;
         if (metrics_append_to(r->run, "/metrics/train", &r->s.log, r->log_flushed, &e) != 0 ||
-            store_flush(r->run, &e) != 0)
+            store_commit(r->run, &e) != 0)
             rc = -1;
         r->log_flushed = r->s.log.n;
     }
     if (rc != 0) {
         *ep = e;
-        store_close(r->run, NULL);
+        store_abandon(r->run);
         r->run = NULL;
         return -1;
     }
@@ -563,6 +563,7 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     Sft *r = &R;
     Err e = {{0}};
     comm_check(batch_layout(cfg, comm->size, &r->L, &e), e.msg, EXIT_USAGE);
+    if (!dry_run) trainer_lock_run(cfg, comm);
     trainer_init(&r->t, cfg, comm, argc, argv);
     CkptMeta meta = {0};
     if (comm->rank == 0) ckpt_find_newest(r->t.ckpt_dir, !dry_run, -1, &meta);

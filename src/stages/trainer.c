@@ -7,6 +7,13 @@
 #include <unistd.h>
 
 #include "io/ckpt.h"
+#include "io/lock.h"
+
+void trainer_lock_run(const Config *cfg, const Comm *comm) {
+    Err e = {{0}};
+    int rc = comm->rank == 0 ? lock_acquire(cfg->run.dir, LOCK_RUN_DIR, cfg->run.lock_wait, &e) : 0;
+    comm_check(rc, e.msg, EXIT_USAGE);
+}
 
 int trainer_setup_threads(const Config *cfg, const Comm *comm) {
     int t = cfg->run.threads;
@@ -43,7 +50,7 @@ void trainer_init(Trainer *t, const Config *cfg, const Comm *comm, int argc, cha
 
 void trainer_free(Trainer *t) {
     if (!t) return;
-    if (t->run) store_close(t->run, NULL);
+    store_abandon(t->run); /* after a failure; trainer_close_run commits */
     optim_free(&t->opt);
     student_free(&t->s);
     if (t->comm && t->comm->rank == 0) prov_free(&t->prov);
@@ -52,16 +59,24 @@ void trainer_free(Trainer *t) {
 }
 
 int trainer_open_run(Trainer *t, Err *e) {
-    t->run = store_open(t->run_path, 1, e);
+    t->run = store_open_staged(t->run_path, 0, e);
     return t->run ? 0 : -1;
 }
 
 void trainer_flush(Trainer *t) {
     if (t->comm->rank != 0 || !t->run) return;
     Err e;
-    if (metrics_append_to(t->run, "/metrics/train", &t->s.log, t->log_flushed, &e) != 0 || store_flush(t->run, &e) != 0)
+    if (metrics_append_to(t->run, "/metrics/train", &t->s.log, t->log_flushed, &e) != 0)
         DIE("%s (hint: is the disk full?)", e.msg);
     t->log_flushed = t->s.log.n;
+    trainer_commit(t, 0);
+}
+
+void trainer_commit(Trainer *t, int force) {
+    if (t->comm->rank != 0 || !t->run) return;
+    if (!force && store_since_commit(t->run) < t->cfg->run.commit_seconds) return;
+    Err e;
+    if (store_commit(t->run, &e) != 0) DIE("%s (hint: is the disk full?)", e.msg);
 }
 
 void trainer_close_run(Trainer *t) {
@@ -100,6 +115,7 @@ void trainer_step_done(Trainer *t, double loss, double lr, double gnorm, int64_t
 void trainer_checkpoint(Trainer *t) {
     if (t->s.st.step == t->last_ckpt) return;
     trainer_flush(t);
+    trainer_commit(t, 1); /* run.h5 as complete as the checkpoint */
     if (t->comm->rank == 0) {
         double t0 = util_now();
         Err e;
@@ -120,6 +136,6 @@ void trainer_checkpoint(Trainer *t) {
 void trainer_mark(Trainer *t, const char *name, int64_t value) {
     if (t->comm->rank != 0) return;
     Err e;
-    if (!t->run || store_set_attr_i64(t->run, "/", name, value, &e) != 0 || store_flush(t->run, &e) != 0)
+    if (!t->run || store_set_attr_i64(t->run, "/", name, value, &e) != 0 || store_commit(t->run, &e) != 0)
         DIE("%s: cannot mark %s: %s", t->run_path, name, t->run ? e.msg : "run.h5 is not open");
 }
