@@ -10,7 +10,14 @@
  * Every random draw comes from a stream seeded by (seed, global input index,
  * candidate index), so the output of an input does not depend on which
  * rank decodes it or on what else is in its batch.  Inputs are decoded in
- * batches of up to `batch` sequences that share one cache.
+ * batches of up to `batch` sequences (sampled candidates or beam
+ * hypotheses) that share one cache: every prompt of a batch goes through the
+ * model in one call, and each step feeds one token of every live sequence of
+ * every input of the batch together (the beams of many inputs share each
+ * step's matrix products).  Candidates of one input share the rows of their
+ * prompt, and a beam hypothesis shares its parent's rows (model.h), so the
+ * cache is never copied.  The per-row work after the logits (softmax, top-p,
+ * draws, a beam's best continuations) runs on the thread pool.
  */
 #ifndef HDISTILL_GEN_H
 #define HDISTILL_GEN_H
@@ -31,7 +38,7 @@ typedef struct {
     int beam;              /* beam width */
     double length_penalty; /* beam: alpha */
     uint64_t seed;
-    int batch;             /* sequences decoded together */
+    int batch;             /* sequences decoded together (128) */
 } GenOptions;
 
 void gen_options_init(GenOptions *o);
@@ -56,7 +63,7 @@ void gen_run(const Model *m, const GenOptions *o, const int *const *prompts, con
 
 /* Draws a token from softmax(logits / temperature) truncated to the smallest
  * set of top tokens whose probability reaches top_p; temperature 0 = argmax.
- * scratch: 2*V floats + V ints.  Returns the token; *logp its log-probability
+ * scratch: 3*V floats, iscratch: 2*V ints.  Returns the token; *logp its log-probability
  * under the untruncated softmax at temperature 1 (what the model assigns). */
 int gen_sample_token(const float *logits, int V, double temperature, double top_p, Rng *r, float *scratch,
                      int *iscratch, double *logp);

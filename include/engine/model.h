@@ -119,25 +119,42 @@ void model_backward(Model *m, const ModelBatch *b, const float *g);
 void model_zero_grad(Model *m);
 
 /* ---- incremental decoding with a key/value cache ---------------------------
- * Each of B cache slots holds one sequence's keys and values for up to T
- * positions.  A step feeds one token to each of n slots at its next position
- * and returns the next-token logits; prompts are fed the same way, one token
- * per step.  Beam search reorders hypotheses with model_kv_copy. */
+ * Each of B slots is one sequence of up to T positions.  The keys and values
+ * live in a pool of R rows (per layer); a slot is a map from its positions to
+ * pool rows, so slots can share rows: model_kv_copy makes dst a copy of src
+ * by copying the map (a shared prompt, a beam hypothesis taking its parent's
+ * history) -- no key or value is copied.  Feeding tokens takes fresh pool
+ * rows; rows are reclaimed all at once by model_kv_clear.
+ *   model_decode feeds cnt[i] tokens to slot[i] (a prompt in one call: its
+ *   rows go through every matrix product together) and returns the logits
+ *   after the last token of each slot. */
 typedef struct ModelKV {
     const struct ModelFamily *family;
-    int B, T;
-    int *len; /* [B] positions filled */
+    int B, T;      /* slots, positions per slot */
+    int *len;      /* [B] positions filled */
+    int *map;      /* [B*T] pool row of (slot, position) */
+    int R, used;   /* pool rows; rows handed out since the last clear */
+    int max_tokens; /* tokens one model_decode call may feed */
 } ModelKV;
 
-/* A cache for B sequences of up to T positions of model m's configuration. */
+/* A cache of B slots of up to T positions, a pool of R rows (0: B*T) and
+ * calls of up to max_tokens tokens (0: B). */
 ModelKV *model_kv_create(const Model *m, int B, int T);
+ModelKV *model_kv_create_pool(const Model *m, int B, int T, int R, int max_tokens);
 void model_kv_destroy(ModelKV *kv); /* accepts NULL */
-/* Empties slot b. */
+/* Empties slot b (its pool rows are not reclaimed before model_kv_clear). */
 void model_kv_reset(ModelKV *kv, int b);
-/* Makes slot dst a copy of slot src (positions and cached keys/values). */
+/* Empties every slot and reclaims the whole pool. */
+void model_kv_clear(ModelKV *kv);
+/* Makes slot dst a copy of slot src: the same positions, sharing their rows. */
 void model_kv_copy(ModelKV *kv, int dst, int src);
-/* Feeds tok[i] to slot slot[i] (i < n, distinct slots) at its next position;
- * logits[i*V .. (i+1)*V) get the next-token logits. */
+/* Feeds tok[off_i .. off_i + cnt[i]) to slot slot[i] (i < n, distinct slots;
+ * off_i = cnt[0] + ... + cnt[i-1]) at its next positions; logits[i*V ..
+ * (i+1)*V) get the next-token logits after slot i's last token.  The pool
+ * must have sum(cnt) free rows; sum(cnt) <= max_tokens. */
+void model_decode(const Model *m, ModelKV *kv, const int *slot, const int *tok, const int *cnt, int n,
+                  float *logits);
+/* One token per slot: model_decode with every cnt 1. */
 void model_decode_step(const Model *m, ModelKV *kv, const int *slot, const int *tok, int n, float *logits);
 
 #endif

@@ -24,10 +24,18 @@ typedef struct ModelFamily {
     int (*forward)(Model *m, const ModelBatch *b); /* sets m->M, rows, logp, logits */
     void (*backward)(Model *m, const ModelBatch *b, const float *g);
     double (*flops_per_token)(const ModelConfig *c, int T);
-    ModelKV *(*kv_create)(const ModelConfig *c, int B, int T);
-    void (*kv_destroy)(ModelKV *kv);
-    void (*kv_copy)(ModelKV *kv, int dst, int src); /* keys/values of positions < len[src] */
-    void (*decode_step)(const Model *m, ModelKV *kv, const int *slot, const int *tok, int n, float *logits);
+    /* the family's cache: a struct starting with ModelKV whose pool holds R
+     * rows per layer and whose scratch serves max_tokens tokens per call;
+     * model.c fills the common part (map, len, ...) */
+    ModelKV *(*kv_create)(const ModelConfig *c, int R, int max_tokens);
+    void (*kv_destroy)(ModelKV *kv); /* the family's part only */
+    /* feeds N = sum(cnt) tokens: token j of slot i sits at position
+     * kv->len[slot[i]] + j, in pool row kv->map[slot[i] * T + that position]
+     * (assigned by model.c); keys/values go to those rows; attention of a
+     * token covers the slot's positions up to its own; logits of each slot's
+     * last token.  len is advanced by model.c afterwards. */
+    void (*decode)(const Model *m, ModelKV *kv, const int *slot, const int *tok, const int *cnt, int n,
+                   float *logits);
 } ModelFamily;
 
 extern const ModelFamily model_family_gpt2;

@@ -307,129 +307,137 @@ static void backward(Model *m, const ModelBatch *b, const float *g) {
 
 /* ---- incremental decoding ------------------------------------------------------ */
 
-/* The cache: keys and values [L][B][T][C] and scratch for up to B rows. */
+/* The cache: a pool of keys and values [L][R][C] and scratch for up to
+ * max_tokens tokens per call. */
 typedef struct {
     ModelKV base;
-    int C, L, V;
+    int C, L, V, NT; /* channels, layers, vocabulary, scratch tokens */
     float *k, *v;
-    float *x, *xn, *mean, *rstd, *qkv, *y, *tmp, *h, *hg, *att;
-    int *pos;
+    float *x, *xn, *mean, *rstd, *qkv, *y, *tmp, *h, *hg, *xl;
+    int *tslot, *tpos, *last; /* per token: slot and position; per slot: its last token */
+    float *att;               /* [threads][T] attention scores */
+    int att_cap;
 } GptKV;
 
-static ModelKV *kv_create(const ModelConfig *c, int B, int T) {
+static ModelKV *kv_create(const ModelConfig *c, int R, int NT) {
     GptKV *kv = xcalloc(1, sizeof *kv);
-    kv->C = c->d_model, kv->L = c->n_layer, kv->V = c->vocab_size;
-    size_t cache = (size_t)c->n_layer * B * T * c->d_model;
-    kv->k = xmalloc_aligned(cache * sizeof(float));
-    kv->v = xmalloc_aligned(cache * sizeof(float));
-    kv->base.len = xcalloc((size_t)B, sizeof(int));
-    size_t C = (size_t)c->d_model;
-    kv->x = xmalloc_aligned(B * C * sizeof(float));
-    kv->xn = xmalloc_aligned(B * C * sizeof(float));
-    kv->mean = xmalloc_aligned(B * sizeof(float));
-    kv->rstd = xmalloc_aligned(B * sizeof(float));
-    kv->qkv = xmalloc_aligned(B * 3 * C * sizeof(float));
-    kv->y = xmalloc_aligned(B * C * sizeof(float));
-    kv->tmp = xmalloc_aligned(B * C * sizeof(float));
-    kv->h = xmalloc_aligned(B * 4 * C * sizeof(float));
-    kv->hg = xmalloc_aligned(B * 4 * C * sizeof(float));
-    kv->att = xmalloc_aligned((size_t)B * c->n_head * T * sizeof(float));
-    kv->pos = xcalloc((size_t)B, sizeof(int));
+    kv->C = c->d_model, kv->L = c->n_layer, kv->V = c->vocab_size, kv->NT = NT;
+    size_t pool = (size_t)c->n_layer * R * c->d_model, C = (size_t)c->d_model;
+    kv->k = xmalloc_aligned(pool * sizeof(float));
+    kv->v = xmalloc_aligned(pool * sizeof(float));
+    kv->x = xmalloc_aligned(NT * C * sizeof(float));
+    kv->xn = xmalloc_aligned(NT * C * sizeof(float));
+    kv->mean = xmalloc_aligned(NT * sizeof(float));
+    kv->rstd = xmalloc_aligned(NT * sizeof(float));
+    kv->qkv = xmalloc_aligned(NT * 3 * C * sizeof(float));
+    kv->y = xmalloc_aligned(NT * C * sizeof(float));
+    kv->tmp = xmalloc_aligned(NT * C * sizeof(float));
+    kv->h = xmalloc_aligned(NT * 4 * C * sizeof(float));
+    kv->hg = xmalloc_aligned(NT * 4 * C * sizeof(float));
+    kv->xl = xmalloc_aligned(NT * C * sizeof(float));
+    kv->tslot = xmalloc(sizeof(int) * (size_t)NT);
+    kv->tpos = xmalloc(sizeof(int) * (size_t)NT);
+    kv->last = xmalloc(sizeof(int) * (size_t)NT);
     return &kv->base;
 }
 
 static void kv_destroy(ModelKV *base) {
     GptKV *kv = (GptKV *)base;
-    free(kv->k), free(kv->v), free(kv->base.len), free(kv->x), free(kv->xn), free(kv->mean), free(kv->rstd);
-    free(kv->qkv), free(kv->y), free(kv->tmp), free(kv->h), free(kv->hg), free(kv->att), free(kv->pos);
+    free(kv->k), free(kv->v), free(kv->x), free(kv->xn), free(kv->mean), free(kv->rstd), free(kv->qkv);
+    free(kv->y), free(kv->tmp), free(kv->h), free(kv->hg), free(kv->xl), free(kv->tslot), free(kv->tpos);
+    free(kv->last), free(kv->att);
     free(kv);
-}
-
-static void kv_copy(ModelKV *base, int dst, int src) {
-    GptKV *kv = (GptKV *)base;
-    int B = base->B, T = base->T;
-    size_t row = (size_t)kv->C * sizeof(float) * (size_t)base->len[src];
-    for (int l = 0; l < kv->L; l++) {
-        size_t o_d = (((size_t)l * B + dst) * T) * kv->C, o_s = (((size_t)l * B + src) * T) * kv->C;
-        memcpy(kv->k + o_d, kv->k + o_s, row);
-        memcpy(kv->v + o_d, kv->v + o_s, row);
-    }
 }
 
 typedef struct {
     GptKV *kv;
-    const int *slot;
     int l, NH;
 } DecAttCtx;
 
-/* one query per (row, head) against the cached keys 0..pos */
+/* one query per (token, head) against the slot's cached keys 0..pos */
 static void dec_att_task(void *vc, long b0, long e0, int tid) {
-    (void)tid;
     DecAttCtx *c = vc;
     GptKV *kv = c->kv;
-    int C = kv->C, NH = c->NH, hs = C / NH, B = kv->base.B, T = kv->base.T;
+    int C = kv->C, NH = c->NH, hs = C / NH, T = kv->base.T, R = kv->base.R;
     float scale = 1.0f / sqrtf((float)hs);
+    float *a = kv->att + (size_t)tid * T;
+    const float *K = kv->k + (size_t)c->l * R * C, *Vv = kv->v + (size_t)c->l * R * C;
     for (long ih = b0; ih < e0; ih++) {
-        int i = (int)(ih / NH), h = (int)(ih % NH);
-        int s = c->slot[i], n = kv->pos[i] + 1;
-        const float *q = kv->qkv + (size_t)i * 3 * C + h * hs;
-        size_t base = (((size_t)c->l * B + s) * T) * C + (size_t)h * hs;
-        float *a = kv->att + ih * T;
+        int q = (int)(ih / NH), h = (int)(ih % NH);
+        int n = kv->tpos[q] + 1;
+        const int *map = kv->base.map + (size_t)kv->tslot[q] * T;
+        const float *qv = kv->qkv + (size_t)q * 3 * C + h * hs;
         float mx = -INFINITY;
         for (int t = 0; t < n; t++) {
-            const float *k = kv->k + base + (size_t)t * C;
+            const float *k = K + (size_t)map[t] * C + (size_t)h * hs;
             float d = 0;
-            for (int j = 0; j < hs; j++) d += q[j] * k[j];
+            for (int j = 0; j < hs; j++) d += qv[j] * k[j];
             a[t] = d * scale;
             mx = a[t] > mx ? a[t] : mx;
         }
         float sum = 0;
         for (int t = 0; t < n; t++) sum += (a[t] = expf(a[t] - mx));
-        float *y = kv->y + (size_t)i * C + h * hs;
+        float *y = kv->y + (size_t)q * C + h * hs;
         for (int j = 0; j < hs; j++) y[j] = 0;
         for (int t = 0; t < n; t++) {
-            const float *v = kv->v + base + (size_t)t * C;
+            const float *v = Vv + (size_t)map[t] * C + (size_t)h * hs;
             float p = a[t] / sum;
             for (int j = 0; j < hs; j++) y[j] += p * v[j];
         }
     }
 }
 
-static void decode_step(const Model *m, ModelKV *base, const int *slot, const int *tok, int n, float *logits) {
+/* per token: its slot and position; per slot: its last token; the embeddings */
+static int dec_tokens(const Model *m, GptKV *kv, const int *slot, const int *tok, const int *cnt, int n) {
+    int C = kv->C, N = 0;
+    const float *P = m->params;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < cnt[i]; j++, N++) {
+            kv->tslot[N] = slot[i];
+            kv->tpos[N] = kv->base.len[slot[i]] + j;
+            const float *a = P + m->tensors[0].offset + (size_t)tok[N] * C;
+            const float *b = P + m->tensors[1].offset + (size_t)kv->tpos[N] * C;
+            for (int c = 0; c < C; c++) kv->x[(size_t)N * C + c] = a[c] + b[c];
+        }
+        kv->last[i] = N - 1;
+    }
+    int need = par_nthreads() * kv->base.T;
+    if (kv->att_cap < need) {
+        free(kv->att);
+        kv->att = xmalloc_aligned(sizeof(float) * (size_t)need);
+        kv->att_cap = need;
+    }
+    return N;
+}
+
+static void decode(const Model *m, ModelKV *base, const int *slot, const int *tok, const int *cnt, int n,
+                   float *logits) {
     GptKV *kv = (GptKV *)base;
     const ModelConfig *c = &m->cfg;
-    int C = c->d_model, V = c->vocab_size, L = c->n_layer;
-    const float *P = m->params;
-    int B = base->B, T = base->T;
-    for (int i = 0; i < n; i++) {
-        kv->pos[i] = base->len[slot[i]];
-        const float *a = P + m->tensors[0].offset + (size_t)tok[i] * C;
-        const float *b = P + m->tensors[1].offset + (size_t)kv->pos[i] * C;
-        for (int j = 0; j < C; j++) kv->x[(size_t)i * C + j] = a[j] + b[j];
-    }
+    int C = c->d_model, V = c->vocab_size, L = c->n_layer, T = base->T, R = base->R;
+    float *P = (float *)m->params;
+    int N = dec_tokens(m, kv, slot, tok, cnt, n);
     for (int l = 0; l < L; l++) {
-        ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, lp((float *)P, m, l, T_LN1W),
-                              lp((float *)P, m, l, T_LN1B), n, C);
-        ops_matmul_forward(kv->qkv, kv->xn, lp((float *)P, m, l, T_QKVW), lp((float *)P, m, l, T_QKVB), n, C,
-                           3 * C);
-        for (int i = 0; i < n; i++) {
-            size_t o = (((size_t)l * B + slot[i]) * T + kv->pos[i]) * C;
-            memcpy(kv->k + o, kv->qkv + (size_t)i * 3 * C + C, sizeof(float) * C);
-            memcpy(kv->v + o, kv->qkv + (size_t)i * 3 * C + 2 * C, sizeof(float) * C);
+        ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, lp(P, m, l, T_LN1W), lp(P, m, l, T_LN1B), N, C);
+        ops_matmul_forward(kv->qkv, kv->xn, lp(P, m, l, T_QKVW), lp(P, m, l, T_QKVB), N, C, 3 * C);
+        for (int q = 0; q < N; q++) {
+            size_t o = ((size_t)l * R + (size_t)base->map[(size_t)kv->tslot[q] * T + kv->tpos[q]]) * C;
+            memcpy(kv->k + o, kv->qkv + (size_t)q * 3 * C + C, sizeof(float) * C);
+            memcpy(kv->v + o, kv->qkv + (size_t)q * 3 * C + 2 * C, sizeof(float) * C);
         }
-        DecAttCtx ac = {kv, slot, l, c->n_head};
-        par_for((long)n * c->n_head, 4, dec_att_task, &ac);
-        ops_matmul_forward(kv->tmp, kv->y, lp((float *)P, m, l, T_PROJW), lp((float *)P, m, l, T_PROJB), n, C, C);
-        ops_residual_forward(kv->x, kv->x, kv->tmp, (long)n * C);
-        ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, lp((float *)P, m, l, T_LN2W),
-                              lp((float *)P, m, l, T_LN2B), n, C);
-        ops_matmul_forward(kv->h, kv->xn, lp((float *)P, m, l, T_FCW), lp((float *)P, m, l, T_FCB), n, C, 4 * C);
-        ops_gelu_forward(kv->hg, kv->h, 4L * n * C);
-        ops_matmul_forward(kv->tmp, kv->hg, lp((float *)P, m, l, T_FCPW), lp((float *)P, m, l, T_FCPB), n, 4 * C, C);
-        ops_residual_forward(kv->x, kv->x, kv->tmp, (long)n * C);
+        DecAttCtx ac = {kv, l, c->n_head};
+        par_for((long)N * c->n_head, 4, dec_att_task, &ac);
+        ops_matmul_forward(kv->tmp, kv->y, lp(P, m, l, T_PROJW), lp(P, m, l, T_PROJB), N, C, C);
+        ops_residual_forward(kv->x, kv->x, kv->tmp, (long)N * C);
+        ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, lp(P, m, l, T_LN2W), lp(P, m, l, T_LN2B), N, C);
+        ops_matmul_forward(kv->h, kv->xn, lp(P, m, l, T_FCW), lp(P, m, l, T_FCB), N, C, 4 * C);
+        ops_gelu_forward(kv->hg, kv->h, 4L * N * C);
+        ops_matmul_forward(kv->tmp, kv->hg, lp(P, m, l, T_FCPW), lp(P, m, l, T_FCPB), N, 4 * C, C);
+        ops_residual_forward(kv->x, kv->x, kv->tmp, (long)N * C);
     }
     const ModelTensor *lnfw = &m->tensors[m->n_tensors - 2], *lnfb = &m->tensors[m->n_tensors - 1];
-    ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, P + lnfw->offset, P + lnfb->offset, n, C);
+    ops_gather_rows(kv->xl, kv->x, kv->last, n, C);
+    ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->xl, P + lnfw->offset, P + lnfb->offset, n, C);
     ops_matmul_forward(logits, kv->xn, P + m->tensors[0].offset, NULL, n, C, V);
 }
 
@@ -446,6 +454,5 @@ const ModelFamily model_family_gpt2 = {
     .flops_per_token = flops_per_token,
     .kv_create = kv_create,
     .kv_destroy = kv_destroy,
-    .kv_copy = kv_copy,
-    .decode_step = decode_step,
+    .decode = decode,
 };

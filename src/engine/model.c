@@ -141,19 +141,27 @@ void model_zero_grad(Model *m) { memset(m->grads, 0, m->n_params * sizeof(float)
 
 /* ---- decoding ------------------------------------------------------------------ */
 
-ModelKV *model_kv_create(const Model *m, int B, int T) {
-    CHECK(B > 0 && T > 0, "cache of %d x %d", B, T);
+ModelKV *model_kv_create_pool(const Model *m, int B, int T, int R, int max_tokens) {
+    if (R <= 0) R = B * T;
+    if (max_tokens <= 0) max_tokens = B;
+    CHECK(B > 0 && T > 0 && R > 0 && max_tokens > 0, "cache of %d x %d, pool %d, %d tokens per call", B, T, R,
+          max_tokens);
     CHECK(T <= m->cfg.max_seq_len, "decode length %d exceeds %d positions", T, m->cfg.max_seq_len);
-    ModelKV *kv = m->family->kv_create(&m->cfg, B, T);
+    ModelKV *kv = m->family->kv_create(&m->cfg, R, max_tokens);
     kv->family = m->family;
-    kv->B = B;
-    kv->T = T;
-    if (!kv->len) kv->len = xcalloc((size_t)B, sizeof(int));
+    kv->B = B, kv->T = T, kv->R = R, kv->max_tokens = max_tokens, kv->used = 0;
+    kv->len = xcalloc((size_t)B, sizeof(int));
+    kv->map = xcalloc((size_t)B * T, sizeof(int));
     return kv;
 }
 
+ModelKV *model_kv_create(const Model *m, int B, int T) { return model_kv_create_pool(m, B, T, 0, 0); }
+
 void model_kv_destroy(ModelKV *kv) {
-    if (kv) kv->family->kv_destroy(kv);
+    if (!kv) return;
+    free(kv->len);
+    free(kv->map);
+    kv->family->kv_destroy(kv);
 }
 
 void model_kv_reset(ModelKV *kv, int b) {
@@ -161,21 +169,44 @@ void model_kv_reset(ModelKV *kv, int b) {
     kv->len[b] = 0;
 }
 
+void model_kv_clear(ModelKV *kv) {
+    memset(kv->len, 0, sizeof(int) * (size_t)kv->B);
+    kv->used = 0;
+}
+
 void model_kv_copy(ModelKV *kv, int dst, int src) {
     CHECK(dst >= 0 && dst < kv->B && src >= 0 && src < kv->B, "slots %d <- %d of %d", dst, src, kv->B);
     if (dst == src) return;
-    kv->family->kv_copy(kv, dst, src);
+    memcpy(kv->map + (size_t)dst * kv->T, kv->map + (size_t)src * kv->T, sizeof(int) * (size_t)kv->len[src]);
     kv->len[dst] = kv->len[src];
 }
 
-void model_decode_step(const Model *m, ModelKV *kv, const int *slot, const int *tok, int n, float *logits) {
+void model_decode(const Model *m, ModelKV *kv, const int *slot, const int *tok, const int *cnt, int n,
+                  float *logits) {
     CHECK(kv->family == m->family, "a cache of another model family");
-    CHECK(n <= kv->B, "decode step of %d rows, cache of %d", n, kv->B);
+    CHECK(n <= kv->B, "decode of %d slots, cache of %d", n, kv->B);
+    int N = 0;
     for (int i = 0; i < n; i++) {
-        CHECK(slot[i] >= 0 && slot[i] < kv->B, "slot %d of %d", slot[i], kv->B);
-        CHECK(kv->len[slot[i]] < kv->T, "sequence in slot %d is full (%d positions)", slot[i], kv->T);
-        CHECK(tok[i] >= 0 && tok[i] < m->cfg.vocab_size, "token %d outside vocabulary", tok[i]);
+        int s = slot[i];
+        CHECK(s >= 0 && s < kv->B, "slot %d of %d", s, kv->B);
+        CHECK(cnt[i] >= 1 && kv->len[s] + cnt[i] <= kv->T, "slot %d: %d + %d positions exceed %d", s, kv->len[s],
+              cnt[i], kv->T);
+        for (int j = 0; j < cnt[i]; j++) {
+            CHECK(tok[N + j] >= 0 && tok[N + j] < m->cfg.vocab_size, "token %d outside vocabulary", tok[N + j]);
+            kv->map[(size_t)s * kv->T + kv->len[s] + j] = kv->used + N + j; /* fresh pool rows */
+        }
+        N += cnt[i];
     }
-    m->family->decode_step(m, kv, slot, tok, n, logits);
-    for (int i = 0; i < n; i++) kv->len[slot[i]]++;
+    CHECK(N <= kv->max_tokens, "%d tokens in one decode call, cache made for %d", N, kv->max_tokens);
+    CHECK(kv->used + N <= kv->R, "key/value pool of %d rows is full (%d used, %d more)", kv->R, kv->used, N);
+    m->family->decode(m, kv, slot, tok, cnt, n, logits);
+    kv->used += N;
+    for (int i = 0; i < n; i++) kv->len[slot[i]] += cnt[i];
+}
+
+void model_decode_step(const Model *m, ModelKV *kv, const int *slot, const int *tok, int n, float *logits) {
+    int one[64], *cnt = n <= 64 ? one : xmalloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) cnt[i] = 1;
+    model_decode(m, kv, slot, tok, cnt, n, logits);
+    if (cnt != one) free(cnt);
 }

@@ -161,8 +161,8 @@ static void test_sampling_frequencies(void) {
     int order[5] = {4, 0, 1, 2, 3};
     double cum = 0, keep[5] = {0};
     for (int k = 0; k < 5 && cum < top_p * tot; k++) cum += (keep[order[k]] = p[order[k]]);
-    float scratch[10];
-    int is[5];
+    float scratch[15]; /* 3V */
+    int is[10];        /* 2V */
     Rng r;
     rng_seed(&r, 3);
     int n = 200000, cnt[5] = {0};
