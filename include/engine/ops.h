@@ -44,6 +44,18 @@ void ops_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 /* out[N,OC] = inp[N,C] @ w[OC,C]^T + bias[OC] (bias may be NULL) */
 void ops_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                         int C, int OC);
+/* Rows a matrix product with OC outputs must have so that each row's result
+ * does not depend on how many rows are computed together: OpenBLAS takes a
+ * different kernel (another summation order) for products with few rows
+ * (seen here: rows * OC below about 1200), so decoding, whose row counts
+ * change with the batch, pads its products to at least this many rows
+ * (tests/unit/test_ops.c checks the property for the model's shapes). */
+int ops_matmul_min_rows(int OC);
+/* ops_matmul_forward with N padded to ops_matmul_min_rows(OC) rows: inp and
+ * out must have room for that many rows (the extra rows are computed and
+ * ignored); row results are then the same for any N. */
+void ops_matmul_forward_rows(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC);
+
 /* dinp[N,C] += dout @ w; dw[OC,C] += dout^T @ inp; dbias[OC] += colsum(dout).
  * dinp/dbias may be NULL. */
 void ops_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,

@@ -74,4 +74,14 @@ char *student_text(const Student *s, const int *ids, int n);
 void student_generate(const Student *s, const GenOptions *o, const Comm *comm, char *const *texts, int n,
                       char ***out, int **tok_len);
 
+/* Collective: the same, chunk inputs at a time (each chunk decoded by every
+ * rank, its share each): rank 0 gets each chunk's outputs as soon as it is
+ * done -- fn(ctx, c0, c1, texts, tok_len) with the (c1-c0)*k outputs of
+ * inputs [c0, c1) in input order, both arrays then fn's to free -- so it can
+ * act on them while later chunks are decoded.  The outputs are those of
+ * student_generate (seeds come from the global input index). */
+typedef void (*StudentChunkFn)(void *ctx, int c0, int c1, char **texts, int *tok_len);
+void student_generate_chunks(const Student *s, const GenOptions *o, const Comm *comm, char *const *texts, int n,
+                             int chunk, StudentChunkFn fn, void *ctx);
+
 #endif

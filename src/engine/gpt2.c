@@ -314,6 +314,7 @@ typedef struct {
     int C, L, V, NT; /* channels, layers, vocabulary, scratch tokens */
     float *k, *v;
     float *x, *xn, *mean, *rstd, *qkv, *y, *tmp, *h, *hg, *xl;
+    float *lg; /* [ops_matmul_min_rows(V)][V] logits of a call with fewer slots */
     int *tslot, *tpos, *last; /* per token: slot and position; per slot: its last token */
     float *att;               /* [threads][T] attention scores */
     int att_cap;
@@ -321,6 +322,8 @@ typedef struct {
 
 static ModelKV *kv_create(const ModelConfig *c, int R, int NT) {
     GptKV *kv = xcalloc(1, sizeof *kv);
+    int pad = ops_matmul_min_rows(c->d_model); /* the smallest product of a layer has d_model outputs */
+    NT = NT > pad ? NT : pad;
     kv->C = c->d_model, kv->L = c->n_layer, kv->V = c->vocab_size, kv->NT = NT;
     size_t pool = (size_t)c->n_layer * R * c->d_model, C = (size_t)c->d_model;
     kv->k = xmalloc_aligned(pool * sizeof(float));
@@ -335,6 +338,7 @@ static ModelKV *kv_create(const ModelConfig *c, int R, int NT) {
     kv->h = xmalloc_aligned(NT * 4 * C * sizeof(float));
     kv->hg = xmalloc_aligned(NT * 4 * C * sizeof(float));
     kv->xl = xmalloc_aligned(NT * C * sizeof(float));
+    kv->lg = xmalloc_aligned((size_t)ops_matmul_min_rows(c->vocab_size) * c->vocab_size * sizeof(float));
     kv->tslot = xmalloc(sizeof(int) * (size_t)NT);
     kv->tpos = xmalloc(sizeof(int) * (size_t)NT);
     kv->last = xmalloc(sizeof(int) * (size_t)NT);
@@ -345,7 +349,7 @@ static void kv_destroy(ModelKV *base) {
     GptKV *kv = (GptKV *)base;
     free(kv->k), free(kv->v), free(kv->x), free(kv->xn), free(kv->mean), free(kv->rstd), free(kv->qkv);
     free(kv->y), free(kv->tmp), free(kv->h), free(kv->hg), free(kv->xl), free(kv->tslot), free(kv->tpos);
-    free(kv->last), free(kv->att);
+    free(kv->last), free(kv->att), free(kv->lg);
     free(kv);
 }
 
@@ -419,7 +423,7 @@ static void decode(const Model *m, ModelKV *base, const int *slot, const int *to
     int N = dec_tokens(m, kv, slot, tok, cnt, n);
     for (int l = 0; l < L; l++) {
         ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, lp(P, m, l, T_LN1W), lp(P, m, l, T_LN1B), N, C);
-        ops_matmul_forward(kv->qkv, kv->xn, lp(P, m, l, T_QKVW), lp(P, m, l, T_QKVB), N, C, 3 * C);
+        ops_matmul_forward_rows(kv->qkv, kv->xn, lp(P, m, l, T_QKVW), lp(P, m, l, T_QKVB), N, C, 3 * C);
         for (int q = 0; q < N; q++) {
             size_t o = ((size_t)l * R + (size_t)base->map[(size_t)kv->tslot[q] * T + kv->tpos[q]]) * C;
             memcpy(kv->k + o, kv->qkv + (size_t)q * 3 * C + C, sizeof(float) * C);
@@ -427,18 +431,23 @@ static void decode(const Model *m, ModelKV *base, const int *slot, const int *to
         }
         DecAttCtx ac = {kv, l, c->n_head};
         par_for((long)N * c->n_head, 4, dec_att_task, &ac);
-        ops_matmul_forward(kv->tmp, kv->y, lp(P, m, l, T_PROJW), lp(P, m, l, T_PROJB), N, C, C);
+        ops_matmul_forward_rows(kv->tmp, kv->y, lp(P, m, l, T_PROJW), lp(P, m, l, T_PROJB), N, C, C);
         ops_residual_forward(kv->x, kv->x, kv->tmp, (long)N * C);
         ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->x, lp(P, m, l, T_LN2W), lp(P, m, l, T_LN2B), N, C);
-        ops_matmul_forward(kv->h, kv->xn, lp(P, m, l, T_FCW), lp(P, m, l, T_FCB), N, C, 4 * C);
+        ops_matmul_forward_rows(kv->h, kv->xn, lp(P, m, l, T_FCW), lp(P, m, l, T_FCB), N, C, 4 * C);
         ops_gelu_forward(kv->hg, kv->h, 4L * N * C);
-        ops_matmul_forward(kv->tmp, kv->hg, lp(P, m, l, T_FCPW), lp(P, m, l, T_FCPB), N, 4 * C, C);
+        ops_matmul_forward_rows(kv->tmp, kv->hg, lp(P, m, l, T_FCPW), lp(P, m, l, T_FCPB), N, 4 * C, C);
         ops_residual_forward(kv->x, kv->x, kv->tmp, (long)N * C);
     }
     const ModelTensor *lnfw = &m->tensors[m->n_tensors - 2], *lnfb = &m->tensors[m->n_tensors - 1];
     ops_gather_rows(kv->xl, kv->x, kv->last, n, C);
     ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->xl, P + lnfw->offset, P + lnfb->offset, n, C);
-    ops_matmul_forward(logits, kv->xn, P + m->tensors[0].offset, NULL, n, C, V);
+    if (n >= ops_matmul_min_rows(V)) {
+        ops_matmul_forward(logits, kv->xn, P + m->tensors[0].offset, NULL, n, C, V);
+    } else { /* padded into the cache's buffer, so a slot's logits do not depend on n */
+        ops_matmul_forward_rows(kv->lg, kv->xn, P + m->tensors[0].offset, NULL, n, C, V);
+        memcpy(logits, kv->lg, sizeof(float) * (size_t)n * V);
+    }
 }
 
 const ModelFamily model_family_gpt2 = {

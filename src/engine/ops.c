@@ -249,6 +249,13 @@ void ops_matmul_forward(float *out, const float *inp, const float *w, const floa
                 OC);
 }
 
+int ops_matmul_min_rows(int OC) { return OC > 0 ? (4096 + OC - 1) / OC : 1; }
+
+void ops_matmul_forward_rows(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
+    int min = ops_matmul_min_rows(OC);
+    ops_matmul_forward(out, inp, w, bias, N < min ? min : N, C, OC);
+}
+
 static void bias_grad_task(void *vc, long b, long e, int tid) {
     (void)tid;
     BiasCtx *c = vc;

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -354,14 +355,11 @@ static void judged_free(Judged *j, int k) {
     memset(j, 0, sizeof *j);
 }
 
-/* rank 0: pick pairs among cands (n x k), judge them; fills j (takes cands) */
-/* STATUS_STOPPED when stopped by a signal (answers so far cached); STATUS_FAILED with e set when
- * critic requests failed after their retries (a round never trains on a partial judgement). */
-static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, const int *tok_len, int k,
-                            const char *label, Err *e) {
-    const Config *cfg = c->cfg;
-    PairRule rule = {cfg->critique.ngram, cfg->critique.len_unit == LEN_TOKENS, cfg->critique.len_lo,
-                     cfg->critique.len_hi, cfg->critique.filter_first};
+/* ---- judging (rank 0): pair selection and the critic, a range of inputs at a time ---- */
+
+/* Allocates the per-input arrays of j (j->n, j->input set); takes cands (n x k, rows may be
+ * filled later: judge_range reads only its own rows). */
+static void judged_alloc(Judged *j, char **cands) {
     int64_t n = j->n;
     j->cands = cands;
     j->pi = xmalloc(sizeof(int32_t) * (size_t)(n + 1));
@@ -372,14 +370,30 @@ static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cand
     j->p = xmalloc(sizeof(double) * (size_t)(n + 1));
     j->raw_ab = xcalloc((size_t)(n + 1), sizeof(char *));
     j->raw_ba = xcalloc((size_t)(n + 1), sizeof(char *));
-    CriticItem *items = xcalloc((size_t)(n + 1), sizeof(CriticItem));
-    int64_t *which = xmalloc(sizeof(int64_t) * (size_t)(n + 1)), m = 0;
-    for (int64_t i = 0; i < n; i++) {
+}
+
+/* How a judging went: requests that failed after their retries, stopped by a signal. */
+typedef struct {
+    int64_t failed, requests;
+    int stopped;
+    LlmStatus first;
+} JudgeOutcome;
+
+/* Inputs [i0, i1) of j: the most distant comparable pair of each, judged by the critic in both
+ * orders, labels by the tie rule. */
+static void judge_range(const Ctx *c, LlmClient *client, Judged *j, const int *tok_len, int k, int64_t i0, int64_t i1,
+                        const char *label, JudgeOutcome *out) {
+    const Config *cfg = c->cfg;
+    PairRule rule = {cfg->critique.ngram, cfg->critique.len_unit == LEN_TOKENS, cfg->critique.len_lo,
+                     cfg->critique.len_hi, cfg->critique.filter_first};
+    CriticItem *items = xcalloc((size_t)(i1 - i0 + 1), sizeof(CriticItem));
+    int64_t *which = xmalloc(sizeof(int64_t) * (size_t)(i1 - i0 + 1)), m = 0;
+    for (int64_t i = i0; i < i1; i++) {
         int a, b;
         j->p_ab[i] = j->p_ba[i] = j->p[i] = NAN;
-        if (pairs_select((const char *const *)cands + i * k, tok_len ? tok_len + i * k : NULL, k, &rule, &a, &b)) {
+        if (pairs_select((const char *const *)j->cands + i * k, tok_len ? tok_len + i * k : NULL, k, &rule, &a, &b)) {
             j->pi[i] = a, j->pj[i] = b;
-            items[m] = (CriticItem){c->inputs[j->input[i]], cands[i * k + a], cands[i * k + b]};
+            items[m] = (CriticItem){c->inputs[j->input[i]], j->cands[i * k + a], j->cands[i * k + b]};
             which[m++] = i;
         } else {
             j->pi[i] = j->pj[i] = -1;
@@ -391,6 +405,8 @@ static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cand
     int stopped;
     LlmStatus first_fail;
     int64_t failed = critic_failures(jd, (size_t)m, &stopped, &first_fail);
+    if (failed && !out->failed) out->first = first_fail;
+    out->failed += failed, out->requests += 2 * m, out->stopped |= stopped;
     for (int64_t q = 0; q < m; q++) {
         int64_t i = which[q];
         j->p_ab[i] = jd[q].p_ab, j->p_ba[i] = jd[q].p_ba, j->p[i] = jd[q].p;
@@ -399,16 +415,81 @@ static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cand
         j->label[i] = pairs_verdict(j->p[i], cfg->critique.tie_margin);
         if (j->label[i] == 0) j->ties++;
     }
-    if (!stopped && failed)
+    free(jd), free(items), free(which);
+}
+
+/* STATUS_STOPPED when stopped by a signal (answers so far cached); STATUS_FAILED with e set when
+ * critic requests failed after their retries (a round never trains on a partial judgement). */
+static Status judge_status(Judged *j, const JudgeOutcome *o, const char *label, Err *e) {
+    if (!o->stopped && o->failed)
         err_set(e, "%s: %lld of %lld requests failed after their retries (first: %s; usage line above); run again to "
                    "retry them: the answers so far are cached",
-                label, (long long)failed, (long long)(2 * m), llm_status_name(first_fail));
-    for (int64_t i = 0; i < n; i++) {
+                label, (long long)o->failed, (long long)o->requests, llm_status_name(o->first));
+    for (int64_t i = 0; i < j->n; i++) {
         if (!j->raw_ab[i]) j->raw_ab[i] = xstrdup("");
         if (!j->raw_ba[i]) j->raw_ba[i] = xstrdup("");
     }
-    free(jd), free(items), free(which);
-    return stopped ? STATUS_STOPPED : failed ? STATUS_FAILED : STATUS_OK;
+    return o->stopped ? STATUS_STOPPED : o->failed ? STATUS_FAILED : STATUS_OK;
+}
+
+/* rank 0: pick pairs among cands (n x k), judge them; fills j (takes cands) */
+static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cands, const int *tok_len, int k,
+                               const char *label, Err *e) {
+    judged_alloc(j, cands);
+    JudgeOutcome o = {0};
+    judge_range(c, client, j, tok_len, k, 0, j->n, label, &o);
+    return judge_status(j, &o, label, e);
+}
+
+/* ---- the critic beside the sampling ------------------------------------------------------
+ * While all ranks sample a round's candidates chunk by chunk, a thread of rank 0 sends each
+ * chunk's pairs to the critic as soon as the chunk is gathered (only the main thread calls MPI;
+ * the LLM client and its cache are used by the judging thread alone until it is joined), so a
+ * round takes about the longer of sampling and judging instead of their sum.  The stored
+ * results are those of judging everything afterwards: pair selection and the critic's answers
+ * do not depend on when they are asked. */
+typedef struct {
+    const Ctx *c;
+    LlmClient *client;
+    Judged *j;
+    int *tok_len; /* [n*k] */
+    int k;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t ready, judged; /* inputs [0, ready) have candidates; [0, judged) are judged */
+    int closed;
+    JudgeOutcome out;
+} JudgePipe;
+
+static void *judge_thread(void *vp) {
+    JudgePipe *jp = vp;
+    for (;;) {
+        pthread_mutex_lock(&jp->mu);
+        while (jp->ready == jp->judged && !jp->closed) pthread_cond_wait(&jp->cv, &jp->mu);
+        int64_t i0 = jp->judged, i1 = jp->ready;
+        int done = jp->closed && i0 == i1;
+        pthread_mutex_unlock(&jp->mu);
+        if (done) return NULL;
+        judge_range(jp->c, jp->client, jp->j, jp->tok_len, jp->k, i0, i1, "critic", &jp->out);
+        pthread_mutex_lock(&jp->mu);
+        jp->judged = i1;
+        pthread_mutex_unlock(&jp->mu);
+    }
+}
+
+/* student_generate_chunks' callback on rank 0: the chunk's candidates, then wake the judge */
+static void pipe_chunk(void *vp, int c0, int c1, char **texts, int *tok_len) {
+    JudgePipe *jp = vp;
+    for (int i = 0; i < (c1 - c0) * jp->k; i++) {
+        jp->j->cands[(size_t)c0 * jp->k + i] = texts[i];
+        jp->tok_len[(size_t)c0 * jp->k + i] = tok_len[i];
+    }
+    free(texts);
+    free(tok_len);
+    pthread_mutex_lock(&jp->mu);
+    jp->ready = c1;
+    pthread_cond_signal(&jp->cv);
+    pthread_mutex_unlock(&jp->mu);
 }
 
 static int store_judged(Ctx *c, const char *g, const Judged *j, int k, Err *e) {
@@ -576,21 +657,50 @@ static void round_free(Round *rd) {
     free(rd->in);
 }
 
-/* rank 0: the student's k candidates per input (sampled on all ranks before) judged into pairs, stored */
-static Status judge_student(Ctx *c, Round *rd, LlmClient *client, char **cands, int *tl, Err *e) {
-    int k = c->cfg->critique.k;
-    Judged j = {.n = rd->m, .input = xmalloc(sizeof(int64_t) * (size_t)(rd->m + 1))};
-    memcpy(j.input, rd->in, sizeof(int64_t) * (size_t)rd->m);
-    Status rc = judge_candidates(c, client, &j, cands, tl, k, "critic", e);
-    if (rc == STATUS_OK) {
-        judged_to_pairs(c, &j, k, &rd->set[SET_STUDENT]);
-        char sub[96];
-        snprintf(sub, sizeof sub, "%s/student", rd->g);
-        if (store_judged(c, sub, &j, k, e) != 0) rc = STATUS_FAILED;
-        log_info("round %d: %lld inputs -> %lld pairs (%lld without a usable pair, %lld ties)", rd->r,
-                 (long long)rd->m, (long long)rd->set[SET_STUDENT].n, (long long)j.no_pair, (long long)j.ties);
+/* Collective: samples the student's k candidates per input (all ranks, chunk by chunk) while
+ * rank 0 judges each chunk's pair; then rank 0 makes and stores the pairs.  rank 0's status. */
+static Status sample_and_judge(Ctx *c, Round *rd, LlmClient *client, const GenOptions *go, Err *e) {
+    int k = go->k, W = c->comm->size;
+    char **texts = xmalloc(sizeof(char *) * (size_t)(rd->m + 1));
+    for (int64_t i = 0; i < rd->m; i++) texts[i] = c->inputs[rd->in[i]];
+    Judged j = {.n = rd->m};
+    JudgePipe jp = {.c = c, .client = client, .j = &j, .k = k};
+    pthread_t th;
+    if (c->comm->rank == 0) {
+        j.input = xmalloc(sizeof(int64_t) * (size_t)(rd->m + 1));
+        memcpy(j.input, rd->in, sizeof(int64_t) * (size_t)rd->m);
+        judged_alloc(&j, xcalloc((size_t)(rd->m * k + 1), sizeof(char *)));
+        jp.tok_len = xcalloc((size_t)(rd->m * k + 1), sizeof(int));
+        pthread_mutex_init(&jp.mu, NULL);
+        pthread_cond_init(&jp.cv, NULL);
+        if (pthread_create(&th, NULL, judge_thread, &jp) != 0) DIE("cannot start the judging thread");
     }
-    judged_free(&j, k);
+    double t0 = util_now();
+    int per_rank = go->batch > k ? go->batch / k : 1; /* inputs of one decoding batch */
+    student_generate_chunks(&c->t.s, go, c->comm, texts, (int)rd->m, per_rank * W, pipe_chunk, &jp);
+    log_info("round %d: sampled %lld x %d candidates in %.1f s", rd->r, (long long)rd->m, k, util_now() - t0);
+    free(texts);
+    Status rc = STATUS_OK;
+    if (c->comm->rank == 0) {
+        pthread_mutex_lock(&jp.mu);
+        jp.closed = 1;
+        pthread_cond_signal(&jp.cv);
+        pthread_mutex_unlock(&jp.mu);
+        pthread_join(th, NULL);
+        pthread_mutex_destroy(&jp.mu);
+        pthread_cond_destroy(&jp.cv);
+        rc = judge_status(&j, &jp.out, "critic", e);
+        if (rc == STATUS_OK) {
+            judged_to_pairs(c, &j, k, &rd->set[SET_STUDENT]);
+            char sub[96];
+            snprintf(sub, sizeof sub, "%s/student", rd->g);
+            if (store_judged(c, sub, &j, k, e) != 0) rc = STATUS_FAILED;
+            log_info("round %d: %lld inputs -> %lld pairs (%lld without a usable pair, %lld ties)", rd->r,
+                     (long long)rd->m, (long long)rd->set[SET_STUDENT].n, (long long)j.no_pair, (long long)j.ties);
+        }
+        judged_free(&j, k);
+        free(jp.tok_len);
+    }
     return rc;
 }
 
@@ -631,16 +741,7 @@ static Status collect(Ctx *c, Round *rd, LlmClient *client) {
         go.top_p = cfg->critique.top_p;
         go.max_new = cfg->critique.max_new;
         go.seed = rng_derive((uint64_t)cfg->train.seed, 0x5a4d, (uint64_t)rd->r);
-        char **texts = xmalloc(sizeof(char *) * (size_t)(rd->m + 1));
-        for (int64_t i = 0; i < rd->m; i++) texts[i] = c->inputs[rd->in[i]];
-        char **cands = NULL;
-        int *tl = NULL;
-        double t0 = util_now();
-        student_generate(&c->t.s, &go, c->comm, texts, (int)rd->m, &cands, &tl);
-        log_info("round %d: sampled %lld x %d candidates in %.1f s", rd->r, (long long)rd->m, go.k, util_now() - t0);
-        free(texts);
-        if (c->comm->rank == 0) rc = judge_student(c, rd, client, cands, tl, &e);
-        free(tl);
+        rc = sample_and_judge(c, rd, client, &go, &e);
         if (rd->ob->teacher_pairs && c->comm->rank == 0 && rc == STATUS_OK) rc = judge_teacher(c, rd, client, &e);
     }
     if (rd->ob->teacher_singles && c->comm->rank == 0) teacher_items(c, rd->in, rd->m, &rd->set[SET_TEACHER]);

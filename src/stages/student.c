@@ -128,11 +128,10 @@ char *student_text(const Student *s, const int *ids, int n) {
     return r;
 }
 
-void student_generate(const Student *s, const GenOptions *o, const Comm *comm, char *const *texts, int n,
-                      char ***out, int **tok_len) {
-    int k = o->mode == GEN_GREEDY ? 1 : o->k;
-    int lo = (int)((int64_t)n * comm->rank / comm->size), hi = (int)((int64_t)n * (comm->rank + 1) / comm->size);
-    int m = hi - lo;
+/* This rank's outputs of texts[lo..hi) (ids and texts), serialised "<tokens>\t<text>\0" per output. */
+static void generate_share(const Student *s, const GenOptions *o, char *const *texts, int lo, int hi, int64_t first,
+                           ByteBuf *b) {
+    int k = o->mode == GEN_GREEDY ? 1 : o->k, m = hi - lo;
     IntVec *pr = xcalloc((size_t)(m ? m : 1), sizeof(IntVec));
     const int **pp = xcalloc((size_t)(m ? m : 1), sizeof(int *));
     int *pl = xcalloc((size_t)(m ? m : 1), sizeof(int));
@@ -147,39 +146,75 @@ void student_generate(const Student *s, const GenOptions *o, const Comm *comm, c
         pl[i] = (int)pr[i].n;
     }
     GenSeq *g = xcalloc((size_t)(m ? m : 1) * (size_t)k, sizeof(GenSeq));
-    if (m > 0) gen_run(&s->model, o, pp, pl, m, s->eot, lo, g);
-    /* serialise: for each output "<tokens>\t<text>\0" */
-    ByteBuf b = {0};
+    if (m > 0) gen_run(&s->model, o, pp, pl, m, s->eot, first + lo, g);
     for (int i = 0; i < m * k; i++) {
         char *t = student_text(s, g[i].ids, g[i].n);
-        bytebuf_printf(&b, "%d\t", g[i].n);
-        bytebuf_put(&b, t, strlen(t) + 1);
+        bytebuf_printf(b, "%d\t", g[i].n);
+        bytebuf_put(b, t, strlen(t) + 1);
         free(t);
         gen_seq_free(&g[i]);
     }
-    size_t *lens = NULL;
-    char *all = comm_gather_bytes(b.a ? b.a : "", b.n, &lens);
-    bytebuf_free(&b);
-    if (comm->rank == 0) {
-        char **res = xcalloc((size_t)n * (size_t)k + 1, sizeof(char *));
-        int *tl = xcalloc((size_t)n * (size_t)k + 1, sizeof(int));
-        const char *p = all;
-        for (int i = 0; i < n * k; i++) {
-            char *tab = strchr(p, '\t');
-            CHECK(tab, "gathered outputs are malformed");
-            tl[i] = atoi(p);
-            res[i] = xstrdup(tab + 1);
-            p = tab + 1 + strlen(tab + 1) + 1;
-        }
-        *out = res;
-        if (tok_len) *tok_len = tl;
-        else free(tl);
-        free(all);
-        free(lens);
-    } else {
-        *out = NULL;
-        if (tok_len) *tok_len = NULL;
-    }
     for (int i = 0; i < m; i++) intvec_free(&pr[i]);
     free(pr), free(pp), free(pl), free(g);
+}
+
+void student_generate_chunks(const Student *s, const GenOptions *o, const Comm *comm, char *const *texts, int n,
+                             int chunk, StudentChunkFn fn, void *ctx) {
+    int k = o->mode == GEN_GREEDY ? 1 : o->k;
+    if (chunk <= 0) chunk = n;
+    for (int c0 = 0; c0 < n || (n == 0 && c0 == 0); c0 += chunk) {
+        int c1 = c0 + chunk < n ? c0 + chunk : n, C = c1 - c0;
+        int lo = c0 + (int)((int64_t)C * comm->rank / comm->size), hi = c0 + (int)((int64_t)C * (comm->rank + 1) / comm->size);
+        ByteBuf b = {0};
+        generate_share(s, o, texts, lo, hi, 0, &b);
+        size_t *lens = NULL;
+        char *all = comm_gather_bytes(b.a ? b.a : "", b.n, &lens);
+        bytebuf_free(&b);
+        if (comm->rank == 0) {
+            char **res = xcalloc((size_t)C * (size_t)k + 1, sizeof(char *));
+            int *tl = xcalloc((size_t)C * (size_t)k + 1, sizeof(int));
+            const char *p = all;
+            for (int i = 0; i < C * k; i++) {
+                char *tab = strchr(p, '\t');
+                CHECK(tab, "gathered outputs are malformed");
+                tl[i] = atoi(p);
+                res[i] = xstrdup(tab + 1);
+                p = tab + 1 + strlen(tab + 1) + 1;
+            }
+            fn(ctx, c0, c1, res, tl);
+            free(all);
+            free(lens);
+        }
+        if (n == 0) break;
+    }
+}
+
+typedef struct {
+    char **out;
+    int *tl;
+    int k;
+} Collect;
+
+static void collect_chunk(void *vc, int c0, int c1, char **texts, int *tok_len) {
+    Collect *c = vc;
+    for (int i = 0; i < (c1 - c0) * c->k; i++) {
+        c->out[(size_t)c0 * c->k + i] = texts[i];
+        c->tl[(size_t)c0 * c->k + i] = tok_len[i];
+    }
+    free(texts);
+    free(tok_len);
+}
+
+void student_generate(const Student *s, const GenOptions *o, const Comm *comm, char *const *texts, int n,
+                      char ***out, int **tok_len) {
+    int k = o->mode == GEN_GREEDY ? 1 : o->k;
+    Collect c = {NULL, NULL, k};
+    if (comm->rank == 0) {
+        c.out = xcalloc((size_t)n * (size_t)k + 1, sizeof(char *));
+        c.tl = xcalloc((size_t)n * (size_t)k + 1, sizeof(int));
+    }
+    student_generate_chunks(s, o, comm, texts, n, n, collect_chunk, &c);
+    *out = c.out;
+    if (tok_len) *tok_len = c.tl;
+    else free(c.tl);
 }

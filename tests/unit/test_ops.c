@@ -332,6 +332,35 @@ static void test_adamw(void) {
     free(p), free(g), free(m), free(v), free(p2), free(m2), free(v2);
 }
 
+/* decoding's products: a row's result must not depend on how many rows are computed together
+ * (the batch-independence of decoding rests on it; ops.h: ops_matmul_min_rows) */
+static void test_matmul_rows_invariant(void) {
+    static const int shapes[][2] = {{64, 192},  {64, 64},   {64, 256},   {64, 700},  {256, 768},   {256, 256},
+                                    {576, 960}, {576, 576}, {576, 1536}, {768, 768}, {768, 2304}, {768, 3072},
+                                    {3072, 768}, {896, 1152}, {1536, 576}};
+    enum { MAXM = 70 };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int C = shapes[s][0], OC = shapes[s][1], rows = MAXM > ops_matmul_min_rows(OC) ? MAXM : ops_matmul_min_rows(OC);
+        float *inp = xmalloc_aligned(sizeof(float) * (size_t)rows * C), *w = xmalloc_aligned(sizeof(float) * (size_t)OC * C);
+        float *b = xmalloc(sizeof(float) * (size_t)OC), *ref = xmalloc(sizeof(float) * (size_t)OC);
+        float *out = xmalloc_aligned(sizeof(float) * (size_t)rows * OC);
+        for (int i = 0; i < C; i++) inp[i] = (float)rng_normal(&rng);
+        for (int r = 1; r < rows; r++) memcpy(inp + (size_t)r * C, inp, sizeof(float) * (size_t)C);
+        for (long i = 0; i < (long)OC * C; i++) w[i] = (float)rng_normal(&rng) * 0.05f;
+        for (int i = 0; i < OC; i++) b[i] = (float)rng_normal(&rng);
+        ops_matmul_forward_rows(out, inp, w, b, MAXM, C, OC);
+        memcpy(ref, out, sizeof(float) * (size_t)OC);
+        int bad = 0;
+        for (int M = 1; M <= MAXM && !bad; M++) {
+            ops_matmul_forward_rows(out, inp, w, b, M, C, OC);
+            for (int r = 0; r < M; r++)
+                if (memcmp(out + (size_t)r * OC, ref, sizeof(float) * (size_t)OC)) bad = M;
+        }
+        EXPECT(!bad, "C %d OC %d: a row of a %d-row product differs from the same row of a %d-row one", C, OC, bad, MAXM);
+        free(inp), free(w), free(b), free(ref), free(out);
+    }
+}
+
 int main(int argc, char **argv) {
     (void)argc, (void)argv;
     rng_seed(&rng, 1234);
@@ -347,6 +376,7 @@ int main(int argc, char **argv) {
         test_gelu();
         test_logprob();
         test_adamw();
+        test_matmul_rows_invariant();
     }
     par_shutdown();
     return test_summary();
