@@ -782,6 +782,186 @@ static void list_add_word(IntVec *v, int w) {
     if (v->n == 0 || v->a[v->n - 1] != w) intvec_push(v, w);
 }
 
+/* State of one training run, split into the phases of tokenizer_train. */
+typedef struct {
+    Words W;
+    ByteBuf blob;      /* bytes of the tokens so far */
+    int64_t *offsets;  /* token i is blob[offsets[i] .. offsets[i+1]) */
+    size_t off_cap;
+    BytesMap vocab;    /* token bytes -> id */
+    int n_tok;
+    IntVec merges;     /* (left, right) pairs in rank order */
+    PairStats ps;
+    PairHeap q;
+    int32_t *seen;     /* merge stamp per word */
+    IntVec touched;    /* pair slots involving the new token */
+    IntVec todo;
+    ByteBuf cat;
+} BpeTrainer;
+
+/* Phase 1: the unique words, the 256 byte tokens, every pair's count and
+ * words, and the heap of all pairs. */
+static void trainer_init(BpeTrainer *T, const char *const *texts, const size_t *lens, size_t n) {
+    memset(T, 0, sizeof *T);
+    words_collect(texts, lens, n, &T->W);
+    Words *W = &T->W;
+    T->off_cap = 1024; /* grows: vocab_size may be far more than the corpus gives */
+    T->offsets = xmalloc(T->off_cap * sizeof *T->offsets);
+    bytesmap_init(&T->vocab, 1024);
+    T->offsets[0] = 0;
+    for (int b = 0; b < 256; b++) {
+        uint8_t c = (uint8_t)b;
+        bytebuf_put(&T->blob, &c, 1);
+        T->offsets[b + 1] = b + 1;
+        bytesmap_add(&T->vocab, &c, 1, b);
+    }
+    T->n_tok = 256;
+    u64map_init(&T->ps.index, 1 << 16);
+    for (size_t w = 0; w < W->n; w++) {
+        const int *x = W->ids + W->start[w];
+        for (int32_t i = 0; i + 1 < W->len[w]; i++) {
+            int32_t k = pairstats_slot(&T->ps, x[i], x[i + 1]);
+            T->ps.count[k] += W->freq[w];
+            list_add_word(&T->ps.words[k], (int)w);
+        }
+    }
+    for (size_t k = 0; k < T->ps.n; k++) pairheap_push(&T->q, pair_cand(&T->ps, (int32_t)k));
+    T->seen = xmalloc((W->n ? W->n : 1) * sizeof *T->seen);
+    for (size_t w = 0; w < W->n; w++) T->seen[w] = -1;
+}
+
+static void trainer_free(BpeTrainer *T) {
+    free(T->offsets);
+    bytebuf_free(&T->blob);
+    bytesmap_free(&T->vocab);
+    intvec_free(&T->merges);
+    pairstats_free(&T->ps);
+    free(T->q.h);
+    free(T->seen);
+    intvec_free(&T->touched);
+    intvec_free(&T->todo);
+    bytebuf_free(&T->cat);
+    words_free(&T->W);
+}
+
+/* Phase 2: the most frequent pair (count 0 if none is left).  Lazy deletion:
+ * every pair with a positive count has an entry at least as large; an entry
+ * that no longer matches is re-pushed with the current count. */
+static PairCand trainer_pop_best(BpeTrainer *T) {
+    PairCand best = {0, -1, -1};
+    while (T->q.n) {
+        PairCand c = pairheap_pop(&T->q);
+        int32_t k = pairstats_find(&T->ps, c.a, c.b);
+        if (T->ps.count[k] == c.count) {
+            best = c;
+            break;
+        }
+        if (T->ps.count[k] > 0) pairheap_push(&T->q, pair_cand(&T->ps, k));
+    }
+    return best;
+}
+
+/* Phase 3: the id of a's bytes followed by b's, a new token unless another
+ * split already made those bytes. */
+static int trainer_add_token(BpeTrainer *T, int a, int b) {
+    const int64_t *off = T->offsets;
+    T->cat.n = 0;
+    bytebuf_put(&T->cat, T->blob.a + off[a], (size_t)(off[a + 1] - off[a]));
+    bytebuf_put(&T->cat, T->blob.a + off[b], (size_t)(off[b + 1] - off[b]));
+    int r = bytesmap_find(&T->vocab, (const uint8_t *)T->cat.a, T->cat.n);
+    if (r >= 0) return T->vocab.e[r].val; /* same bytes reached by another split: reuse the id */
+    int x = T->n_tok++;
+    if ((size_t)T->n_tok + 3 > T->off_cap) {
+        T->off_cap *= 2;
+        T->offsets = xrealloc(T->offsets, T->off_cap * sizeof *T->offsets);
+    }
+    bytesmap_add(&T->vocab, (const uint8_t *)T->cat.a, T->cat.n, x);
+    bytebuf_put(&T->blob, T->cat.a, T->cat.n);
+    T->offsets[x + 1] = (int64_t)T->blob.n;
+    return x;
+}
+
+/* Phase 4a: replaces (a, b) by x in word w and moves the word's pair counts
+ * from its old pairs to its new ones; a no-op for a stale list entry. */
+static void trainer_merge_word(BpeTrainer *T, int w, int a, int b, int x) {
+    PairStats *ps = &T->ps;
+    int *ids = T->W.ids + T->W.start[w];
+    int32_t L = T->W.len[w], i;
+    for (i = 0; i + 1 < L; i++)
+        if (ids[i] == a && ids[i + 1] == b) break;
+    if (i + 1 >= L) return; /* stale entry */
+    int64_t f = T->W.freq[w];
+    for (i = 0; i + 1 < L; i++) ps->count[pairstats_find(ps, ids[i], ids[i + 1])] -= f;
+    int32_t m = 0;
+    for (i = 0; i < L;) {
+        if (i + 1 < L && ids[i] == a && ids[i + 1] == b) {
+            ids[m++] = x;
+            i += 2;
+        } else {
+            ids[m++] = ids[i++];
+        }
+    }
+    T->W.len[w] = L = m;
+    for (i = 0; i + 1 < L; i++) {
+        int32_t k = pairstats_slot(ps, ids[i], ids[i + 1]);
+        ps->count[k] += f;
+        if (ids[i] == x || ids[i + 1] == x) {
+            list_add_word(&ps->words[k], w);
+            intvec_push(&T->touched, k);
+        }
+    }
+}
+
+/* Phase 4: records merge (a, b) -> x, applies it to every word that holds
+ * the pair and pushes the grown counts. */
+static void trainer_apply_merge(BpeTrainer *T, int a, int b, int x) {
+    PairStats *ps = &T->ps;
+    int stamp = (int)(T->merges.n / 2);
+    intvec_push(&T->merges, a);
+    intvec_push(&T->merges, b);
+    int32_t kab = pairstats_find(ps, a, b);
+    /* copy: the lists of pairs with x grow below, which may move ps->words */
+    T->todo.n = 0;
+    for (size_t i = 0; i < ps->words[kab].n; i++) intvec_push(&T->todo, ps->words[kab].a[i]);
+    T->touched.n = 0;
+    for (size_t wi = 0; wi < T->todo.n; wi++) {
+        int w = T->todo.a[wi];
+        if (T->seen[w] == stamp) continue;
+        T->seen[w] = stamp;
+        trainer_merge_word(T, w, a, b, x);
+    }
+    intvec_free(&ps->words[kab]);
+    /* Only pairs with the new token can have grown; push their counts. */
+    for (size_t i = 0; i < T->touched.n; i++) {
+        int32_t k = T->touched.a[i];
+        if ((i == 0 || T->touched.a[i - 1] != k) && ps->count[k] > 0)
+            pairheap_push(&T->q, pair_cand(ps, k));
+    }
+}
+
+/* Phase 5: the two special tokens after the target ordinary ids, then the
+ * tokenizer (NULL with e set if the data is inconsistent). */
+static Tokenizer *trainer_finish(BpeTrainer *T, int vocab_size, Err *e) {
+    int target = vocab_size - 2;
+    TokenizerData d = {0};
+    d.n_vocab = vocab_size;
+    bytebuf_put(&T->blob, EOT_NAME, strlen(EOT_NAME));
+    T->offsets[target + 1] = (int64_t)T->blob.n;
+    bytebuf_put(&T->blob, SEP_NAME, strlen(SEP_NAME));
+    T->offsets[target + 2] = (int64_t)T->blob.n;
+    d.offsets = T->offsets;
+    d.blob = (uint8_t *)T->blob.a;
+    d.special = xcalloc((size_t)vocab_size, 1);
+    d.special[target] = d.special[target + 1] = 1;
+    d.n_merges = (int)(T->merges.n / 2);
+    d.merges = T->merges.a;
+    d.eot_id = target;
+    d.sep_id = target + 1;
+    Tokenizer *t = tokenizer_from_data(&d, e);
+    free(d.special);
+    return t;
+}
+
 Tokenizer *tokenizer_train(const char *const *texts, const size_t *lens, size_t n, int vocab_size,
                            Err *e) {
     if (vocab_size < 258) {
@@ -790,160 +970,22 @@ Tokenizer *tokenizer_train(const char *const *texts, const size_t *lens, size_t 
         return NULL;
     }
     int target = vocab_size - 2; /* ordinary tokens */
-
-    Words W;
-    words_collect(texts, lens, n, &W);
-
-    /* vocabulary so far: the 256 bytes */
-    ByteBuf blob = {0};
-    size_t off_cap = 1024; /* grows: vocab_size may be far more than the corpus gives */
-    int64_t *offsets = xmalloc(off_cap * sizeof *offsets);
-    BytesMap vocab;
-    bytesmap_init(&vocab, 1024);
-    offsets[0] = 0;
-    for (int b = 0; b < 256; b++) {
-        uint8_t c = (uint8_t)b;
-        bytebuf_put(&blob, &c, 1);
-        offsets[b + 1] = b + 1;
-        bytesmap_add(&vocab, &c, 1, b);
-    }
-    int n_tok = 256;
-    IntVec merges = {0};
-
-    PairStats ps = {0};
-    u64map_init(&ps.index, 1 << 16);
-    for (size_t w = 0; w < W.n; w++) {
-        const int *x = W.ids + W.start[w];
-        for (int32_t i = 0; i + 1 < W.len[w]; i++) {
-            int32_t k = pairstats_slot(&ps, x[i], x[i + 1]);
-            ps.count[k] += W.freq[w];
-            list_add_word(&ps.words[k], (int)w);
-        }
-    }
-    PairHeap q = {0};
-    for (size_t k = 0; k < ps.n; k++) pairheap_push(&q, pair_cand(&ps, (int32_t)k));
-
-    int32_t *seen = xmalloc((W.n ? W.n : 1) * sizeof *seen); /* merge stamp per word */
-    for (size_t w = 0; w < W.n; w++) seen[w] = -1;
-    IntVec touched = {0}; /* pair slots involving the new token */
-    IntVec todo = {0};
-    ByteBuf cat = {0};
+    BpeTrainer T;
+    trainer_init(&T, texts, lens, n);
     Tokenizer *t = NULL;
-
-    while (n_tok < target) {
-        /* Lazy deletion: every pair with a positive count has an entry at
-         * least as large; an entry that no longer matches is re-pushed with
-         * the current count. */
-        PairCand best = {0, -1, -1};
-        while (q.n) {
-            PairCand c = pairheap_pop(&q);
-            int32_t k = pairstats_find(&ps, c.a, c.b);
-            if (ps.count[k] == c.count) {
-                best = c;
-                break;
-            }
-            if (ps.count[k] > 0) pairheap_push(&q, pair_cand(&ps, k));
-        }
+    while (T.n_tok < target) {
+        PairCand best = trainer_pop_best(&T);
         if (best.count < 2) {
             err_set(e, "the corpus supports only %d ids (%d merges; no pair then occurs twice), "
                        "not vocab_size %d (hint: more text or a smaller vocabulary)",
-                    n_tok + 2, (int)(merges.n / 2), vocab_size);
-            goto done;
+                    T.n_tok + 2, (int)(T.merges.n / 2), vocab_size);
+            break;
         }
-        int a = best.a, b = best.b;
-        cat.n = 0;
-        bytebuf_put(&cat, blob.a + offsets[a], (size_t)(offsets[a + 1] - offsets[a]));
-        bytebuf_put(&cat, blob.a + offsets[b], (size_t)(offsets[b + 1] - offsets[b]));
-        int r = bytesmap_find(&vocab, (const uint8_t *)cat.a, cat.n), x;
-        if (r >= 0) {
-            x = vocab.e[r].val; /* same bytes reached by another split: reuse the id */
-        } else {
-            x = n_tok++;
-            if ((size_t)n_tok + 3 > off_cap) {
-                off_cap *= 2;
-                offsets = xrealloc(offsets, off_cap * sizeof *offsets);
-            }
-            bytesmap_add(&vocab, (const uint8_t *)cat.a, cat.n, x);
-            bytebuf_put(&blob, cat.a, cat.n);
-            offsets[x + 1] = (int64_t)blob.n;
-        }
-        int stamp = (int)(merges.n / 2);
-        intvec_push(&merges, a);
-        intvec_push(&merges, b);
-
-        int32_t kab = pairstats_find(&ps, a, b);
-        /* copy: the lists of pairs with x grow below, which may move ps.words */
-        todo.n = 0;
-        for (size_t i = 0; i < ps.words[kab].n; i++) intvec_push(&todo, ps.words[kab].a[i]);
-        touched.n = 0;
-        for (size_t wi = 0; wi < todo.n; wi++) {
-            int w = todo.a[wi];
-            if (seen[w] == stamp) continue;
-            seen[w] = stamp;
-            int *ids = W.ids + W.start[w];
-            int32_t L = W.len[w], i;
-            for (i = 0; i + 1 < L; i++)
-                if (ids[i] == a && ids[i + 1] == b) break;
-            if (i + 1 >= L) continue; /* stale entry */
-            int64_t f = W.freq[w];
-            for (i = 0; i + 1 < L; i++) ps.count[pairstats_find(&ps, ids[i], ids[i + 1])] -= f;
-            int32_t m = 0;
-            for (i = 0; i < L;) {
-                if (i + 1 < L && ids[i] == a && ids[i + 1] == b) {
-                    ids[m++] = x;
-                    i += 2;
-                } else {
-                    ids[m++] = ids[i++];
-                }
-            }
-            W.len[w] = L = m;
-            for (i = 0; i + 1 < L; i++) {
-                int32_t k = pairstats_slot(&ps, ids[i], ids[i + 1]);
-                ps.count[k] += f;
-                if (ids[i] == x || ids[i + 1] == x) {
-                    list_add_word(&ps.words[k], w);
-                    intvec_push(&touched, k);
-                }
-            }
-        }
-        intvec_free(&ps.words[kab]);
-        /* Only pairs with the new token can have grown; push their counts. */
-        for (size_t i = 0; i < touched.n; i++) {
-            int32_t k = touched.a[i];
-            if ((i == 0 || touched.a[i - 1] != k) && ps.count[k] > 0)
-                pairheap_push(&q, pair_cand(&ps, k));
-        }
+        int x = trainer_add_token(&T, best.a, best.b);
+        trainer_apply_merge(&T, best.a, best.b, x);
     }
-done:
-    if (n_tok == target) {
-        TokenizerData d = {0};
-        d.n_vocab = vocab_size;
-        bytebuf_put(&blob, EOT_NAME, strlen(EOT_NAME));
-        offsets[target + 1] = (int64_t)blob.n;
-        bytebuf_put(&blob, SEP_NAME, strlen(SEP_NAME));
-        offsets[target + 2] = (int64_t)blob.n;
-        d.offsets = offsets;
-        d.blob = (uint8_t *)blob.a;
-        d.special = xcalloc((size_t)vocab_size, 1);
-        d.special[target] = d.special[target + 1] = 1;
-        d.n_merges = (int)(merges.n / 2);
-        d.merges = merges.a;
-        d.eot_id = target;
-        d.sep_id = target + 1;
-        t = tokenizer_from_data(&d, e);
-        free(d.special);
-    }
-    free(offsets);
-    bytebuf_free(&blob);
-    bytesmap_free(&vocab);
-    intvec_free(&merges);
-    pairstats_free(&ps);
-    free(q.h);
-    free(seen);
-    intvec_free(&touched);
-    intvec_free(&todo);
-    bytebuf_free(&cat);
-    words_free(&W);
+    if (T.n_tok == target) t = trainer_finish(&T, vocab_size, e);
+    trainer_free(&T);
     return t;
 }
 
