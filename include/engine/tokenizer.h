@@ -50,8 +50,9 @@ enum {
 /* Split pattern of the pre-tokenizer (TokenizerData.pattern). */
 enum {
     TOKENIZER_PATTERN_GPT2 = 0,   /* GPT-2's (above) */
-    TOKENIZER_PATTERN_LLAMA3 = 1, /* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|
-                                   * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+    /* Llama 3's: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+     *            ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+    TOKENIZER_PATTERN_LLAMA3 = 1,
     TOKENIZER_PATTERN_QWEN2 = 2,  /* Llama 3's with \p{N} instead of \p{N}{1,3} */
 };
 /* Digits pre-tokenizer applied before the pattern (TokenizerData.digits). */

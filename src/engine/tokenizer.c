@@ -326,7 +326,8 @@ int tokenizer_token_id(const Tokenizer *t, const char *name) {
 /* Valid TOKEN_* flags of one token for the kind: 0 if fine. */
 static int flags_ok(int kind, uint8_t f) {
     if (f == 0 || f == TOKEN_SPECIAL) return 1;
-    return kind == TOKENIZER_HF && (f & TOKEN_ADDED) && !(f & ~(TOKEN_ADDED | TOKEN_NORMALIZED | TOKEN_IN_MODEL));
+    return kind == TOKENIZER_HF && (f & TOKEN_ADDED) &&
+           !(f & ~(TOKEN_ADDED | TOKEN_NORMALIZED | TOKEN_IN_MODEL));
 }
 
 /* The kind and options checks of tokenizer_from_data: 0, or -1 with e set. */
@@ -1883,7 +1884,8 @@ static int hf_pre_tokenizer(const HfLoad *L, const cJSON *p) {
     if (strcmp(hf_type(p), "Sequence") == 0) {
         if (hf_check_keys(L, p, "pre_tokenizer", keys_seq) != 0) return -1;
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(list)) return hf_fail(L, "pre_tokenizer.pretokenizers", "expected a list");
+        if (!cJSON_IsArray(list))
+            return hf_fail(L, "pre_tokenizer.pretokenizers", "expected a list");
         int i = 0;
         for (const cJSON *it = list->child; it; it = it->next, i++)
             if (hf_pretok_step(L, it, i, &stage) != 0) return -1;

@@ -4,10 +4,12 @@
  * file import errors; for Hugging Face tokenizer.json files: NFC, the Llama
  * 3 / Qwen2 / Digits splits (expected splits from Hugging Face tokenizers),
  * added and special tokens, the end-of-text choice, loader errors, and
- * TokenizerData round trips in memory and through a checkpoint file.  Trains on Debian's fortunes and WordNet glosses
- * (installed by tools/deps.sh / CI).  Prints training time and encoding
- * throughput (not asserted).  GPT-2 id compatibility is tested by
- * tests/t_tokenizer_gpt2.sh. */
+ * TokenizerData round trips in memory and through a checkpoint file.
+ * Trains on Debian's fortunes and WordNet glosses (installed by
+ * tools/deps.sh / CI).  Prints training time and encoding throughput (not
+ * asserted).  GPT-2 id compatibility is tested by
+ * tests/e2e/t_tokenizer_gpt2.sh, tokenizer.json compatibility by
+ * tests/e2e/t_tokenizer_hf.sh. */
 #include <cJSON.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -1440,7 +1442,11 @@ static void test_hf_errors(void) {
     r = hf_base(1);
     hf_added(r, 266, "<|im_end|>", 1, 0);
     expect_hf_error(r, "added_tokens[4]", "repeats added_tokens[1]");
-    /* merges */
+}
+
+/* Loader errors, continued: merges and the processing steps. */
+static void test_hf_errors_steps(void) {
+    cJSON *r;
     r = hf_base(1);
     hf_merge(r, "q zz");
     expect_hf_error(r, "model.merges[6]", "\"zz\" is not in model.vocab");
@@ -1597,6 +1603,7 @@ static void test_hf(void) {
     test_hf_splits();
     test_hf_eot();
     test_hf_errors();
+    test_hf_errors_steps();
     test_hf_data();
     rmdir(g_hfdir);
 }
