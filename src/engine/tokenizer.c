@@ -1,13 +1,18 @@
-/* tokenizer -- see include/tokenizer.h.  Byte-level BPE: GPT-2's
- * pre-tokenizer (hand-written matcher for its regular expression), the merge
- * loop, training with incremental pair counts, GPT-2 file import.
+/* tokenizer -- see include/engine/tokenizer.h.  Byte-level BPE: GPT-2's
+ * pre-tokenizer and Llama 3's / Qwen2's (hand-written matchers for their
+ * regular expressions), the merge loops, training with incremental pair
+ * counts, GPT-2 file import, Hugging Face tokenizer.json import (NFC is
+ * base/nfc.c).
  *
- * Encoding a pre-tokenized chunk follows GPT-2's encoder.py exactly: find the
- * adjacent pair with the lowest merge rank, merge all its non-overlapping
- * occurrences left to right, repeat.  Short chunks run that loop as written
- * (bpe_merge_naive); long ones use a heap of (rank, position) that replays
- * the same passes in O(n log n) (bpe_merge_heap), so a megabyte without a
- * space is not quadratic.
+ * Encoding a pre-tokenized chunk of the GPT-2 kind follows GPT-2's
+ * encoder.py exactly: find the adjacent pair with the lowest merge rank,
+ * merge all its non-overlapping occurrences left to right, repeat.  Short
+ * chunks run that loop as written (bpe_merge_naive); long ones use a heap of
+ * (rank, position) that replays the same passes in O(n log n)
+ * (bpe_merge_heap), so a megabyte without a space is not quadratic.  The
+ * Hugging Face kind merges one pair at a time as Hugging Face tokenizers
+ * does (hf_merge_naive, hf_merge_heap); the two orders differ only when a
+ * merge makes a pair of lower rank than itself.
  *
  * Training (Sennrich et al. 2016, "Neural Machine Translation of Rare Words
  * with Subword Units") counts unique chunks, keeps for every pair its count
@@ -217,16 +222,15 @@ typedef struct {
     int n;
 } AddedSet;
 
-static const uint8_t *g_sort_blob; /* for added_cmp (single-threaded construction) */
-static const int64_t *g_sort_off;
+typedef struct {
+    int32_t first, len, id;
+} AddedKey;
 
 static int added_cmp(const void *x, const void *y) {
-    int i = *(const int32_t *)x, j = *(const int32_t *)y;
-    int64_t li = g_sort_off[i + 1] - g_sort_off[i], lj = g_sort_off[j + 1] - g_sort_off[j];
-    uint8_t bi = g_sort_blob[g_sort_off[i]], bj = g_sort_blob[g_sort_off[j]];
-    if (bi != bj) return bi < bj ? -1 : 1;
-    if (li != lj) return li > lj ? -1 : 1;
-    return i < j ? -1 : i > j;
+    const AddedKey *a = x, *b = y;
+    if (a->first != b->first) return a->first < b->first ? -1 : 1;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
 }
 
 /* The added tokens whose flags & (TOKEN_ADDED | TOKEN_NORMALIZED) == want. */
@@ -235,18 +239,20 @@ static void addedset_build(AddedSet *a, const uint8_t *flags, int V, const int64
     memset(a, 0, sizeof *a);
     for (int i = 0; i < V; i++)
         if ((flags[i] & (TOKEN_ADDED | TOKEN_NORMALIZED)) == want) a->n++;
-    a->ids = xmalloc((size_t)(a->n ? a->n : 1) * sizeof *a->ids);
+    AddedKey *keys = xmalloc((size_t)(a->n ? a->n : 1) * sizeof *keys);
     int k = 0;
     for (int i = 0; i < V; i++)
-        if ((flags[i] & (TOKEN_ADDED | TOKEN_NORMALIZED)) == want) a->ids[k++] = i;
-    g_sort_blob = blob;
-    g_sort_off = off;
-    qsort(a->ids, (size_t)a->n, sizeof *a->ids, added_cmp);
+        if ((flags[i] & (TOKEN_ADDED | TOKEN_NORMALIZED)) == want)
+            keys[k++] = (AddedKey){blob[off[i]], (int32_t)(off[i + 1] - off[i]), i};
+    qsort(keys, (size_t)a->n, sizeof *keys, added_cmp);
+    a->ids = xmalloc((size_t)(a->n ? a->n : 1) * sizeof *a->ids);
+    for (int j = 0; j < a->n; j++) a->ids[j] = keys[j].id;
     int j = 0;
     for (int b = 0; b <= 256; b++) {
-        while (j < a->n && blob[off[a->ids[j]]] < b) j++;
+        while (j < a->n && keys[j].first < b) j++;
         a->first[b] = j;
     }
+    free(keys);
 }
 
 /* ---- the tokenizer ----------------------------------------------------------- */
