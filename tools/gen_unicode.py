@@ -1,14 +1,16 @@
 #!/usr/bin/python3
-"""Generates src/unicode.c: the \\p{L}, \\p{N} and \\s range tables of GPT-2's
+"""Generates src/base/unicode.c: the \\p{L}, \\p{N} and \\s range tables of GPT-2's
 pre-tokenizer pattern, plus the UTF-8 decoder, from Python's unicodedata.
 
 Usage (from the repository root):  /usr/bin/python3 tools/gen_unicode.py [OUT]
-OUT defaults to src/unicode.c.  See include/unicode.h for the definitions.
+OUT defaults to src/base/unicode.c.  See include/base/unicode.h for the definitions.
+tools/gen_nfc.py makes the NFC tables (src/base/nfc_data.c) from the same
+unicodedata: regenerate both with the same Python.
 """
 import sys
 import unicodedata
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "src/unicode.c"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "src/base/unicode.c"
 MAX_CP = 0x10FFFF
 
 # Unicode's White_Space property (PropList.txt); unchanged since Unicode 6.3,
@@ -91,7 +93,7 @@ TEMPLATE = """\
  * Python's unicodedata (Unicode {version}); do not edit, rerun the script.
  * Classes are sorted, disjoint [first, last] code point ranges looked up by
  * binary search, with a flag table for ASCII. */
-#include "unicode.h"
+#include "base/unicode.h"
 
 const char unicode_version[] = "{version}";
 

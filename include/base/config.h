@@ -34,7 +34,7 @@ typedef struct {
  * choices (config_enum_name gives the name back); list options as a bit set
  * of the choices (bit i = choice i). */
 typedef enum { TOO_LONG_ERROR = 0, TOO_LONG_SKIP } TooLong;                 /* data.too_long */
-typedef enum { TOKENIZER_BPE = 0, TOKENIZER_GPT2 } TokenizerType;          /* tokenizer.type */
+typedef enum { TOKENIZER_TYPE_BPE = 0, TOKENIZER_TYPE_GPT2 } TokenizerType;          /* tokenizer.type */
 typedef enum { SCHEDULE_COSINE = 0, SCHEDULE_CONSTANT } Schedule;          /* train.schedule */
 typedef enum { FORMAT_AUTO = 0, FORMAT_JSONL, FORMAT_CSV, FORMAT_TEXT } InputFormat; /* ingest.format */
 typedef enum { OBJECTIVE_FT = 0, OBJECTIVE_SD, OBJECTIVE_DPO, OBJECTIVE_BRIO, OBJECTIVE_BRIO_DPO } CritiqueObjective;

@@ -557,7 +557,7 @@ int config_validate(const Config *c, Err *e) {
                        "%s: train.seq_len %d exceeds the model's %d positions (hint: raise "
                        "model.max_seq_len or lower train.seq_len)",
                        c->source, c->train.seq_len, d.max_seq_len);
-    if (c->tokenizer.type == TOKENIZER_GPT2 &&
+    if (c->tokenizer.type == TOKENIZER_TYPE_GPT2 &&
         (!c->tokenizer.gpt2_vocab[0] || !c->tokenizer.gpt2_merges[0]))
         return err_set(e, "%s: tokenizer.type gpt2 needs tokenizer.gpt2_vocab and tokenizer.gpt2_merges",
                        c->source);

@@ -7,7 +7,11 @@
 #include <unistd.h>
 
 
-/* ---- tokenizer ----------------------------------------------------------------- */
+/* ---- tokenizer -----------------------------------------------------------------
+ * Besides offsets, blob, special (token flags), merges and the eot_id/sep_id
+ * attributes, a Hugging Face tokenizer has hf_options (int64 [5]: kind,
+ * pattern, digits, normalizer, ignore_merges) and hf_json (uint8: the
+ * tokenizer.json verbatim).  Files without hf_options are the GPT-2 kind. */
 
 int ckpt_write_tokenizer(StoreFile *f, const char *g, const TokenizerData *t, Err *e) {
     char obj[256];
@@ -19,7 +23,9 @@ int ckpt_write_tokenizer(StoreFile *f, const char *g, const TokenizerData *t, Er
     snprintf(obj, sizeof obj, "%s/blob", g);
     if (store_write_u8(f, obj, t->blob, 1, &db, "concatenated token bytes", e)) return -1;
     snprintf(obj, sizeof obj, "%s/special", g);
-    if (store_write_u8(f, obj, t->special, 1, &d0, "1 = special token (never produced from text)", e))
+    if (store_write_u8(f, obj, t->special, 1, &d0,
+                       "token flags: 1 special (never produced from text); 2 added token (its text "
+                       "gives its id), +4 matched after normalization, +8 also a model token", e))
         return -1;
     snprintf(obj, sizeof obj, "%s/merges", g);
     if (store_write_i32(f, obj, t->merges, 2, dm, "BPE merges in rank order: (left id, right id)", e))
@@ -28,6 +34,43 @@ int ckpt_write_tokenizer(StoreFile *f, const char *g, const TokenizerData *t, Er
         store_set_attr_i64(f, g, "sep_id", t->sep_id, e) ||
         store_set_attr_i64(f, g, "vocab_size", t->n_vocab, e))
         return -1;
+    if (t->kind == TOKENIZER_GPT2) return 0; /* files without hf_options are the GPT-2 kind */
+    int64_t opt[5] = {t->kind, t->pattern, t->digits, t->normalizer, t->ignore_merges}, d5 = 5;
+    snprintf(obj, sizeof obj, "%s/hf_options", g);
+    if (store_write_i64(f, obj, opt, 1, &d5,
+                        "Hugging Face tokenizer: kind (1), pattern (0 GPT-2, 1 Llama 3, 2 Qwen2), "
+                        "digits (0 none, 1 individual, 2 runs), normalizer (0 none, 1 NFC), "
+                        "ignore_merges", e))
+        return -1;
+    int64_t dj = t->source_len;
+    snprintf(obj, sizeof obj, "%s/hf_json", g);
+    if (t->source && store_write_u8(f, obj, (const uint8_t *)t->source, 1, &dj,
+                                    "the tokenizer.json it was loaded from, verbatim", e))
+        return -1;
+    return 0;
+}
+
+/* The Hugging Face fields (absent in files of the GPT-2 kind, which older
+ * versions wrote): 0 or -1 with e set. */
+static int read_hf_fields(StoreFile *f, const char *g, TokenizerData *t, Err *e) {
+    char obj[256];
+    int64_t opt[5];
+    snprintf(obj, sizeof obj, "%s/hf_options", g);
+    if (!store_exists(f, obj)) return 0;
+    if (store_read_i64(f, obj, opt, 5, e) != 0) return -1;
+    t->kind = (int)opt[0];
+    t->pattern = (int)opt[1];
+    t->digits = (int)opt[2];
+    t->normalizer = (int)opt[3];
+    t->ignore_merges = (int)opt[4];
+    snprintf(obj, sizeof obj, "%s/hf_json", g);
+    if (!store_exists(f, obj)) return 0;
+    int64_t n = 0;
+    uint8_t *json = store_read_alloc(f, obj, 'b', &n, e);
+    if (!json) return -1;
+    t->source = xrealloc(json, (size_t)n + 1);
+    t->source[n] = 0;
+    t->source_len = n;
     return 0;
 }
 
@@ -54,6 +97,7 @@ int ckpt_read_tokenizer(StoreFile *f, const char *g, TokenizerData *t, Err *e) {
     else rc = -1;
     if (rc == 0 && store_get_attr_i64(f, g, "sep_id", &v, e) == 0) t->sep_id = (int)v;
     else rc = -1;
+    if (rc == 0) rc = read_hf_fields(f, g, t, e);
     if (rc) tokenizer_data_free(t);
     return rc;
 }

@@ -154,23 +154,35 @@ void dataset_bcast_examples(Examples *x) {
 }
 
 void dataset_bcast_tokenizer(TokenizerData *td) {
-    int64_t hdr[5] = {td->n_vocab, td->n_merges, td->eot_id, td->sep_id,
-                      td->n_vocab ? td->offsets[td->n_vocab] : 0};
-    comm_bcast_i64(hdr, 5);
+    int64_t hdr[11] = {td->n_vocab, td->n_merges, td->eot_id, td->sep_id,
+                       td->n_vocab ? td->offsets[td->n_vocab] : 0, td->kind, td->pattern,
+                       td->digits, td->normalizer, td->ignore_merges,
+                       td->source ? td->source_len : -1};
+    comm_bcast_i64(hdr, 11);
     if (util_rank() != 0) {
         tokenizer_data_free(td);
         td->n_vocab = (int)hdr[0];
         td->n_merges = (int)hdr[1];
         td->eot_id = (int)hdr[2];
         td->sep_id = (int)hdr[3];
+        td->kind = (int)hdr[5];
+        td->pattern = (int)hdr[6];
+        td->digits = (int)hdr[7];
+        td->normalizer = (int)hdr[8];
+        td->ignore_merges = (int)hdr[9];
         td->offsets = xmalloc(sizeof(int64_t) * (size_t)(hdr[0] + 1));
         td->blob = xmalloc((size_t)(hdr[4] ? hdr[4] : 1));
         td->special = xmalloc((size_t)(hdr[0] ? hdr[0] : 1));
         td->merges = xmalloc(sizeof(int32_t) * (size_t)(2 * hdr[1] + 1));
+        if (hdr[10] >= 0) {
+            td->source = xmalloc((size_t)hdr[10] + 1);
+            td->source_len = hdr[10];
+        }
     }
     comm_bcast(td->offsets, sizeof(int64_t) * (size_t)(hdr[0] + 1));
     comm_bcast(td->blob, (size_t)hdr[4]);
     comm_bcast(td->special, (size_t)hdr[0]);
     comm_bcast(td->merges, sizeof(int32_t) * (size_t)(2 * hdr[1]));
+    if (hdr[10] >= 0) comm_bcast(td->source, (size_t)hdr[10] + 1);
 }
 

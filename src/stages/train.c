@@ -22,7 +22,7 @@
 /* ---- setup helpers -------------------------------------------------------- */
 
 Tokenizer *train_build_tokenizer(const Config *cfg, const Pairs *pairs, Err *e) {
-    if (cfg->tokenizer.type == TOKENIZER_GPT2)
+    if (cfg->tokenizer.type == TOKENIZER_TYPE_GPT2)
         return tokenizer_load_gpt2(cfg->tokenizer.gpt2_vocab, cfg->tokenizer.gpt2_merges, e);
     size_t n = (size_t)pairs->n * 2;
     const char **texts = xmalloc(sizeof(char *) * n);
@@ -189,7 +189,7 @@ static void check_model(const Sft *r, const ModelConfig *mc, const CkptMeta *met
     if (rc == 0 && comm->rank == 0 && !meta->path && cfg->model.init_from[0]) {
         if (safetensors_check_gpt2(cfg->model.init_from, mc, &e) != 0)
             rc = err_prefix(&e, "model.init_from: ");
-        else if (cfg->tokenizer.type != TOKENIZER_GPT2)
+        else if (cfg->tokenizer.type != TOKENIZER_TYPE_GPT2)
             log_warn("model.init_from with tokenizer.type %s: the weights' token embeddings are used as they "
                      "are, so the tokenizer must be the one they were trained with",
                      config_enum_name("tokenizer.type", cfg->tokenizer.type));
@@ -235,7 +235,7 @@ int train_check_init_from(const Config *cfg, Err *e) {
     if (!cfg->model.init_from[0]) return 0;
     ModelDims d;
     if (config_model_dims(cfg, &d, e) != 0) return -1;
-    ModelConfig gc = model_config_gpt2(d.n_layer, d.n_head, d.d_model, cfg->tokenizer.type == TOKENIZER_BPE ? cfg->tokenizer.vocab_size : 0,
+    ModelConfig gc = model_config_gpt2(d.n_layer, d.n_head, d.d_model, cfg->tokenizer.type == TOKENIZER_TYPE_BPE ? cfg->tokenizer.vocab_size : 0,
                     d.max_seq_len);
     if (safetensors_check_gpt2(cfg->model.init_from, &gc, e) != 0) return err_prefix(e, "model.init_from: ");
     return 0;

@@ -57,7 +57,7 @@ int main(void) {
            "%s", e.msg);
     /* typed choices and lists: stored as values, an unknown item is an error naming the key */
     EXPECT(c.critique.objective == OBJECTIVE_DPO && c.teach.splits == (SPLIT_TRAIN | SPLIT_EVAL | SPLIT_OOD) &&
-               c.eval.splits == (EVAL_SPLIT_EVAL | EVAL_SPLIT_OOD) && c.tokenizer.type == TOKENIZER_BPE,
+               c.eval.splits == (EVAL_SPLIT_EVAL | EVAL_SPLIT_OOD) && c.tokenizer.type == TOKENIZER_TYPE_BPE,
            "typed defaults");
     EXPECT(config_set(&c, "critique.objective=brio-dpo", &e) == 0 && c.critique.objective == OBJECTIVE_BRIO_DPO &&
                !strcmp(config_enum_name("critique.objective", c.critique.objective), "brio-dpo"),

@@ -1,19 +1,29 @@
 /* test_tokenizer -- unicode classes and UTF-8 decoding, GPT-2 pre-tokenizer
  * splits, BPE encode against a naive reference, round trips, training
  * (determinism, compression, errors), TokenizerData round trips and GPT-2
- * file import errors.  Trains on Debian's fortunes and WordNet glosses
- * (installed by tools/deps.sh / CI).  Prints training time and encoding
- * throughput (not asserted).  GPT-2 id compatibility is tested by
- * tests/t_tokenizer_gpt2.sh. */
+ * file import errors; for Hugging Face tokenizer.json files: NFC, the Llama
+ * 3 / Qwen2 / Digits splits (expected splits from Hugging Face tokenizers),
+ * added and special tokens, the end-of-text choice, loader errors, and
+ * TokenizerData round trips in memory and through a checkpoint file.
+ * Trains on Debian's fortunes and WordNet glosses (installed by
+ * tools/deps.sh / CI).  Prints training time and encoding throughput (not
+ * asserted).  GPT-2 id compatibility is tested by
+ * tests/e2e/t_tokenizer_gpt2.sh, tokenizer.json compatibility by
+ * tests/e2e/t_tokenizer_hf.sh. */
+#include <cJSON.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "test.h"
 #include "engine/tokenizer.h"
+#include "base/nfc.h"
 #include "base/unicode.h"
 #include "base/util.h"
+#include "io/ckpt.h"
+#include "io/store.h"
 
 /* ---- corpus ------------------------------------------------------------------ */
 
@@ -238,7 +248,9 @@ static int ids_equal(const IntVec *a, const IntVec *b) {
  * so each chunk encodes to exactly one token, and decoding the ids one by
  * one lists the pre-tokenizer's chunks. */
 
-static Tokenizer *substring_tokenizer(const char *s, size_t n) {
+/* pattern < 0: the GPT-2 kind; else a Hugging Face kind with that pattern
+ * and digits mode (TOKENIZER_PATTERN_*, TOKENIZER_DIGITS_*). */
+static Tokenizer *substring_tokenizer(const char *s, size_t n, int pattern, int digits) {
     ByteBuf blob = {0};
     IntVec off = {0}; /* token starts into blob; +1 sentinel at the end */
     for (int b = 0; b < 256; b++) {
@@ -271,6 +283,11 @@ static Tokenizer *substring_tokenizer(const char *s, size_t n) {
     d.special[V - 1] = 1;
     d.eot_id = V - 1;
     d.sep_id = -1;
+    if (pattern >= 0) {
+        d.kind = TOKENIZER_HF;
+        d.pattern = pattern;
+        d.digits = digits;
+    }
     /* merges: for each substring token (shorter first), every split */
     for (int t = 256; t < V - 1; t++) {
         const char *p = blob.a + d.offsets[t];
@@ -301,9 +318,10 @@ static Tokenizer *substring_tokenizer(const char *s, size_t n) {
     return t;
 }
 
-/* Chunks of s as "[chunk][chunk]..." (bytes as they are). */
-static char *split_of(const char *s, size_t n) {
-    Tokenizer *t = substring_tokenizer(s, n);
+/* Chunks of s as "[chunk][chunk]..." (bytes as they are): every substring
+ * is a token, so each chunk merges into one. */
+static char *split_of(const char *s, size_t n, int pattern, int digits) {
+    Tokenizer *t = substring_tokenizer(s, n, pattern, digits);
     IntVec ids = {0};
     tokenizer_encode(t, s, n, &ids);
     ByteBuf out = {0};
@@ -322,7 +340,7 @@ static char *split_of(const char *s, size_t n) {
 
 #define EXPECT_SPLIT(text, want)                                                        \
     do {                                                                                \
-        char *got_ = split_of(text, sizeof(text) - 1);                                  \
+        char *got_ = split_of(text, sizeof(text) - 1, -1, 0);                           \
         EXPECT(strcmp(got_, want) == 0, "split of %s: got %s want %s", #text, got_, want); \
         free(got_);                                                                     \
     } while (0)
@@ -420,7 +438,7 @@ static void test_splits(void) {
     EXPECT_SPLIT("\xc3\xa9\x80", "[\xc3\xa9][\x80]");
     EXPECT_SPLIT("\xed\xa0\x80z", "[\xed\xa0\x80][z]");
     char nul[] = {'a', 0, 'b', ' ', 0};
-    char *got = split_of(nul, sizeof nul);
+    char *got = split_of(nul, sizeof nul, -1, 0);
     EXPECT(memcmp(got, "[a][\0][b][ \0]", 14) == 0, "split with NUL bytes");
     free(got);
 }
@@ -979,12 +997,624 @@ static void test_gpt2_files(void) {
     free(m6);
 }
 
+/* ---- Hugging Face kind: splits, NFC, tokenizer.json, persistence ------------------ */
+
+#define SPLIT_LLAMA3 TOKENIZER_PATTERN_LLAMA3, TOKENIZER_DIGITS_NONE
+#define SPLIT_QWEN2 TOKENIZER_PATTERN_QWEN2, TOKENIZER_DIGITS_NONE
+#define SPLIT_DIGITS TOKENIZER_PATTERN_GPT2, TOKENIZER_DIGITS_INDIVIDUAL
+#define SPLIT_RUNS TOKENIZER_PATTERN_GPT2, TOKENIZER_DIGITS_RUNS
+#define EXPECT_SPLIT_HF(kind, text, want)                                               \
+    do {                                                                                \
+        char *got_ = split_of(text, sizeof(text) - 1, kind);                            \
+        EXPECT(strcmp(got_, want) == 0, "%s split of %s: got %s want %s", #kind, #text, \
+               got_, want);                                                             \
+        free(got_);                                                                     \
+    } while (0)
+
+/* Expected splits are Hugging Face tokenizers' (Rust, 0.22.2: the words of
+ * an encoding with a byte-only vocabulary) for the patterns of Llama 3's and
+ * Qwen3's tokenizer.json and for Digits + ByteLevel. */
+static void test_hf_splits(void) {
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "I'm HERE it'S we'Ve YOU'LL x'\xc5\xbft",
+                    "[I]['m][ HERE][ it]['S][ we]['Ve][ YOU]['LL][ x]['\xc5\xbf][t]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "'x ?'s '''s", "['x][ ?'][s][ '''][s]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "Hello world (word) \"quote\"",
+                    "[Hello][ world][ (][word][)][ \"][quote][\"]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "abc12345 6789 a1b2", "[abc][123][45][ ][678][9][ a][1][b][2]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "3.14 x\xc2\xb2\xc2\xb3 \xd9\xa3\xd9\xa4\xd9\xa5\xd9\xa6",
+                    "[3][.][14][ x][\xc2\xb2\xc2\xb3][ ][\xd9\xa3\xd9\xa4\xd9\xa5][\xd9\xa6]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "hello!!! ...world?\r\nnext",
+                    "[hello][!!!][ ...][world][?\r\n][next]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "a   b", "[a][  ][ b]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "  hi", "[ ][ hi]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "hi  ", "[hi][  ]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "a \tb", "[a][ ][\tb]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "a  \r\n  b\t\tc  ", "[a][  \r\n][ ][ b][\t][\tc][  ]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "\n\nb", "[\n\n][b]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "a\n\n", "[a][\n\n]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, " \n \nx", "[ \n \n][x]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "x!!\r\n\r\ny", "[x][!!\r\n\r\n][y]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "\tword\rword", "[\tword][\r][word]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "a\xc2\xa0" "b \xe3\x80\x80" "c",
+                    "[a][\xc2\xa0" "b][ ][\xe3\x80\x80" "c]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "\xe6\x97\xa5\xe6\x9c\xac \xce\xb1\xce\xb2",
+                    "[\xe6\x97\xa5\xe6\x9c\xac][ \xce\xb1\xce\xb2]");
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "\xf0\x9f\x98\x80\xf0\x9f\x98\x80 ok",
+                    "[\xf0\x9f\x98\x80\xf0\x9f\x98\x80][ ok]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "I'm HERE it'S we'Ve YOU'LL x'\xc5\xbft",
+                    "[I]['m][ HERE][ it]['S][ we]['Ve][ YOU]['LL][ x]['\xc5\xbf][t]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "'x ?'s '''s", "['x][ ?'][s][ '''][s]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "Hello world (word) \"quote\"",
+                    "[Hello][ world][ (][word][)][ \"][quote][\"]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "abc12345 6789 a1b2",
+                    "[abc][1][2][3][4][5][ ][6][7][8][9][ a][1][b][2]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "3.14 x\xc2\xb2\xc2\xb3 \xd9\xa3\xd9\xa4\xd9\xa5\xd9\xa6",
+                    "[3][.][1][4][ x][\xc2\xb2][\xc2\xb3][ ][\xd9\xa3][\xd9\xa4][\xd9\xa5][\xd9\xa6]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "hello!!! ...world?\r\nnext",
+                    "[hello][!!!][ ...][world][?\r\n][next]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "a   b", "[a][  ][ b]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "  hi", "[ ][ hi]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "hi  ", "[hi][  ]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "a \tb", "[a][ ][\tb]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "a  \r\n  b\t\tc  ", "[a][  \r\n][ ][ b][\t][\tc][  ]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "\n\nb", "[\n\n][b]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "a\n\n", "[a][\n\n]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, " \n \nx", "[ \n \n][x]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "x!!\r\n\r\ny", "[x][!!\r\n\r\n][y]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "\tword\rword", "[\tword][\r][word]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "a\xc2\xa0" "b \xe3\x80\x80" "c",
+                    "[a][\xc2\xa0" "b][ ][\xe3\x80\x80" "c]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "\xe6\x97\xa5\xe6\x9c\xac \xce\xb1\xce\xb2",
+                    "[\xe6\x97\xa5\xe6\x9c\xac][ \xce\xb1\xce\xb2]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "\xf0\x9f\x98\x80\xf0\x9f\x98\x80 ok",
+                    "[\xf0\x9f\x98\x80\xf0\x9f\x98\x80][ ok]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "I'm HERE it'S we'Ve YOU'LL x'\xc5\xbft",
+                    "[I]['m][ HERE][ it]['][S][ we]['][Ve][ YOU]['][LL][ x]['][\xc5\xbft]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "'x ?'s '''s", "['][x][ ?'][s][ '''][s]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "Hello world (word) \"quote\"",
+                    "[Hello][ world][ (][word][)][ \"][quote][\"]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "abc12345 6789 a1b2",
+                    "[abc][1][2][3][4][5][ ][6][7][8][9][ a][1][b][2]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "3.14 x\xc2\xb2\xc2\xb3 \xd9\xa3\xd9\xa4\xd9\xa5\xd9\xa6",
+                    "[3][.][1][4][ x][\xc2\xb2][\xc2\xb3][ ][\xd9\xa3][\xd9\xa4][\xd9\xa5][\xd9\xa6]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "hello!!! ...world?\r\nnext",
+                    "[hello][!!!][ ...][world][?][\r][\n][next]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "a   b", "[a][  ][ b]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "  hi", "[ ][ hi]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "hi  ", "[hi][  ]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "a \tb", "[a][ ][\t][b]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "a  \r\n  b\t\tc  ", "[a][  \r\n ][ b][\t][\t][c][  ]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "\n\nb", "[\n][\n][b]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "a\n\n", "[a][\n\n]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, " \n \nx", "[ \n ][\n][x]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "x!!\r\n\r\ny", "[x][!!][\r\n\r][\n][y]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "\tword\rword", "[\t][word][\r][word]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "a\xc2\xa0" "b \xe3\x80\x80" "c",
+                    "[a][\xc2\xa0][b][ ][\xe3\x80\x80][c]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "\xe6\x97\xa5\xe6\x9c\xac \xce\xb1\xce\xb2",
+                    "[\xe6\x97\xa5\xe6\x9c\xac][ \xce\xb1\xce\xb2]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "\xf0\x9f\x98\x80\xf0\x9f\x98\x80 ok",
+                    "[\xf0\x9f\x98\x80\xf0\x9f\x98\x80][ ok]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "I'm HERE it'S we'Ve YOU'LL x'\xc5\xbft",
+                    "[I]['m][ HERE][ it]['][S][ we]['][Ve][ YOU]['][LL][ x]['][\xc5\xbft]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "'x ?'s '''s", "['][x][ ?'][s][ '''][s]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "Hello world (word) \"quote\"",
+                    "[Hello][ world][ (][word][)][ \"][quote][\"]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "abc12345 6789 a1b2", "[abc][12345][ ][6789][ a][1][b][2]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "3.14 x\xc2\xb2\xc2\xb3 \xd9\xa3\xd9\xa4\xd9\xa5\xd9\xa6",
+                    "[3][.][14][ x][\xc2\xb2\xc2\xb3][ ][\xd9\xa3\xd9\xa4\xd9\xa5\xd9\xa6]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "hello!!! ...world?\r\nnext",
+                    "[hello][!!!][ ...][world][?][\r][\n][next]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "a   b", "[a][  ][ b]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "  hi", "[ ][ hi]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "hi  ", "[hi][  ]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "a \tb", "[a][ ][\t][b]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "a  \r\n  b\t\tc  ", "[a][  \r\n ][ b][\t][\t][c][  ]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "\n\nb", "[\n][\n][b]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "a\n\n", "[a][\n\n]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, " \n \nx", "[ \n ][\n][x]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "x!!\r\n\r\ny", "[x][!!][\r\n\r][\n][y]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "\tword\rword", "[\t][word][\r][word]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "a\xc2\xa0" "b \xe3\x80\x80" "c",
+                    "[a][\xc2\xa0][b][ ][\xe3\x80\x80][c]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "\xe6\x97\xa5\xe6\x9c\xac \xce\xb1\xce\xb2",
+                    "[\xe6\x97\xa5\xe6\x9c\xac][ \xce\xb1\xce\xb2]");
+    EXPECT_SPLIT_HF(SPLIT_RUNS, "\xf0\x9f\x98\x80\xf0\x9f\x98\x80 ok",
+                    "[\xf0\x9f\x98\x80\xf0\x9f\x98\x80][ ok]");
+    /* not UTF-8: single "other" characters, no crash */
+    EXPECT_SPLIT_HF(SPLIT_LLAMA3, "a\xff\xfe" "b \xff" "c", "[a][\xff\xfe][b][ \xff][c]");
+    EXPECT_SPLIT_HF(SPLIT_QWEN2, "'\xc5", "['\xc5]");
+    EXPECT_SPLIT_HF(SPLIT_DIGITS, "1\xff" "2", "[1][\xff][2]");
+}
+
+static int nfc_is(const char *in, const char *want) {
+    ByteBuf b = {0};
+    nfc_append((const uint8_t *)in, strlen(in), &b);
+    int ok = b.n == strlen(want) && memcmp(b.a, want, b.n) == 0;
+    bytebuf_free(&b);
+    return ok;
+}
+
+static void test_nfc(void) {
+    EXPECT(strcmp(nfc_unicode_version, unicode_version) == 0, "NFC tables %s, classes %s",
+           nfc_unicode_version, unicode_version);
+    EXPECT(nfc_is("e\xcc\x81", "\xc3\xa9"), "e + acute -> U+00E9");
+    EXPECT(nfc_is("A\xcc\x8a", "\xc3\x85") && nfc_is("\xe2\x84\xab", "\xc3\x85"),
+           "A + ring and the angstrom sign -> U+00C5");
+    EXPECT(nfc_is("\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8", "\xea\xb0\x81"), "Hangul L V T -> U+AC01");
+    EXPECT(nfc_is("\xea\xb0\x80\xe1\x86\xa8", "\xea\xb0\x81"), "Hangul LV + T -> U+AC01");
+    EXPECT(nfc_is("q\xcc\x87\xcc\xa3", "q\xcc\xa3\xcc\x87"), "marks reordered by class");
+    EXPECT(nfc_is("\xe1\xb8\x8b\xcc\xa3", "\xe1\xb8\x8d\xcc\x87"), "U+1E0B U+0323 -> U+1E0D U+0307");
+    EXPECT(nfc_is("\xcd\x84", "\xcc\x88\xcc\x81"), "U+0344 (excluded) decomposes");
+    EXPECT(nfc_is("a\xcc\x81\xcc\x81", "\xc3\xa1\xcc\x81"), "second acute is blocked");
+    EXPECT(nfc_is("\xcc\x81x", "\xcc\x81x"), "a leading mark stays");
+    EXPECT(nfc_is("\xff" "e\xcc\x81\xc3", "\xff\xc3\xa9\xc3"), "bad bytes pass through");
+    EXPECT(nfc_quick_check((const uint8_t *)"plain ascii", 11) &&
+               nfc_quick_check((const uint8_t *)"\xc3\xa9t\xc3\xa9", 6) &&
+               !nfc_quick_check((const uint8_t *)"e\xcc\x81", 3),
+           "quick check");
+}
+
+/* ---- small tokenizer.json files built with cJSON ---- */
+
+static char g_hfdir[512];
+
+static const char RX_LLAMA3[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+static void put_utf8(char *buf, unsigned cp) {
+    if (cp < 0x80) {
+        buf[0] = (char)cp, buf[1] = 0;
+    } else {
+        buf[0] = (char)(0xC0 | (cp >> 6)), buf[1] = (char)(0x80 | (cp & 0x3F)), buf[2] = 0;
+    }
+}
+
+static cJSON *byte_level(int use_regex) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "type", "ByteLevel");
+    cJSON_AddFalseToObject(b, "add_prefix_space");
+    cJSON_AddFalseToObject(b, "trim_offsets");
+    cJSON_AddBoolToObject(b, "use_regex", use_regex);
+    return b;
+}
+
+static void hf_vocab(cJSON *root, const char *key, int id) {
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "model"), "vocab"), key,
+                            id);
+}
+
+static void hf_merge(cJSON *root, const char *a_b) {
+    cJSON_AddItemToArray(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "model"), "merges"),
+                         cJSON_CreateString(a_b));
+}
+
+static void hf_added(cJSON *root, int id, const char *content, int special, int normalized) {
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddNumberToObject(a, "id", id);
+    cJSON_AddStringToObject(a, "content", content);
+    cJSON_AddFalseToObject(a, "single_word");
+    cJSON_AddFalseToObject(a, "lstrip");
+    cJSON_AddFalseToObject(a, "rstrip");
+    cJSON_AddBoolToObject(a, "normalized", normalized);
+    cJSON_AddBoolToObject(a, "special", special);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(root, "added_tokens"), a);
+}
+
+/* Llama 3's pre-tokenizer, NFC, the 256 bytes (id = byte), " t", "he",
+ * " the", "12", "123", "'S" and, with added, the tokens <|endoftext|> and
+ * <|im_end|> (special), <think> and "café" (matched after NFC). */
+static cJSON *hf_base(int added) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "version", "1.0");
+    cJSON_AddNullToObject(root, "truncation");
+    cJSON_AddNullToObject(root, "padding");
+    cJSON_AddArrayToObject(root, "added_tokens");
+    cJSON *norm = cJSON_AddObjectToObject(root, "normalizer");
+    cJSON_AddStringToObject(norm, "type", "NFC");
+    cJSON *pre = cJSON_AddObjectToObject(root, "pre_tokenizer");
+    cJSON_AddStringToObject(pre, "type", "Sequence");
+    cJSON *list = cJSON_AddArrayToObject(pre, "pretokenizers");
+    cJSON *split = cJSON_CreateObject();
+    cJSON_AddStringToObject(split, "type", "Split");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(split, "pattern"), "Regex", RX_LLAMA3);
+    cJSON_AddStringToObject(split, "behavior", "Isolated");
+    cJSON_AddFalseToObject(split, "invert");
+    cJSON_AddItemToArray(list, split);
+    cJSON_AddItemToArray(list, byte_level(0));
+    cJSON_AddNullToObject(root, "post_processor");
+    cJSON_AddItemToObject(root, "decoder", byte_level(0));
+    cJSON *m = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(m, "type", "BPE");
+    cJSON_AddNullToObject(m, "dropout");
+    cJSON_AddNullToObject(m, "unk_token");
+    cJSON_AddNullToObject(m, "continuing_subword_prefix");
+    cJSON_AddNullToObject(m, "end_of_word_suffix");
+    cJSON_AddFalseToObject(m, "fuse_unk");
+    cJSON_AddFalseToObject(m, "byte_fallback");
+    cJSON_AddFalseToObject(m, "ignore_merges");
+    cJSON_AddObjectToObject(m, "vocab");
+    cJSON_AddArrayToObject(m, "merges");
+    char key[8];
+    for (int b = 0; b < 256; b++) {
+        put_utf8(key, gpt2_cp(b));
+        hf_vocab(root, key, b);
+    }
+    const char *extra[] = {"\xc4\xa0t", "he", "\xc4\xa0the", "12", "123", "'S"};
+    for (int i = 0; i < 6; i++) hf_vocab(root, extra[i], 256 + i);
+    const char *merges[] = {"\xc4\xa0 t", "h e", "\xc4\xa0t he", "1 2", "12 3", "' S"};
+    for (int i = 0; i < 6; i++) hf_merge(root, merges[i]);
+    if (added) {
+        hf_added(root, 262, "<|endoftext|>", 1, 0);
+        hf_added(root, 263, "<|im_end|>", 1, 0);
+        hf_added(root, 264, "<think>", 0, 0);
+        hf_added(root, 265, "caf\xc3\xa9", 0, 1);
+    }
+    return root;
+}
+
+/* Writes root (then deleted) to g_hfdir/name; returns the path. */
+static char *hf_write(const char *name, cJSON *root) {
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    char *path = xasprintf("%s/%s", g_hfdir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && text, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    return path;
+}
+
+static int ids_are(const Tokenizer *t, const char *text, const int *want, size_t n) {
+    IntVec ids = {0};
+    tokenizer_encode(t, text, strlen(text), &ids);
+    int ok = ids.n == n && memcmp(ids.a, want, n * sizeof *want) == 0;
+    if (!ok) {
+        fprintf(stderr, "  %s ->", text);
+        for (size_t i = 0; i < ids.n; i++) fprintf(stderr, " %d", ids.a[i]);
+        fputc('\n', stderr);
+    }
+    intvec_free(&ids);
+    return ok;
+}
+
+static void test_hf_encode(const Tokenizer *t) {
+    int w1[] = {264, 'a', '<', '|', 'i', 'm', '_', 'e', 'n', 'd', '|', '>', 258};
+    EXPECT(ids_are(t, "<think>a<|im_end|> the", w1, 13),
+           "non-special added token produced, special one encoded as text");
+    int w2[] = {265, 265, 'x', 265};
+    EXPECT(ids_are(t, "cafe\xcc\x81" "caf\xc3\xa9xcafe\xcc\x81", w2, 4),
+           "normalized added token matched after NFC");
+    int w3[] = {260, '4', '5', 'I', 'T', 261};
+    EXPECT(ids_are(t, "12345IT'S", w3, 6), "Llama 3 digits and case-insensitive contractions");
+    EXPECT(tokenizer_vocab_size(t) == 266, "vocab size %d", tokenizer_vocab_size(t));
+    EXPECT(tokenizer_kind(t) == TOKENIZER_HF && tokenizer_sep_id(t) == -1, "kind and sep");
+    EXPECT(tokenizer_token_id(t, "<|im_end|>") == 263 && tokenizer_token_id(t, "<think>") == 264 &&
+               tokenizer_token_id(t, " the") == 258 && tokenizer_token_id(t, "a") == 'a' &&
+               tokenizer_token_id(t, "nope") == -1 && tokenizer_token_id(t, "") == -1,
+           "token ids by name");
+    ByteBuf b = {0};
+    Err e;
+    int ids[] = {263, 265, 258};
+    EXPECT(tokenizer_decode(t, ids, 3, &b, &e) == 0 && b.n == 19 &&
+               memcmp(b.a, "<|im_end|>caf\xc3\xa9 the", 19) == 0,
+           "added and special tokens decode to their text");
+    bytebuf_free(&b);
+    const char *rt = "\xff\xfe <think> x\r\n\r\n  y";
+    EXPECT(roundtrip(t, rt, strlen(rt), NULL), "round trip");
+}
+
+static void test_hf_eot(void) {
+    Err e = {{0}};
+    char *path = hf_write("eot.json", hf_base(1));
+    Tokenizer *t = tokenizer_load_hf(path, &e);
+    EXPECT(t && tokenizer_eot_id(t) == 262, "default eot <|endoftext|>: %s", t ? "" : e.msg);
+    if (t) {
+        test_hf_encode(t);
+        EXPECT(tokenizer_set_eot(t, 264) == -1 && tokenizer_eot_id(t) == 262,
+               "a non-special token cannot be the eot");
+        EXPECT(tokenizer_set_eot(t, 263) == 0 && tokenizer_eot_id(t) == 263, "set_eot");
+    }
+    tokenizer_destroy(t);
+    /* a directory with tokenizer_config.json */
+    char *dir = xasprintf("%s/model", g_hfdir), *tj = xasprintf("%s/tokenizer.json", dir);
+    char *tc = xasprintf("%s/tokenizer_config.json", dir);
+    CHECK(mkdir(dir, 0755) == 0 && rename(path, tj) == 0, "mkdir/rename");
+    FILE *f = fopen(tc, "w");
+    CHECK(f, "cannot write %s", tc);
+    fputs("{\"eos_token\": {\"content\": \"<|im_end|>\", \"__type\": \"AddedToken\"}}", f);
+    fclose(f);
+    t = tokenizer_load_hf(dir, &e);
+    EXPECT(t && tokenizer_eot_id(t) == 263, "eot from tokenizer_config.json: %s", t ? "" : e.msg);
+    tokenizer_destroy(t);
+    f = fopen(tc, "w");
+    CHECK(f, "cannot write %s", tc);
+    fputs("{\"eos_token\": \"<nope>\"}", f);
+    fclose(f);
+    t = tokenizer_load_hf(tj, &e);
+    EXPECT(!t && strstr(e.msg, "tokenizer_config.json: eos_token") && strstr(e.msg, "<nope>"),
+           "bad eos_token: %s", t ? "(loaded)" : e.msg);
+    tokenizer_destroy(t);
+    unlink(tc);
+    unlink(tj);
+    rmdir(dir);
+    free(dir), free(tj), free(tc), free(path);
+}
+
+/* Loading root (deleted) must fail with one line naming the file, want1
+ * and want2 (NULL: anything). */
+static void expect_hf_error(cJSON *root, const char *want1, const char *want2) {
+    char *path = hf_write("bad.json", root);
+    Err e = {{0}};
+    Tokenizer *t = tokenizer_load_hf(path, &e);
+    EXPECT(!t && strstr(e.msg, path) && strstr(e.msg, want1) && (!want2 || strstr(e.msg, want2)) &&
+               !strchr(e.msg, '\n'),
+           "tokenizer.json error should name the file, %s%s%s: got \"%s\"", want1,
+           want2 ? " and " : "", want2 ? want2 : "", t ? "(loaded)" : e.msg);
+    tokenizer_destroy(t);
+    unlink(path);
+    free(path);
+}
+
+static cJSON *model_of(cJSON *root) { return cJSON_GetObjectItem(root, "model"); }
+static cJSON *pretok(cJSON *root, int i) {
+    return cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "pre_tokenizer"),
+                                                  "pretokenizers"),
+                              i);
+}
+static void set_item(cJSON *obj, const char *key, cJSON *v) {
+    if (cJSON_GetObjectItem(obj, key))
+        cJSON_ReplaceItemInObject(obj, key, v);
+    else
+        cJSON_AddItemToObject(obj, key, v);
+}
+
+static void test_hf_errors(void) {
+    cJSON *r;
+    /* malformed or truncated JSON, not an object, missing file */
+    char *text = cJSON_PrintUnformatted((r = hf_base(1)));
+    cJSON_Delete(r);
+    text[100] = 0;
+    char *path = xasprintf("%s/truncated.json", g_hfdir);
+    FILE *f = fopen(path, "w");
+    CHECK(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    Err e = {{0}};
+    Tokenizer *t = tokenizer_load_hf(path, &e);
+    EXPECT(!t && strstr(e.msg, path) && strstr(e.msg, "invalid JSON"), "truncated: %s", e.msg);
+    unlink(path);
+    free(path);
+    free(text);
+    path = xasprintf("%s/none/tokenizer.json", g_hfdir);
+    t = tokenizer_load_hf(path, &e);
+    EXPECT(!t && strstr(e.msg, path) && strstr(e.msg, "No such file"), "missing: %s", e.msg);
+    free(path);
+    expect_hf_error(cJSON_CreateArray(), "expected a JSON object", NULL);
+    /* not byte-level BPE */
+    r = hf_base(1);
+    set_item(model_of(r), "type", cJSON_CreateString("Unigram"));
+    expect_hf_error(r, "model.type", "Unigram");
+    r = hf_base(1);
+    set_item(model_of(r), "type", cJSON_CreateString("WordPiece"));
+    expect_hf_error(r, "model.type", "WordPiece");
+    r = hf_base(1);
+    set_item(model_of(r), "byte_fallback", cJSON_CreateTrue());
+    expect_hf_error(r, "model.byte_fallback", "SentencePiece");
+    r = hf_base(1);
+    set_item(model_of(r), "continuing_subword_prefix", cJSON_CreateString("##"));
+    expect_hf_error(r, "model.continuing_subword_prefix", NULL);
+    r = hf_base(1);
+    set_item(model_of(r), "dropout", cJSON_CreateNumber(0.1));
+    expect_hf_error(r, "model.dropout", NULL);
+    r = hf_base(1);
+    set_item(model_of(r), "foo", cJSON_CreateTrue());
+    expect_hf_error(r, "model.\"foo\"", "unknown option");
+    r = hf_base(1);
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(meta, "type", "Metaspace");
+    set_item(r, "pre_tokenizer", meta);
+    expect_hf_error(r, "pre_tokenizer", "Metaspace");
+    r = hf_base(1);
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(model_of(r), "vocab"), "he");
+    hf_vocab(r, "\xe2\x96\x81he", 257);
+    expect_hf_error(r, "model.vocab", "not byte-level");
+    /* ids: duplicates, gaps, Hugging Face's order of added ids */
+    r = hf_base(1);
+    hf_vocab(r, "zz", 65);
+    expect_hf_error(r, "model.vocab", "id 65 is given to both");
+    r = hf_base(0);
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(model_of(r), "vocab"), "he");
+    expect_hf_error(r, "model.vocab", "without gaps");
+
+    r = hf_base(1);
+    cJSON *a2 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "added_tokens"), 2);
+    set_item(a2, "id", cJSON_CreateNumber(265));
+    set_item(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "added_tokens"), 3), "id",
+             cJSON_CreateNumber(264));
+    expect_hf_error(r, "added_tokens[2].id", "264");
+    r = hf_base(1);
+    set_item(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "added_tokens"), 2), "lstrip",
+             cJSON_CreateTrue());
+    expect_hf_error(r, "added_tokens[2].lstrip", NULL);
+    r = hf_base(1);
+    hf_added(r, 266, "<|im_end|>", 1, 0);
+    expect_hf_error(r, "added_tokens[4]", "repeats added_tokens[1]");
+}
+
+/* Loader errors, continued: merges and the processing steps. */
+static void test_hf_errors_steps(void) {
+    cJSON *r;
+    r = hf_base(1);
+    hf_merge(r, "q zz");
+    expect_hf_error(r, "model.merges[6]", "\"zz\" is not in model.vocab");
+    r = hf_base(1);
+    hf_merge(r, "a b");
+    expect_hf_error(r, "model.merges[6]", "which is not in model.vocab");
+    r = hf_base(1);
+    hf_merge(r, "a b c");
+    expect_hf_error(r, "model.merges[6]", "expected \"left right\"");
+    r = hf_base(1);
+    hf_merge(r, "h e");
+    expect_hf_error(r, "model.merges[6]", "repeats model.merges[1]");
+    /* pre-tokenizer, normalizer, decoder, other options */
+    r = hf_base(1);
+    set_item(cJSON_GetObjectItem(pretok(r, 0), "pattern"), "Regex", cJSON_CreateString("\\w+"));
+    expect_hf_error(r, "pre_tokenizer.pretokenizers[0].pattern.Regex", "unsupported split pattern");
+    r = hf_base(1);
+    set_item(pretok(r, 0), "behavior", cJSON_CreateString("Removed"));
+    expect_hf_error(r, "pre_tokenizer.pretokenizers[0].behavior", NULL);
+    r = hf_base(1);
+    set_item(pretok(r, 1), "add_prefix_space", cJSON_CreateTrue());
+    expect_hf_error(r, "pre_tokenizer.pretokenizers[1].add_prefix_space", NULL);
+    r = hf_base(1);
+    set_item(r, "pre_tokenizer", byte_level(0));
+    expect_hf_error(r, "pre_tokenizer.use_regex", NULL);
+    r = hf_base(1);
+    set_item(cJSON_GetObjectItem(r, "normalizer"), "type", cJSON_CreateString("NFKC"));
+    expect_hf_error(r, "normalizer.type", "NFKC");
+    r = hf_base(1);
+    cJSON *seq = cJSON_CreateObject(), *nl = cJSON_AddArrayToObject(seq, "normalizers");
+    cJSON_AddStringToObject(seq, "type", "Sequence");
+    cJSON *nfc = cJSON_CreateObject();
+    cJSON_AddStringToObject(nfc, "type", "NFC");
+    cJSON_AddItemToArray(nl, nfc);
+    cJSON *lower = cJSON_CreateObject();
+    cJSON_AddStringToObject(lower, "type", "Lowercase");
+    cJSON_AddItemToArray(nl, lower);
+    set_item(r, "normalizer", seq);
+    expect_hf_error(r, "normalizer.normalizers[1]", "Lowercase");
+    r = hf_base(1);
+    set_item(cJSON_GetObjectItem(r, "decoder"), "type", cJSON_CreateString("Metaspace"));
+    expect_hf_error(r, "decoder.type", NULL);
+    r = hf_base(1);
+    set_item(r, "truncation", cJSON_CreateObject());
+    expect_hf_error(r, "truncation", "must be null");
+    /* no end-of-text token */
+    expect_hf_error(hf_base(0), "no end-of-text token", NULL);
+}
+
+static int hf_data_equal(const TokenizerData *a, const TokenizerData *b) {
+    return data_equal(a, b) && a->kind == b->kind && a->pattern == b->pattern &&
+           a->digits == b->digits && a->normalizer == b->normalizer &&
+           a->ignore_merges == b->ignore_merges && a->source_len == b->source_len &&
+           (!a->source) == (!b->source) &&
+           (!a->source || memcmp(a->source, b->source, (size_t)a->source_len + 1) == 0);
+}
+
+/* Same ids for a few texts. */
+static int same_encoding(const Tokenizer *x, const Tokenizer *y) {
+    const char *texts[] = {"<think>cafe\xcc\x81 the 12345 IT'S", "<|im_end|>\r\n\t x", "\xff"};
+    int ok = 1;
+    for (size_t i = 0; i < 3; i++) {
+        IntVec a = {0}, b = {0};
+        tokenizer_encode(x, texts[i], strlen(texts[i]), &a);
+        tokenizer_encode(y, texts[i], strlen(texts[i]), &b);
+        ok = ok && ids_equal(&a, &b);
+        intvec_free(&a);
+        intvec_free(&b);
+    }
+    return ok;
+}
+
+/* TokenizerData of an HF tokenizer: in memory, through a checkpoint file,
+ * and files without the new fields read as the GPT-2 kind. */
+static void test_hf_data(void) {
+    char *path = hf_write("data.json", hf_base(1));
+    Err e = {{0}};
+    Tokenizer *t = tokenizer_load_hf(path, &e);
+    EXPECT(t, "load: %s", e.msg);
+    if (!t) return;
+    TokenizerData d, d2, d3;
+    tokenizer_to_data(t, &d);
+    EXPECT(d.kind == TOKENIZER_HF && d.pattern == TOKENIZER_PATTERN_LLAMA3 &&
+               d.normalizer == TOKENIZER_NORM_NFC && d.digits == TOKENIZER_DIGITS_NONE &&
+               d.source && d.special[262] == TOKEN_SPECIAL && d.special[264] == TOKEN_ADDED &&
+               d.special[265] == (TOKEN_ADDED | TOKEN_NORMALIZED),
+           "HF fields of TokenizerData");
+    size_t len = 0;
+    char *file = util_read_file(path, &len, &e);
+    EXPECT(file && (size_t)d.source_len == len && memcmp(d.source, file, len) == 0,
+           "tokenizer.json kept verbatim");
+    free(file);
+    Tokenizer *t2 = tokenizer_from_data(&d, &e);
+    EXPECT(t2, "from_data: %s", e.msg);
+    if (t2) {
+        tokenizer_to_data(t2, &d2);
+        EXPECT(hf_data_equal(&d, &d2) && same_encoding(t, t2), "in-memory round trip");
+        tokenizer_data_free(&d2);
+    }
+    /* a checkpoint file */
+    char *h5 = xasprintf("%s/tok.h5", g_hfdir);
+    StoreFile *f = store_create(h5, &e);
+    int rc = f && ckpt_write_tokenizer(f, "/tokenizer", &d, &e) == 0 ? store_close(f, &e) : -1;
+    f = rc == 0 ? store_open(h5, 0, &e) : NULL;
+    rc = f ? ckpt_read_tokenizer(f, "/tokenizer", &d3, &e) : -1;
+    store_close(f, NULL);
+    EXPECT(rc == 0 && hf_data_equal(&d, &d3), "checkpoint round trip: %s", rc ? e.msg : "");
+    Tokenizer *t3 = rc == 0 ? tokenizer_from_data(&d3, &e) : NULL;
+    EXPECT(t3 && same_encoding(t, t3), "tokenizer from a checkpoint encodes the same");
+    if (rc == 0) tokenizer_data_free(&d3);
+    tokenizer_destroy(t3);
+    /* the GPT-2 kind writes no HF fields; a file without them is the GPT-2 kind */
+    Tokenizer *g = substring_tokenizer("abc", 3, -1, 0);
+    TokenizerData gd;
+    tokenizer_to_data(g, &gd);
+    f = store_create(h5, &e);
+    rc = f && ckpt_write_tokenizer(f, "/tokenizer", &gd, &e) == 0 ? 0 : -1;
+    EXPECT(rc == 0 && !store_exists(f, "/tokenizer/hf_options") &&
+               !store_exists(f, "/tokenizer/hf_json"),
+           "GPT-2 kind: the old layout");
+    store_close(f, NULL);
+    f = store_open(h5, 0, &e);
+    memset(&d3, 0xff, sizeof d3);
+    rc = f ? ckpt_read_tokenizer(f, "/tokenizer", &d3, &e) : -1;
+    store_close(f, NULL);
+    EXPECT(rc == 0 && hf_data_equal(&gd, &d3) && d3.kind == TOKENIZER_GPT2 && !d3.source,
+           "old layout reads as the GPT-2 kind");
+    if (rc == 0) tokenizer_data_free(&d3);
+    tokenizer_data_free(&gd);
+    tokenizer_destroy(g);
+    unlink(h5);
+    free(h5);
+    /* inconsistent HF data */
+    d.pattern = 7;
+    EXPECT(!tokenizer_from_data(&d, &e) && strstr(e.msg, "bad options"), "bad pattern: %s", e.msg);
+    d.pattern = TOKENIZER_PATTERN_LLAMA3;
+    d.kind = TOKENIZER_GPT2;
+    EXPECT(!tokenizer_from_data(&d, &e), "GPT-2 kind with HF options or flags");
+    d.kind = TOKENIZER_HF;
+    d.eot_id = 264;
+    EXPECT(!tokenizer_from_data(&d, &e) && strstr(e.msg, "end-of-text"), "eot not special");
+    tokenizer_data_free(&d);
+    tokenizer_destroy(t2);
+    tokenizer_destroy(t);
+    unlink(path);
+    free(path);
+}
+
+static void test_hf(void) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_hfdir, sizeof g_hfdir, "%s/test_tokenizer_hf.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    CHECK(mkdtemp(g_hfdir), "mkdtemp");
+    test_nfc();
+    test_hf_splits();
+    test_hf_eot();
+    test_hf_errors();
+    test_hf_errors_steps();
+    test_hf_data();
+    rmdir(g_hfdir);
+}
+
 int main(void) {
     log_set_quiet(1);
     test_unicode();
     test_splits();
     test_train_errors();
     test_gpt2_files();
+    test_hf();
     test_training();
     return test_summary();
 }
