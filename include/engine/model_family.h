@@ -28,8 +28,11 @@ typedef struct ModelFamily {
     void (*kv_destroy)(ModelKV *kv);
     void (*kv_copy)(ModelKV *kv, int dst, int src); /* keys/values of positions < len[src] */
     void (*decode_step)(const Model *m, ModelKV *kv, const int *slot, const int *tok, int n, float *logits);
+    /* bytes of cached keys and values a cache holds (NULL: the family does not say; tests) */
+    size_t (*kv_bytes)(const ModelKV *kv);
 } ModelFamily;
 
 extern const ModelFamily model_family_gpt2;
+extern const ModelFamily model_family_llama;
 
 #endif

@@ -13,6 +13,7 @@
 static const ModelFamily *family_of(ModelArch a) {
     switch (a) {
     case MODEL_GPT2: return &model_family_gpt2;
+    case MODEL_LLAMA: return &model_family_llama;
     default: return NULL;
     }
 }
