@@ -5,7 +5,9 @@
  *    learned positions, LM head tied to the token embedding (engine/gpt2.c).
  *  - MODEL_LLAMA: the Llama-style decoder (RMSNorm, rotary positions, SwiGLU,
  *    grouped-query attention; optional q/k/v biases, q/k norms, untied head)
- *    of SmolLM2, Qwen2.5/Qwen3 and Llama 3.2 (engine/llama.c, when present).
+ *    of SmolLM2, Qwen2.5/Qwen3 and Llama 3.2 (engine/llama.c; presets.h has
+ *    the published shapes, io/hfmodel.h reads and writes Hugging Face
+ *    directories).
  *
  * Parameters and gradients each live in one flat buffer; a size table
  * (ModelTensor) names every tensor with its offset, in the family's order,

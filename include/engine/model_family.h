@@ -36,8 +36,11 @@ typedef struct ModelFamily {
      * last token.  len is advanced by model.c afterwards. */
     void (*decode)(const Model *m, ModelKV *kv, const int *slot, const int *tok, const int *cnt, int n,
                    float *logits);
+    /* bytes of the cached keys and values of the pool (NULL: the family does not say; tests) */
+    size_t (*kv_bytes)(const ModelKV *kv);
 } ModelFamily;
 
 extern const ModelFamily model_family_gpt2;
+extern const ModelFamily model_family_llama;
 
 #endif

@@ -13,6 +13,7 @@
 static const ModelFamily *family_of(ModelArch a) {
     switch (a) {
     case MODEL_GPT2: return &model_family_gpt2;
+    case MODEL_LLAMA: return &model_family_llama;
     default: return NULL;
     }
 }
@@ -205,8 +206,15 @@ void model_decode(const Model *m, ModelKV *kv, const int *slot, const int *tok, 
 }
 
 void model_decode_step(const Model *m, ModelKV *kv, const int *slot, const int *tok, int n, float *logits) {
-    int one[64], *cnt = n <= 64 ? one : xmalloc(sizeof(int) * (size_t)n);
+    static const int ones[64] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    if (n <= 64) {
+        model_decode(m, kv, slot, tok, ones, n, logits);
+        return;
+    }
+    int *cnt = xmalloc(sizeof(int) * (size_t)n);
     for (int i = 0; i < n; i++) cnt[i] = 1;
     model_decode(m, kv, slot, tok, cnt, n, logits);
-    if (cnt != one) free(cnt);
+    free(cnt);
 }

@@ -1,4 +1,5 @@
-/* safetensors -- GPT-2 weights in the Hugging Face layout; see safetensors.h. */
+/* safetensors -- the safetensors format: any file's header and tensors, and GPT-2 weights in
+ * the Hugging Face layout; see safetensors.h. */
 #include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -27,8 +28,9 @@ static const struct {
 } DTYPES[] = {{"F32", DT_F32, 4}, {"F16", DT_F16, 2}, {"BF16", DT_BF16, 2}, {"F64", DT_F64, 8}};
 
 typedef struct {
-    char *name;   /* without a "transformer." prefix */
+    char *name;   /* GPT-2 reading: without a "transformer." prefix */
     Dtype dt;
+    char dtype[16]; /* as the header spells it (for messages) */
     int size;     /* bytes per element */
     int ndim;
     int64_t shape[4];
@@ -42,6 +44,7 @@ typedef struct {
     uint64_t data_off, data_len;
     Entry *e;
     int n;
+    int gpt2; /* 1: strip "transformer.", GPT-2 hints */
 } StFile;
 
 static void st_close(StFile *f) {
@@ -86,134 +89,157 @@ static int by_begin(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
 }
 
-/* Opens and validates the header: every entry's dtype size x shape equals its byte range, and the
- * ranges lie inside the file. */
-static int st_open(StFile *f, const char *path, Err *e) {
-    memset(f, 0, sizeof *f);
-    f->path = path;
+/* Phase 1: opens the file and reads its JSON header text into *hdr (malloc'd, NUL-terminated, *hl bytes). */
+static int st_read_header(StFile *f, const char *path, char **hdr, uint64_t *hl, Err *e) {
     f->fd = open(path, O_RDONLY);
     if (f->fd < 0)
         return err_set(e, "%s: cannot open: %s%s", path, strerror(errno),
-                       errno == ENOENT ? " (hint: copy the model.safetensors of a Hugging Face GPT-2 model there, "
-                                         "or set model.init_from to \"\" to start from random weights)"
-                                       : "");
+                       errno == ENOENT && f->gpt2
+                           ? " (hint: copy the model.safetensors of a Hugging Face GPT-2 model there, "
+                             "or set model.init_from to \"\" to start from random weights)"
+                           : "");
     struct stat sb;
-    if (fstat(f->fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st_close(f);
-        return err_set(e, "%s: not a regular file", path);
-    }
+    if (fstat(f->fd, &sb) != 0 || !S_ISREG(sb.st_mode)) return err_set(e, "%s: not a regular file", path);
     uint64_t size = (uint64_t)sb.st_size;
     unsigned char lenb[8];
-    if (size < 8 || read_full(f->fd, lenb, 8, 0) != 0) {
-        st_close(f);
+    if (size < 8 || read_full(f->fd, lenb, 8, 0) != 0)
         return err_set(e, "%s: not a safetensors file (shorter than its 8-byte header length)", path);
-    }
-    uint64_t hl = 0;
-    for (int i = 7; i >= 0; i--) hl = hl << 8 | lenb[i];
-    if (hl < 2 || hl > MAX_HEADER || hl > size - 8) {
-        st_close(f);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | lenb[i];
+    if (n < 2 || n > MAX_HEADER || n > size - 8)
         return err_set(e, "%s: not a safetensors file (header length %llu for a file of %llu bytes; truncated or "
                           "another format?)",
-                       path, (unsigned long long)hl, (unsigned long long)size);
-    }
-    char *hdr = xmalloc(hl + 1);
-    if (read_full(f->fd, hdr, hl, 8) != 0) {
-        free(hdr);
-        st_close(f);
+                       path, (unsigned long long)n, (unsigned long long)size);
+    *hdr = xmalloc(n + 1);
+    if (read_full(f->fd, *hdr, n, 8) != 0) {
+        free(*hdr);
+        *hdr = NULL;
         return err_set(e, "%s: cannot read the header", path);
     }
-    hdr[hl] = 0;
+    (*hdr)[n] = 0;
+    *hl = n;
+    f->data_off = 8 + n;
+    f->data_len = size - f->data_off;
+    return 0;
+}
+
+/* Phase 2: the header as a JSON object (only spaces may pad it), or NULL with e set. */
+static cJSON *st_parse_header(const char *path, const char *hdr, uint64_t hl, Err *e) {
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(hdr, hl, &end, 0);
-    int trailing = 0; /* only spaces may pad the header */
+    int trailing = 0;
     for (const char *q = end; j && q && q < hdr + hl; q++) trailing |= *q != ' ';
-    free(hdr);
     if (trailing) {
         cJSON_Delete(j);
         j = NULL;
     }
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        st_close(f);
-        return err_set(e, "%s: the safetensors header is not a JSON object (corrupt file?)", path);
+        err_set(e, "%s: the safetensors header is not a JSON object (corrupt file?)", path);
+        return NULL;
     }
-    f->data_off = 8 + hl;
-    f->data_len = size - f->data_off;
-    int cap = cJSON_GetArraySize(j);
-    f->e = xcalloc((size_t)cap + 1, sizeof(Entry));
+    return j;
+}
+
+/* Phase 3: one header entry into f->e[f->n++]: dtype, shape and byte range checked against each other
+ * and against the data buffer. */
+static int st_add_entry(StFile *f, const cJSON *it, Err *e) {
+    const char *path = f->path, *nm = it->string;
+    char nb[96];
+    if (f->gpt2 && strncmp(nm, "transformer.", 12) == 0) nm += 12;
+    cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
+    cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "shape");
+    cJSON *of = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
+    if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 ||
+        cJSON_GetArraySize(sh) > 4)
+        return err_set(e, "%s: tensor %s: header entry without dtype/shape/data_offsets (corrupt file?)", path,
+                       shown(it->string, nb, sizeof nb));
+    Entry *en = &f->e[f->n++];
+    en->name = xstrdup(nm);
+    en->dt = DT_OTHER;
+    en->size = 0;
+    shown(dt->valuestring, en->dtype, sizeof en->dtype);
+    for (size_t k = 0; k < sizeof DTYPES / sizeof DTYPES[0]; k++)
+        if (strcmp(dt->valuestring, DTYPES[k].name) == 0) en->dt = DTYPES[k].dt, en->size = DTYPES[k].size;
+    en->ndim = cJSON_GetArraySize(sh);
+    double numel = 1;
+    for (int d = 0; d < en->ndim; d++) {
+        cJSON *x = cJSON_GetArrayItem(sh, d);
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > MAX_EXACT ||
+            x->valuedouble != floor(x->valuedouble))
+            return err_set(e, "%s: tensor %s: bad shape (corrupt file?)", path, shown(it->string, nb, sizeof nb));
+        en->shape[d] = (int64_t)x->valuedouble;
+        numel *= x->valuedouble;
+    }
+    cJSON *b = cJSON_GetArrayItem(of, 0), *x = cJSON_GetArrayItem(of, 1);
+    if (!cJSON_IsNumber(b) || !cJSON_IsNumber(x) || b->valuedouble < 0 || x->valuedouble < b->valuedouble ||
+        x->valuedouble > MAX_EXACT || b->valuedouble != floor(b->valuedouble) ||
+        x->valuedouble != floor(x->valuedouble))
+        return err_set(e, "%s: tensor %s: bad data_offsets (corrupt file?)", path, shown(it->string, nb, sizeof nb));
+    en->begin = (uint64_t)b->valuedouble;
+    en->end = (uint64_t)x->valuedouble;
+    if (en->end > f->data_len)
+        return err_set(e, "%s: tensor %s ends at byte %llu of a %llu-byte data buffer (truncated file?)", path,
+                       shown(it->string, nb, sizeof nb), (unsigned long long)en->end, (unsigned long long)f->data_len);
+    if (en->size && (double)(en->end - en->begin) != numel * en->size)
+        return err_set(e, "%s: tensor %s: %llu bytes for %.0f %s values (corrupt file?)", path,
+                       shown(it->string, nb, sizeof nb), (unsigned long long)(en->end - en->begin), numel,
+                       dt->valuestring);
+    return 0;
+}
+
+/* Phase 4, the format's rule: the tensors tile the data buffer, no overlaps, no holes. */
+static int st_check_tiling(const StFile *f, Err *e) {
+    Entry **o = xmalloc(sizeof(Entry *) * (size_t)(f->n + 1));
+    for (int i = 0; i < f->n; i++) o[i] = &f->e[i];
+    qsort(o, (size_t)f->n, sizeof *o, by_begin);
+    uint64_t at = 0;
     int rc = 0;
     char nb[96];
-    for (cJSON *it = j->child; it && rc == 0; it = it->next) {
-        if (strcmp(it->string, "__metadata__") == 0) continue;
-        const char *nm = it->string;
-        if (strncmp(nm, "transformer.", 12) == 0) nm += 12;
-        cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
-        cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "shape");
-        cJSON *of = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
-        if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 ||
-            cJSON_GetArraySize(sh) > 4) {
-            rc = err_set(e, "%s: tensor %s: header entry without dtype/shape/data_offsets (corrupt file?)", path,
-                         shown(it->string, nb, sizeof nb));
-            break;
-        }
-        Entry *en = &f->e[f->n++];
-        en->name = xstrdup(nm);
-        en->dt = DT_OTHER;
-        en->size = 0;
-        for (size_t k = 0; k < sizeof DTYPES / sizeof DTYPES[0]; k++)
-            if (strcmp(dt->valuestring, DTYPES[k].name) == 0) en->dt = DTYPES[k].dt, en->size = DTYPES[k].size;
-        en->ndim = cJSON_GetArraySize(sh);
-        double numel = 1;
-        for (int d = 0; d < en->ndim; d++) {
-            cJSON *x = cJSON_GetArrayItem(sh, d);
-            if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > MAX_EXACT ||
-                x->valuedouble != floor(x->valuedouble)) {
-                rc = err_set(e, "%s: tensor %s: bad shape (corrupt file?)", path, shown(it->string, nb, sizeof nb));
-                break;
-            }
-            en->shape[d] = (int64_t)x->valuedouble;
-            numel *= x->valuedouble;
-        }
-        cJSON *b = cJSON_GetArrayItem(of, 0), *x = cJSON_GetArrayItem(of, 1);
-        if (rc == 0 && (!cJSON_IsNumber(b) || !cJSON_IsNumber(x) || b->valuedouble < 0 || x->valuedouble < b->valuedouble ||
-                        x->valuedouble > MAX_EXACT || b->valuedouble != floor(b->valuedouble) ||
-                        x->valuedouble != floor(x->valuedouble)))
-            rc = err_set(e, "%s: tensor %s: bad data_offsets (corrupt file?)", path, shown(it->string, nb, sizeof nb));
-        if (rc) break;
-        en->begin = (uint64_t)b->valuedouble;
-        en->end = (uint64_t)x->valuedouble;
-        if (en->end > f->data_len)
-            rc = err_set(e, "%s: tensor %s ends at byte %llu of a %llu-byte data buffer (truncated file?)", path,
-                         shown(it->string, nb, sizeof nb), (unsigned long long)en->end, (unsigned long long)f->data_len);
-        else if (en->size && (double)(en->end - en->begin) != numel * en->size)
-            rc = err_set(e, "%s: tensor %s: %llu bytes for %.0f %s values (corrupt file?)", path,
-                         shown(it->string, nb, sizeof nb),
-                         (unsigned long long)(en->end - en->begin), numel, dt->valuestring);
+    for (int i = 0; i < f->n && rc == 0; i++) {
+        if (o[i]->begin != at)
+            rc = err_set(e, "%s: tensor %s starts at byte %llu, expected %llu (overlapping or missing data: corrupt "
+                            "file?)",
+                         f->path, shown(o[i]->name, nb, sizeof nb), (unsigned long long)o[i]->begin,
+                         (unsigned long long)at);
+        at = o[i]->end;
     }
+    if (rc == 0 && at != f->data_len)
+        rc = err_set(e, "%s: %llu bytes after the last tensor (corrupt file?)", f->path,
+                     (unsigned long long)(f->data_len - at));
+    free(o);
+    return rc;
+}
+
+/* Opens and validates the header: every entry's dtype size x shape equals its byte range, and the
+ * ranges tile the data buffer.  gpt2: strip "transformer." from names, GPT-2 hints. */
+static int st_open_as(StFile *f, const char *path, int gpt2, Err *e) {
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    f->gpt2 = gpt2;
+    char *hdr = NULL;
+    uint64_t hl = 0;
+    if (st_read_header(f, path, &hdr, &hl, e) != 0) {
+        st_close(f);
+        return -1;
+    }
+    cJSON *j = st_parse_header(path, hdr, hl, e);
+    free(hdr);
+    if (!j) {
+        st_close(f);
+        return -1;
+    }
+    f->e = xcalloc((size_t)cJSON_GetArraySize(j) + 1, sizeof(Entry));
+    int rc = 0;
+    for (cJSON *it = j->child; it && rc == 0; it = it->next)
+        if (strcmp(it->string, "__metadata__") != 0) rc = st_add_entry(f, it, e);
     cJSON_Delete(j);
-    /* the format's rule: the tensors tile the data buffer, no overlaps, no holes */
-    if (rc == 0) {
-        Entry **o = xmalloc(sizeof(Entry *) * (size_t)(f->n + 1));
-        for (int i = 0; i < f->n; i++) o[i] = &f->e[i];
-        qsort(o, (size_t)f->n, sizeof *o, by_begin);
-        uint64_t at = 0;
-        char nb[96];
-        for (int i = 0; i < f->n && rc == 0; i++) {
-            if (o[i]->begin != at)
-                rc = err_set(e, "%s: tensor %s starts at byte %llu, expected %llu (overlapping or missing data: corrupt "
-                                "file?)",
-                             path, shown(o[i]->name, nb, sizeof nb), (unsigned long long)o[i]->begin,
-                             (unsigned long long)at);
-            at = o[i]->end;
-        }
-        if (rc == 0 && at != f->data_len)
-            rc = err_set(e, "%s: %llu bytes after the last tensor (corrupt file?)", path,
-                         (unsigned long long)(f->data_len - at));
-        free(o);
-    }
+    if (rc == 0) rc = st_check_tiling(f, e);
     if (rc) st_close(f);
     return rc;
 }
+
+static int st_open(StFile *f, const char *path, Err *e) { return st_open_as(f, path, 1, e); }
 
 static const Entry *find(const StFile *f, const char *ours) {
     char want[64];
@@ -495,6 +521,133 @@ int safetensors_write_hf_config(const char *path, const ModelConfig *c, int eot_
         rc = close_durable(fp, tmp, path, e);
     }
     free(s);
+    free(tmp);
+    return rc;
+}
+
+/* ---- any safetensors file ------------------------------------------------------------ */
+
+struct SafetensorsFile {
+    StFile f;
+    char *path;
+};
+
+SafetensorsFile *safetensors_open(const char *path, Err *e) {
+    SafetensorsFile *sf = xcalloc(1, sizeof *sf);
+    sf->path = xstrdup(path);
+    if (st_open_as(&sf->f, sf->path, 0, e) != 0) {
+        free(sf->path);
+        free(sf);
+        return NULL;
+    }
+    return sf;
+}
+
+void safetensors_close(SafetensorsFile *sf) {
+    if (!sf) return;
+    st_close(&sf->f);
+    free(sf->path);
+    free(sf);
+}
+
+const char *safetensors_path(const SafetensorsFile *sf) { return sf->path; }
+int safetensors_count(const SafetensorsFile *sf) { return sf->f.n; }
+
+int safetensors_find(const SafetensorsFile *sf, const char *name) {
+    for (int i = 0; i < sf->f.n; i++)
+        if (strcmp(sf->f.e[i].name, name) == 0) return i;
+    return -1;
+}
+
+const char *safetensors_name(const SafetensorsFile *sf, int i) { return sf->f.e[i].name; }
+const char *safetensors_dtype(const SafetensorsFile *sf, int i) { return sf->f.e[i].dtype; }
+int safetensors_readable(const SafetensorsFile *sf, int i) { return sf->f.e[i].dt != DT_OTHER; }
+
+int safetensors_shape(const SafetensorsFile *sf, int i, int64_t shape[4]) {
+    const Entry *en = &sf->f.e[i];
+    for (int d = 0; d < 4; d++) shape[d] = d < en->ndim ? en->shape[d] : 0;
+    return en->ndim;
+}
+
+#define READ_CHUNK (16u << 20) /* bytes converted at a time: no second copy of a large tensor */
+
+int safetensors_read_f32(const SafetensorsFile *sf, int i, float *dst, Err *e) {
+    const Entry *en = &sf->f.e[i];
+    if (en->dt == DT_OTHER)
+        return err_set(e, "%s: tensor %s has dtype %s (hint: F32, BF16, F16 and F64 are read)", sf->path, en->name,
+                       en->dtype);
+    uint64_t total = en->end - en->begin, per = READ_CHUNK / (uint64_t)en->size * (uint64_t)en->size;
+    unsigned char *raw = xmalloc((size_t)(total < per ? total : per) + 1);
+    int rc = 0;
+    for (uint64_t at = 0; at < total && rc == 0; at += per) {
+        uint64_t n = total - at < per ? total - at : per;
+        size_t k = (size_t)(n / (uint64_t)en->size), first = (size_t)(at / (uint64_t)en->size);
+        if (read_full(sf->f.fd, raw, (size_t)n, sf->f.data_off + en->begin + at) != 0) {
+            rc = err_set(e, "%s: cannot read tensor %s (truncated file?)", sf->path, en->name);
+            break;
+        }
+        convert(raw, en->dt, k, dst + first);
+        for (size_t j = 0; j < k && rc == 0; j++)
+            if (!isfinite(dst[first + j]))
+                rc = err_set(e, "%s: tensor %s holds non-finite values (corrupt file?)", sf->path, en->name);
+    }
+    free(raw);
+    return rc;
+}
+
+/* the header of n float32 tensors in order, padded with spaces to 8 bytes; malloc'd */
+static char *f32_header(const SafetensorsTensor *t, int n, size_t *padded) {
+    cJSON *h = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(h, "__metadata__");
+    cJSON_AddStringToObject(meta, "format", "pt");
+    cJSON_AddStringToObject(meta, "producer", "hdistill");
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_AddObjectToObject(h, t[i].name);
+        cJSON_AddStringToObject(o, "dtype", "F32");
+        cJSON *s = cJSON_AddArrayToObject(o, "shape");
+        uint64_t numel = 1;
+        for (int d = 0; d < t[i].ndim; d++) {
+            cJSON_AddItemToArray(s, cJSON_CreateNumber((double)t[i].shape[d]));
+            numel *= (uint64_t)t[i].shape[d];
+        }
+        cJSON *of = cJSON_AddArrayToObject(o, "data_offsets");
+        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
+        off += 4 * numel;
+        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off));
+    }
+    char *js = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    if (!js) return NULL;
+    size_t jl = strlen(js);
+    *padded = (jl + 7) / 8 * 8;
+    js = xrealloc(js, *padded + 1);
+    memset(js + jl, ' ', *padded - jl);
+    js[*padded] = 0;
+    return js;
+}
+
+int safetensors_write_f32(const char *path, const SafetensorsTensor *t, int n, Err *e) {
+    size_t padded = 0;
+    char *js = f32_header(t, n, &padded);
+    if (!js) return err_set(e, "%s: out of memory for the header", path);
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *fp = fopen(tmp, "wb");
+    int rc = 0;
+    if (!fp) rc = err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+    if (rc == 0) {
+        unsigned char lenb[8];
+        for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+        fwrite(lenb, 1, 8, fp);
+        fwrite(js, 1, padded, fp);
+        for (int i = 0; i < n; i++) {
+            size_t numel = 1;
+            for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
+            fwrite(t[i].data, sizeof(float), numel, fp); /* little-endian hosts */
+        }
+        rc = close_durable(fp, tmp, path, e);
+    }
+    free(js);
     free(tmp);
     return rc;
 }
