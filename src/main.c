@@ -183,7 +183,7 @@ static int check_stage(const Config *cfg, const Comm *comm, int argc, char **arg
 static const Stage STAGES[] = {
     {"ingest", INGEST_HELP, "data,ingest", ingest_main},
     {"teach", TEACH_HELP, "data,teach,teacher,llm,standin", teach_main},
-    {"train", TRAIN_HELP, "run,data,tokenizer,model,train", train_main},
+    {"train", TRAIN_HELP, "run,data,tokenizer,model,student,train", train_main},
     {"critique", CRITIQUE_HELP, "run,critique,critic,llm,standin", critique_stage},
     {"eval", EVAL_HELP, "run,eval,critic,llm,standin", eval_stage},
     {"run", RUN_HELP, "", pipeline_main},

@@ -34,7 +34,7 @@ typedef struct {
  * choices (config_enum_name gives the name back); list options as a bit set
  * of the choices (bit i = choice i). */
 typedef enum { TOO_LONG_ERROR = 0, TOO_LONG_SKIP } TooLong;                 /* data.too_long */
-typedef enum { TOKENIZER_TYPE_BPE = 0, TOKENIZER_TYPE_GPT2 } TokenizerType;          /* tokenizer.type */
+typedef enum { TOKENIZER_TYPE_BPE = 0, TOKENIZER_TYPE_GPT2, TOKENIZER_TYPE_HF } TokenizerType;          /* tokenizer.type */
 typedef enum { SCHEDULE_COSINE = 0, SCHEDULE_CONSTANT } Schedule;          /* train.schedule */
 typedef enum { FORMAT_AUTO = 0, FORMAT_JSONL, FORMAT_CSV, FORMAT_TEXT } InputFormat; /* ingest.format */
 typedef enum { OBJECTIVE_FT = 0, OBJECTIVE_SD, OBJECTIVE_DPO, OBJECTIVE_BRIO, OBJECTIVE_BRIO_DPO } CritiqueObjective;
@@ -63,12 +63,17 @@ typedef struct {
         char *gpt2_vocab;
         char *gpt2_merges;
         char *separator; /* gpt2: text between prompt and target */
+        char *path;      /* hf: tokenizer.json or its directory ("" = model.init_from's) */
     } tokenizer;
     struct {
         char *preset;    /* tiny | mini | small | gpt2-124m | gpt2-350m */
         int n_layer, n_head, d_model, max_seq_len; /* 0 = from the preset */
-        char *init_from; /* GPT-2 weights (Hugging Face model.safetensors) to start from; "" = random */
+        char *init_from; /* a Hugging Face model directory, or GPT-2 weights (model.safetensors); "" = random */
     } model;
+    struct {
+        int format;      /* PromptKind (engine/prompt.h): plain | chat */
+        char *instruction; /* chat: the system turn */
+    } student;
     struct {
         int seq_len;     /* T: tokens per row */
         int batch_size;  /* rows per optimizer step, over all ranks */
@@ -179,10 +184,5 @@ typedef struct {
 int config_load_judges(const Config *c, const char *path, JudgeConfig **out, int *n, Err *e);
 void config_free_judges(JudgeConfig *j, int n);
 
-/* Resolved model dimensions from preset + explicit values. */
-typedef struct {
-    int n_layer, n_head, d_model, max_seq_len;
-} ModelDims;
-int config_model_dims(const Config *c, ModelDims *d, Err *e);
 
 #endif

@@ -148,6 +148,9 @@ int util_fsync_path(const char *path);
 /* Copies the file from to the file to (created or truncated, mode 0644),
  * in the kernel where it can (copy_file_range); not fsynced.  -1 with e set. */
 int util_copy_file(const char *from, const char *to, Err *e);
+/* Writes n bytes to path through "<path>.tmp", fsynced and renamed (a
+ * reader never sees a partial file).  -1 with e set. */
+int util_write_file_durable(const char *path, const void *data, size_t n, Err *e);
 /* rename(tmp, final) and fsync the directory; returns 0 or -1 with e set. */
 int util_rename_durable(const char *tmp, const char *final, Err *e);
 const char *util_basename(const char *path);

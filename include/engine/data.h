@@ -2,7 +2,7 @@
  * them into rows is packer.h; loading them from files is io/dataset.h).
  *
  * A pair (prompt, target) becomes one example of token ids
- *     prompt ids, separator ids, target ids, <|endoftext|>
+ *     prompt ids (prompt.h: plain: input, separator; chat: the turns), target ids, end id
  * and occupies len-1 positions of a row: inputs ids[0..len-1), next-token
  * targets ids[1..len), with the loss only on positions whose target is a
  * target or end-of-text token.  Examples are packed greedily into rows of T
@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "engine/prompt.h"
 #include "engine/tokenizer.h"
 #include "base/util.h"
 
@@ -32,11 +33,12 @@ typedef struct {
     int32_t *n_prompt; /* ids before the first target id (prompt + separator) */
 } Examples;
 
-/* Tokenizes pairs.  sep/n_sep: the separator ids.  An example needing more
- * than T positions is an error naming its line (skip_too_long: dropped and
- * counted in *skipped).  Returns 0 or -1 with e set. */
-int data_tokenize(const Pairs *p, const Tokenizer *tok, const int *sep, int n_sep, int T,
-                  int skip_too_long, const char *source, Examples *out, int64_t *skipped, Err *e);
+/* Tokenizes pairs in prompt format fmt (prompt.h): the prompt's ids, then
+ * the target's and the end id.  An example needing more than T positions is
+ * an error naming its line (skip_too_long: dropped and counted in *skipped).
+ * Returns 0 or -1 with e set. */
+int data_tokenize(const Pairs *p, const Tokenizer *tok, const PromptFormat *fmt, int T, int skip_too_long,
+                  const char *source, Examples *out, int64_t *skipped, Err *e);
 void data_examples_free(Examples *x);
 /* out = the examples idx[0..n) of all, in that order (fresh copies). */
 void data_examples_pick(const Examples *all, const int64_t *idx, int64_t n, Examples *out);

@@ -39,6 +39,8 @@ typedef struct {
     double length_penalty; /* beam: alpha */
     uint64_t seed;
     int batch;             /* sequences decoded together (128) */
+    int n_vocab;           /* ids >= n_vocab are never generated (a tokenizer smaller than the model's
+                              embedding); 0 = every id of the model */
 } GenOptions;
 
 void gen_options_init(GenOptions *o);

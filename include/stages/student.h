@@ -18,6 +18,7 @@
 #include "engine/gen.h"
 #include "engine/model.h"
 #include "engine/optim.h"
+#include "engine/prompt.h"
 #include "engine/tokenizer.h"
 #include "io/ckpt.h"
 #include "io/metrics.h"
@@ -30,8 +31,30 @@ typedef struct {
     MetricLog log; /* rank 0 */
     ValLog val;    /* rank 0 */
     char *path;    /* the checkpoint read (rank 0); NULL for a fresh model */
-    int sep[64], n_sep, eot;
+    PromptFormat fmt; /* how inputs are put to it (student.format) */
+    int eot;          /* the id that ends an answer (fmt.end) */
 } Student;
+
+/* The model of the configuration: the Hugging Face directory in
+ * model.init_from (its config.json), else model.preset with model.n_layer/
+ * n_head/d_model/max_seq_len overrides (GPT-2 presets; the Llama presets
+ * only take max_seq_len).  vocab: the tokenizer's size, or 0 when not known
+ * yet (GPT-2 presets then keep 0); a model with fewer token rows than vocab is
+ * an error, as is train.seq_len beyond the model's positions.  -1 with e
+ * naming the key. */
+int student_model_config(const Config *cfg, int vocab, ModelConfig *mc, Err *e);
+/* model.init_from checked against the model mc before anything is paid:
+ * a Hugging Face directory (every tensor's name and shape) or a GPT-2
+ * model.safetensors.  0 when unset; -1 with e naming the key, file and
+ * tensor. */
+int student_check_init_from(const Config *cfg, const ModelConfig *mc, Err *e);
+/* Loads model.init_from's weights into m (initialised with mc); info gets a
+ * one-line summary.  -1 with e set. */
+int student_load_init_from(const Config *cfg, Model *m, char *info, size_t ninfo, Err *e);
+/* The run's tokenizer from a file: tokenizer.type gpt2 (vocab.json +
+ * merges.txt) or hf (tokenizer.path, else model.init_from's directory).
+ * NULL with e set; bpe tokenizers are trained (train.c), not loaded. */
+Tokenizer *student_load_tokenizer(const Config *cfg, Err *e);
 
 /* Collective.  Loads the newest readable checkpoint of cfg->run.dir into s
  * (opt, if given, is initialised with the train.* AdamW settings and gets the
@@ -51,16 +74,14 @@ int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *
  * state to every rank. */
 void student_bcast_state(Student *s, Optim *opt);
 
-/* The tokenizer from td (every rank), the separator and end-of-text ids. */
-void student_set_tokenizer(Student *s, const Config *cfg);
+/* The tokenizer from td (every rank) and the prompt format of
+ * student.format; -1 with e set (chat asked of a tokenizer without chat
+ * tokens). */
+int student_set_tokenizer(Student *s, const Config *cfg, Err *e);
 
 void student_free(Student *s);
 
-/* The ids between prompt and target: <|sep|> when the tokenizer has one,
- * else the encoding of tokenizer.separator.  Fills sep (capacity 64);
- * returns the count. */
-int student_separator_ids(const Config *cfg, const Tokenizer *t, int *sep);
-/* prompt ids + separator ids (appended to out) */
+/* the prompt's ids in the student's format (appended to out) */
 void student_prompt(const Student *s, const char *text, IntVec *out);
 /* text of a generated sequence (malloc'd): decoded, made valid UTF-8 (U+FFFD
  * for broken characters), white space collapsed and trimmed */

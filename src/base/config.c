@@ -89,8 +89,11 @@ static const OptSpec OPTIONS[] = {
     {"data.val_fraction", OT_FLOAT, F(data.val_fraction), "0", 0, 0.5, NULL,
      "share of the pairs held out for validation loss (deterministic by train.seed)"},
 
-    {"tokenizer.type", OT_ENUM, F(tokenizer.type), "bpe", 0, 0, "bpe|gpt2",
-     "bpe: byte-level BPE trained on the run's text; gpt2: GPT-2's vocabulary files"},
+    {"tokenizer.type", OT_ENUM, F(tokenizer.type), "bpe", 0, 0, "bpe|gpt2|hf",
+     "bpe: byte-level BPE trained on the run's text; gpt2: GPT-2's vocabulary files; hf: a Hugging Face "
+     "tokenizer.json"},
+    {"tokenizer.path", OT_STRING, F(tokenizer.path), "", 0, 0, NULL,
+     "hf: tokenizer.json or its directory; \"\" = model.init_from's directory"},
     {"tokenizer.vocab_size", OT_INT, F(tokenizer.vocab_size), "2048", 258, 1000000, NULL,
      "bpe: vocabulary size (256 bytes + merges + 2 special tokens)"},
     {"tokenizer.gpt2_vocab", OT_STRING, F(tokenizer.gpt2_vocab), "", 0, 0, NULL,
@@ -100,16 +103,27 @@ static const OptSpec OPTIONS[] = {
     {"tokenizer.separator", OT_STRING, F(tokenizer.separator), " =>", 0, 0, NULL,
      "gpt2: text put between prompt and target (bpe uses its <|sep|> token)"},
 
-    {"model.preset", OT_NAME, F(model.preset), "tiny", 0, 0, "tiny|mini|small|gpt2-124m|gpt2-350m",
-     "model size: tiny L2 d64, mini L4 d256, small L6 d512, gpt2-124m L12 d768, gpt2-350m L24 d1024"},
+    {"model.preset", OT_NAME, F(model.preset), "tiny", 0, 0,
+     "tiny|mini|small|gpt2-124m|gpt2-350m|llama-tiny|smollm2-135m|smollm2-360m|qwen2.5-0.5b|qwen3-0.6b|"
+     "llama3.2-1b",
+     "architecture and size: GPT-2 (tiny L2 d64, mini L4 d256, small L6 d512, gpt2-124m, gpt2-350m) or "
+     "Llama-style (llama-tiny; the published shapes of SmolLM2, Qwen2.5, Qwen3, Llama 3.2); ignored when "
+     "model.init_from is a Hugging Face directory (its config.json decides)"},
     {"model.n_layer", OT_INT, F(model.n_layer), "0", 0, 256, NULL, "layers; 0 = preset"},
     {"model.n_head", OT_INT, F(model.n_head), "0", 0, 256, NULL, "attention heads; 0 = preset"},
     {"model.d_model", OT_INT, F(model.d_model), "0", 0, 16384, NULL, "channels; 0 = preset"},
     {"model.max_seq_len", OT_INT, F(model.max_seq_len), "0", 0, 65536, NULL,
      "positions in the position embedding; 0 = preset"},
     {"model.init_from", OT_STRING, F(model.init_from), "", 0, 0, NULL,
-     "start SFT from GPT-2 weights in the Hugging Face layout (a model.safetensors file) instead of random "
-     "ones; the dimensions must match (GPT-2 small: model.preset=gpt2-124m with tokenizer.type=gpt2)"},
+     "start SFT from pretrained weights instead of random ones: a Hugging Face model directory (config.json + "
+     "model.safetensors or shards; Llama, Qwen2, Qwen3, SmolLM2: the architecture comes from it) or GPT-2 "
+     "weights as one model.safetensors file (the dimensions must match model.preset)"},
+
+    {"student.format", OT_ENUM, F(student.format), "plain", 0, 0, "plain|chat",
+     "plain: input, separator -> answer, end of text; chat: the tokenizer family's chat turns (ChatML or Llama 3) "
+     "with student.instruction as the system turn; the loss covers the reply and its end token"},
+    {"student.instruction", OT_STRING, F(student.instruction),
+     "Rewrite the sentence in a funny way, keeping its meaning.", 0, 0, NULL, "chat: the system turn"},
 
     {"train.seq_len", OT_INT, F(train.seq_len), "128", 2, 65536, NULL,
      "T: tokens per row; pairs are packed into rows without attending to each other"},
@@ -521,46 +535,14 @@ void config_free_judges(JudgeConfig *j, int n) {
     free(j);
 }
 
-typedef struct {
-    const char *name;
-    int n_layer, n_head, d_model, max_seq_len;
-} Preset;
-
-static const Preset PRESETS[] = {
-    {"tiny", 2, 2, 64, 256},
-    {"mini", 4, 4, 256, 256},
-    {"small", 6, 8, 512, 512},
-    {"gpt2-124m", 12, 12, 768, 1024},
-    {"gpt2-350m", 24, 16, 1024, 1024},
-};
-
-int config_model_dims(const Config *c, ModelDims *d, Err *e) {
-    const Preset *p = NULL;
-    for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
-        if (strcmp(PRESETS[i].name, c->model.preset) == 0) p = &PRESETS[i];
-    if (!p) return err_set(e, "%s: model.preset '%s' unknown", c->source, c->model.preset);
-    d->n_layer = c->model.n_layer ? c->model.n_layer : p->n_layer;
-    d->n_head = c->model.n_head ? c->model.n_head : p->n_head;
-    d->d_model = c->model.d_model ? c->model.d_model : p->d_model;
-    d->max_seq_len = c->model.max_seq_len ? c->model.max_seq_len : p->max_seq_len;
-    if (d->d_model % d->n_head != 0)
-        return err_set(e, "%s: model.d_model %d is not divisible by model.n_head %d", c->source,
-                       d->d_model, d->n_head);
-    return 0;
-}
-
 int config_validate(const Config *c, Err *e) {
-    ModelDims d;
-    if (config_model_dims(c, &d, e) != 0) return -1;
-    if (c->train.seq_len > d.max_seq_len)
-        return err_set(e,
-                       "%s: train.seq_len %d exceeds the model's %d positions (hint: raise "
-                       "model.max_seq_len or lower train.seq_len)",
-                       c->source, c->train.seq_len, d.max_seq_len);
     if (c->tokenizer.type == TOKENIZER_TYPE_GPT2 &&
         (!c->tokenizer.gpt2_vocab[0] || !c->tokenizer.gpt2_merges[0]))
         return err_set(e, "%s: tokenizer.type gpt2 needs tokenizer.gpt2_vocab and tokenizer.gpt2_merges",
                        c->source);
+    if (c->tokenizer.type == TOKENIZER_TYPE_HF && !c->tokenizer.path[0] && !c->model.init_from[0])
+        return err_set(e, "%s: tokenizer.type hf needs tokenizer.path (a tokenizer.json or its directory) or a "
+                          "Hugging Face model directory in model.init_from", c->source);
     if (!c->run.dir[0]) return err_set(e, "%s: run.dir is empty (hint: a directory for run.h5 and ckpt/)", c->source);
     if (!c->data.path[0]) return err_set(e, "%s: data.path is empty (hint: the data.h5 file to use)", c->source);
     if (c->train.steps == 0 && c->train.epochs <= 0)

@@ -430,6 +430,21 @@ int util_copy_file(const char *from, const char *to, Err *e) {
     return rc;
 }
 
+int util_write_file_durable(const char *path, const void *data, size_t n, Err *e) {
+    char *tmp = xasprintf("%s.tmp", path);
+    int rc = 0;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) rc = err_set(e, "%s: %s", tmp, strerror(errno));
+    else {
+        if (n && fwrite(data, 1, n, f) != n) rc = err_set(e, "%s: write failed: %s (disk full?)", tmp, strerror(errno));
+        if (fclose(f) != 0 && rc == 0) rc = err_set(e, "%s: close failed: %s", tmp, strerror(errno));
+    }
+    if (rc == 0) rc = util_rename_durable(tmp, path, e);
+    if (rc != 0) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
 int util_rename_durable(const char *tmp, const char *final, Err *e) {
     if (fsync_fd_path(tmp, 0) != 0)
         return err_set(e, "%s: fsync failed: %s", tmp, strerror(errno));

@@ -26,22 +26,19 @@ void data_examples_free(Examples *x) {
     memset(x, 0, sizeof *x);
 }
 
-int data_tokenize(const Pairs *p, const Tokenizer *tok, const int *sep, int n_sep, int T,
-                  int skip_too_long, const char *source, Examples *out, int64_t *skipped, Err *e) {
+int data_tokenize(const Pairs *p, const Tokenizer *tok, const PromptFormat *fmt, int T, int skip_too_long,
+                  const char *source, Examples *out, int64_t *skipped, Err *e) {
     memset(out, 0, sizeof *out);
     out->off = xmalloc(sizeof(int64_t) * (size_t)(p->n + 1));
     out->n_prompt = xmalloc(sizeof(int32_t) * (size_t)(p->n ? p->n : 1));
     IntVec all = {0}, one = {0};
     int64_t skip = 0;
     out->off[0] = 0;
-    int eot = tokenizer_eot_id(tok);
     for (int64_t i = 0; i < p->n; i++) {
         one.n = 0;
-        tokenizer_encode(tok, p->prompt[i], strlen(p->prompt[i]), &one);
-        for (int k = 0; k < n_sep; k++) intvec_push(&one, sep[k]);
+        prompt_encode(fmt, tok, p->prompt[i], &one);
         int np = (int)one.n;
-        tokenizer_encode(tok, p->target[i], strlen(p->target[i]), &one);
-        intvec_push(&one, eot);
+        prompt_encode_answer(fmt, tok, p->target[i], &one);
         if ((int64_t)one.n - 1 > T) {
             if (!skip_too_long) {
                 err_set(e,

@@ -106,6 +106,13 @@ int gen_sample_token(const float *logits, int V, double temperature, double top_
     return tok;
 }
 
+/* logits of ids the tokenizer does not have: never generated */
+static void mask_vocab(float *logits, int rows, int V, int n_vocab) {
+    if (n_vocab <= 0 || n_vocab >= V) return;
+    for (int r = 0; r < rows; r++)
+        for (int v = n_vocab; v < V; v++) logits[(size_t)r * V + v] = -INFINITY;
+}
+
 /* ---- scratch per thread -------------------------------------------------------------- */
 
 typedef struct {
@@ -178,6 +185,7 @@ static void sample_batch(const Model *m, const GenOptions *o, ModelKV *kv, const
         N += cnt[i];
     }
     model_decode(m, kv, slot, tok, cnt, ni, logits); /* row i: after input i's prompt */
+    mask_vocab(logits, ni, V, o->n_vocab);
     for (int s = 0; s < ns; s++) {
         SeqState *q = &st[s];
         q->gen.n = 0, q->in = i0 + s / k, q->cand = s % k, q->done = 0, q->logp = 0, q->row = s / k;
@@ -201,6 +209,7 @@ static void sample_batch(const Model *m, const GenOptions *o, ModelKV *kv, const
         }
         if (!(n = live)) break;
         model_decode_step(m, kv, slot, tok, n, logits);
+        mask_vocab(logits, n, V, o->n_vocab);
     }
     free(slot), free(tok), free(cnt), free(who);
 }
@@ -411,6 +420,7 @@ typedef struct {
     int *slot, *tok, *parent;
     double *cum;
     Cand *top, *merged;
+    int n_vocab;
 } BeamBufs;
 
 /* Collective over a batch's beams: feeds every live hypothesis' last token
@@ -431,6 +441,7 @@ static int beam_step(const Model *m, ModelKV *kv, Beam *bms, int nb, int W, int 
     }
     if (!rows) return 0;
     if (!first) model_decode_step(m, kv, bb->slot, bb->tok, rows, logits);
+    mask_vocab(logits, rows, m->cfg.vocab_size, bb->n_vocab);
     TopCtx tc = {logits, bb->parent, bb->cum, bb->top, m->cfg.vocab_size, take};
     par_for(rows, 1, top_task, &tc);
     for (int i = 0; i < nb; i++) {
@@ -461,7 +472,8 @@ static void run_beam(const Model *m, const GenOptions *o, const int *const *prom
     }
     BeamBufs bb = {xmalloc(sizeof(int) * (size_t)(pb * W + pb * maxlen)), xmalloc(sizeof(int) * (size_t)(pb * W + pb * maxlen)),
                    xmalloc(sizeof(int) * (size_t)pb * W), xmalloc(sizeof(double) * (size_t)pb * W),
-                   xmalloc(sizeof(Cand) * (size_t)pb * W * take), xmalloc(sizeof(Cand) * (size_t)W * take)};
+                   xmalloc(sizeof(Cand) * (size_t)pb * W * take), xmalloc(sizeof(Cand) * (size_t)W * take),
+                   o->n_vocab};
     for (int i0 = 0; i0 < n_in; i0 += per_batch) {
         int nb = n_in - i0 < per_batch ? n_in - i0 : per_batch, N = 0;
         model_kv_clear(kv);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "engine/tokenizer.h"
+#include "stages/student.h"
 
 void cli_load_config(Config *cfg, const Comm *comm, int argc, char **argv, int first, int *dry_run) {
     Err e = {{0}};
@@ -37,6 +38,8 @@ void cli_load_config(Config *cfg, const Comm *comm, int argc, char **argv, int f
             else if (strncmp(argv[i], "--set=", 6) == 0) rc = config_set(cfg, argv[i] + 6, &e);
         }
         if (rc == 0) rc = config_validate(cfg, &e);
+        ModelConfig mc;
+        if (rc == 0) rc = student_model_config(cfg, 0, &mc, &e); /* the model: preset, overrides, init_from's config */
     }
     comm_check(rc, e.msg, EXIT_USAGE);
     char *json = comm->rank == 0 ? config_to_json(cfg) : NULL;

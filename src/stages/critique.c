@@ -100,8 +100,7 @@ static int64_t itemset_tokenize(Ctx *c, ItemSet *s) {
         tmp.n = 0;
         student_prompt(&c->t.s, p.prompt[q], &tmp);
         int np = (int)tmp.n;
-        tokenizer_encode(c->t.s.tok, p.target[q], strlen(p.target[q]), &tmp);
-        intvec_push(&tmp, c->t.s.eot);
+        prompt_encode_answer(&c->t.s.fmt, c->t.s.tok, p.target[q], &tmp);
         if ((int)tmp.n - 1 > c->T) fits[q / per] = 0;
         for (size_t j = 0; j < tmp.n; j++) intvec_push(&ids, tmp.a[j]);
         all.n_prompt[q] = np;

@@ -3,30 +3,103 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/text.h"
+#include "engine/presets.h"
 #include "io/dataset.h"
+#include "io/hfmodel.h"
+#include "io/safetensors.h"
 
-int student_separator_ids(const Config *cfg, const Tokenizer *t, int *sep) {
-    if (tokenizer_sep_id(t) >= 0) {
-        sep[0] = tokenizer_sep_id(t);
-        return 1;
-    }
-    IntVec v = {0};
-    tokenizer_encode(t, cfg->tokenizer.separator, strlen(cfg->tokenizer.separator), &v);
-    int n = (int)(v.n < 64 ? v.n : 64);
-    for (int i = 0; i < n; i++) sep[i] = v.a[i];
-    intvec_free(&v);
-    return n;
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-void student_set_tokenizer(Student *s, const Config *cfg) {
-    Err e;
+/* the preset with its overrides */
+static int preset_config(const Config *cfg, ModelConfig *mc, Err *e) {
+    if (model_preset(cfg->model.preset, mc) != 0)
+        return err_set(e, "%s: model.preset '%s' is not a preset (hint: hdistill help-config model)", cfg->source,
+                       cfg->model.preset);
+    if (mc->arch != MODEL_GPT2 && (cfg->model.n_layer || cfg->model.n_head || cfg->model.d_model))
+        return err_set(e, "%s: model.n_layer, n_head and d_model cannot change the published shape of %s (hint: "
+                          "model.preset=llama-tiny, or leave them 0)",
+                       cfg->source, cfg->model.preset);
+    if (cfg->model.n_layer) mc->n_layer = cfg->model.n_layer;
+    if (cfg->model.n_head) mc->n_head = cfg->model.n_head;
+    if (cfg->model.d_model) mc->d_model = cfg->model.d_model;
+    if (cfg->model.max_seq_len) mc->max_seq_len = cfg->model.max_seq_len;
+    if (mc->arch == MODEL_GPT2 && mc->d_model % mc->n_head != 0)
+        return err_set(e, "%s: model.d_model %d is not divisible by model.n_head %d", cfg->source, mc->d_model,
+                       mc->n_head);
+    return 0;
+}
+
+int student_model_config(const Config *cfg, int vocab, ModelConfig *mc, Err *e) {
+    const char *from = cfg->model.init_from;
+    if (from[0] && is_dir(from)) {
+        if (hf_model_read_config(from, mc, e) != 0) return err_prefix(e, "model.init_from: ");
+        if (cfg->model.n_layer || cfg->model.n_head || cfg->model.d_model)
+            return err_set(e, "%s: model.n_layer, n_head and d_model cannot change the pretrained model in %s "
+                              "(hint: leave them 0)",
+                           cfg->source, from);
+        if (cfg->model.max_seq_len && cfg->model.max_seq_len < mc->max_seq_len) mc->max_seq_len = cfg->model.max_seq_len;
+    } else if (preset_config(cfg, mc, e) != 0) {
+        return -1;
+    }
+    if (mc->vocab_size == 0) mc->vocab_size = vocab;
+    else if (vocab > mc->vocab_size)
+        return err_set(e, "%s: the tokenizer has %d tokens but the model only %d token embeddings (hint: the "
+                          "tokenizer must be the model's own)",
+                       cfg->source, vocab, mc->vocab_size);
+    if (cfg->train.seq_len > mc->max_seq_len)
+        return err_set(e,
+                       "%s: train.seq_len %d exceeds the model's %d positions (hint: raise "
+                       "model.max_seq_len or lower train.seq_len)",
+                       cfg->source, cfg->train.seq_len, mc->max_seq_len);
+    ModelConfig probe = *mc;
+    if (probe.vocab_size == 0) probe.vocab_size = 1; /* not known before the tokenizer */
+    char why[256];
+    if (model_config_check(&probe, why, sizeof why) != 0) return err_set(e, "%s: %s", cfg->source, why);
+    return 0;
+}
+
+int student_check_init_from(const Config *cfg, const ModelConfig *mc, Err *e) {
+    const char *from = cfg->model.init_from;
+    if (!from[0]) return 0;
+    int rc = is_dir(from) ? hf_model_check(from, mc, e) : safetensors_check_gpt2(from, mc, e);
+    if (rc == 0 && !is_dir(from) && mc->arch != MODEL_GPT2)
+        rc = err_set(e, "%s is one file of GPT-2 weights but model.preset %s is a Llama-style model (hint: give "
+                        "the Hugging Face model directory)",
+                     from, cfg->model.preset);
+    return rc ? err_prefix(e, "model.init_from: ") : 0;
+}
+
+int student_load_init_from(const Config *cfg, Model *m, char *info, size_t ninfo, Err *e) {
+    const char *from = cfg->model.init_from;
+    int rc = is_dir(from) ? hf_model_load(from, m, info, ninfo, e) : safetensors_read_gpt2(from, m, info, ninfo, e);
+    return rc ? err_prefix(e, "model.init_from: ") : 0;
+}
+
+Tokenizer *student_load_tokenizer(const Config *cfg, Err *e) {
+    if (cfg->tokenizer.type == TOKENIZER_TYPE_GPT2)
+        return tokenizer_load_gpt2(cfg->tokenizer.gpt2_vocab, cfg->tokenizer.gpt2_merges, e);
+    const char *path = cfg->tokenizer.path[0] ? cfg->tokenizer.path : cfg->model.init_from;
+    Tokenizer *t = tokenizer_load_hf(path, e);
+    if (!t) err_prefix(e, "%s: ", cfg->tokenizer.path[0] ? "tokenizer.path" : "model.init_from (its tokenizer)");
+    return t;
+}
+
+int student_set_tokenizer(Student *s, const Config *cfg, Err *e) {
     tokenizer_destroy(s->tok);
-    s->tok = tokenizer_from_data(&s->td, &e);
-    if (!s->tok) DIE("%s", e.msg);
-    s->n_sep = student_separator_ids(cfg, s->tok, s->sep);
-    s->eot = tokenizer_eot_id(s->tok);
+    prompt_format_free(&s->fmt);
+    s->tok = tokenizer_from_data(&s->td, e);
+    if (!s->tok) return -1;
+    if (prompt_format_init(&s->fmt, s->tok, (PromptKind)cfg->student.format, cfg->student.instruction,
+                           cfg->tokenizer.separator, e) != 0)
+        return -1;
+    s->eot = s->fmt.end;
+    return 0;
 }
 
 int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *meta, int quarantine) {
@@ -96,13 +169,18 @@ int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, in
     }
     ckpt_meta_free(&meta);
     dataset_bcast_tokenizer(&s->td);
-    student_set_tokenizer(s, cfg);
+    if (student_set_tokenizer(s, cfg, e) != 0) { /* the same on every rank: the same tokenizer and options */
+        if (opt) optim_free(opt);
+        student_free(s);
+        return -1;
+    }
     student_bcast_state(s, opt);
     return 0;
 }
 
 void student_free(Student *s) {
     if (!s) return;
+    prompt_format_free(&s->fmt);
     model_free(&s->model);
     tokenizer_destroy(s->tok);
     tokenizer_data_free(&s->td);
@@ -112,10 +190,7 @@ void student_free(Student *s) {
     memset(s, 0, sizeof *s);
 }
 
-void student_prompt(const Student *s, const char *text, IntVec *out) {
-    tokenizer_encode(s->tok, text, strlen(text), out);
-    for (int k = 0; k < s->n_sep; k++) intvec_push(out, s->sep[k]);
-}
+void student_prompt(const Student *s, const char *text, IntVec *out) { prompt_encode(&s->fmt, s->tok, text, out); }
 
 char *student_text(const Student *s, const int *ids, int n) {
     ByteBuf b = {0};
@@ -146,7 +221,9 @@ static void generate_share(const Student *s, const GenOptions *o, char *const *t
         pl[i] = (int)pr[i].n;
     }
     GenSeq *g = xcalloc((size_t)(m ? m : 1) * (size_t)k, sizeof(GenSeq));
-    if (m > 0) gen_run(&s->model, o, pp, pl, m, s->eot, first + lo, g);
+    GenOptions ov = *o;
+    ov.n_vocab = tokenizer_vocab_size(s->tok); /* a model may have more token rows than its tokenizer ids */
+    if (m > 0) gen_run(&s->model, &ov, pp, pl, m, s->eot, first + lo, g);
     for (int i = 0; i < m * k; i++) {
         char *t = student_text(s, g[i].ids, g[i].n);
         bytebuf_printf(b, "%d\t", g[i].n);

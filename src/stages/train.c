@@ -17,13 +17,13 @@
 #include "io/prov.h"
 #include "io/safetensors.h"
 #include "io/store.h"
+#include "stages/student.h"
 #include "stages/trainer.h"
 
 /* ---- setup helpers -------------------------------------------------------- */
 
 Tokenizer *train_build_tokenizer(const Config *cfg, const Pairs *pairs, Err *e) {
-    if (cfg->tokenizer.type == TOKENIZER_TYPE_GPT2)
-        return tokenizer_load_gpt2(cfg->tokenizer.gpt2_vocab, cfg->tokenizer.gpt2_merges, e);
+    if (cfg->tokenizer.type != TOKENIZER_TYPE_BPE) return student_load_tokenizer(cfg, e);
     size_t n = (size_t)pairs->n * 2;
     const char **texts = xmalloc(sizeof(char *) * n);
     size_t *lens = xmalloc(sizeof(size_t) * n);
@@ -101,12 +101,14 @@ static int load_examples(Sft *r, const CkptMeta *meta, Examples *all, Err *e) {
         if (!s->tok) rc = -1;
         else tokenizer_to_data(s->tok, &s->td);
     }
-    if (rc == 0) {
-        int sep[64];
-        int ns = student_separator_ids(cfg, s->tok, sep);
-        rc = data_tokenize(&pairs, s->tok, sep, ns, r->L.T, cfg->data.too_long == TOO_LONG_SKIP, cfg->data.pairs,
-                           all, &r->skipped, e);
-    }
+    PromptFormat fmt = {0};
+    if (rc == 0)
+        rc = prompt_format_init(&fmt, s->tok, (PromptKind)cfg->student.format, cfg->student.instruction,
+                                cfg->tokenizer.separator, e);
+    if (rc == 0)
+        rc = data_tokenize(&pairs, s->tok, &fmt, r->L.T, cfg->data.too_long == TOO_LONG_SKIP, cfg->data.pairs, all,
+                           &r->skipped, e);
+    prompt_format_free(&fmt);
     r->n_pairs = pairs.n;
     data_pairs_free(&pairs);
     return rc;
@@ -121,8 +123,7 @@ static void share_examples(Sft *r, const CkptMeta *meta, int dry_run) {
     (void)dry_run;
     comm_check(rc, e.msg, EXIT_USAGE);
     dataset_bcast_tokenizer(&r->t.s.td);
-    if (r->t.comm->rank != 0) tokenizer_destroy(r->t.s.tok), r->t.s.tok = NULL;
-    student_set_tokenizer(&r->t.s, cfg);
+    if (student_set_tokenizer(&r->t.s, cfg, &e) != 0) DIE("%s", e.msg); /* rank 0 built the same format above */
     dataset_bcast_examples(&all);
     comm_bcast_i64(&r->n_pairs, 1);
     comm_bcast_i64(&r->skipped, 1);
@@ -138,7 +139,9 @@ static void warn_config_changes(const char *old_json, const char *new_json, cons
                                  "tokenizer.vocab_size", "tokenizer.separator", "train.seq_len",
                                  "train.batch_size", "train.lr", "train.min_lr_frac", "train.warmup_steps",
                                  "train.schedule", "train.weight_decay", "train.beta1", "train.beta2",
-                                 "train.eps", "train.grad_clip", "train.seed", "train.steps", "train.epochs"};
+                                 "train.eps", "train.grad_clip", "train.seed", "train.steps", "train.epochs",
+                                 "model.preset", "model.init_from", "tokenizer.path", "student.format",
+                                 "student.instruction"};
     Config a, b;
     Err e;
     config_init(&a);
@@ -187,9 +190,9 @@ static void check_model(const Sft *r, const ModelConfig *mc, const CkptMeta *met
                      cfg->source, comm->local_size, need / (1 << 30), phys / (1 << 30));
     /* pretrained weights to start from: check their shapes now (a fresh run only) */
     if (rc == 0 && comm->rank == 0 && !meta->path && cfg->model.init_from[0]) {
-        if (safetensors_check_gpt2(cfg->model.init_from, mc, &e) != 0)
-            rc = err_prefix(&e, "model.init_from: ");
-        else if (cfg->tokenizer.type != TOKENIZER_TYPE_GPT2)
+        if (student_check_init_from(cfg, mc, &e) != 0)
+            rc = -1;
+        else if (cfg->tokenizer.type == TOKENIZER_TYPE_BPE)
             log_warn("model.init_from with tokenizer.type %s: the weights' token embeddings are used as they "
                      "are, so the tokenizer must be the one they were trained with",
                      config_enum_name("tokenizer.type", cfg->tokenizer.type));
@@ -213,8 +216,12 @@ static void print_plan(const Sft *r, const ModelConfig *c) {
     tok_mean /= r->train_ex.n ? (double)r->train_ex.n : 1;
     log_info("plan:");
     log_info("parameters: %zu", np);
-    log_info("  model: %d layers, d_model %d, %d heads, vocab %d, %d positions", c->n_layer, c->d_model, c->n_head,
-             c->vocab_size, c->max_seq_len);
+    log_info("  model: %s, %d layers, d_model %d, %d heads, vocab %d, %d positions", model_arch_name(c->arch),
+             c->n_layer, c->d_model, c->n_head, c->vocab_size, c->max_seq_len);
+    if (c->arch == MODEL_LLAMA)
+        log_info("  llama: %d key/value heads, head_dim %d, ffn %d, rope theta %g%s, %s head%s%s", c->n_kv_head,
+                 c->head_dim, c->d_ff, c->rope_theta, c->rope_llama3 ? " (llama3 scaling)" : "",
+                 c->tie_embeddings ? "tied" : "untied", c->qkv_bias ? ", q/k/v biases" : "", c->qk_norm ? ", q/k norms" : "");
     log_info("  tokenizer: %s, %d ids", config_enum_name("tokenizer.type", r->t.cfg->tokenizer.type), c->vocab_size);
     log_info("  data: %lld pairs -> %lld train + %lld validation examples (%lld too long, skipped); "
              "tokens per example mean %.1f, max %lld",
@@ -233,21 +240,11 @@ static void print_plan(const Sft *r, const ModelConfig *c) {
 
 int train_check_init_from(const Config *cfg, Err *e) {
     if (!cfg->model.init_from[0]) return 0;
-    ModelDims d;
-    if (config_model_dims(cfg, &d, e) != 0) return -1;
-    ModelConfig gc = model_config_gpt2(d.n_layer, d.n_head, d.d_model, cfg->tokenizer.type == TOKENIZER_TYPE_BPE ? cfg->tokenizer.vocab_size : 0,
-                    d.max_seq_len);
-    if (safetensors_check_gpt2(cfg->model.init_from, &gc, e) != 0) return err_prefix(e, "model.init_from: ");
-    return 0;
+    ModelConfig mc;
+    if (student_model_config(cfg, 0, &mc, e) != 0) return -1; /* vocabulary 0: not known yet, not checked */
+    return student_check_init_from(cfg, &mc, e);
 }
 
-/* The model of the configuration with vocabulary V. */
-static void model_config_for(const Config *cfg, int V, ModelConfig *mc) {
-    ModelDims d;
-    Err e;
-    if (config_model_dims(cfg, &d, &e) != 0) DIE("%s", e.msg); /* validated before */
-    *mc = model_config_gpt2(d.n_layer, d.n_head, d.d_model, V, d.max_seq_len);
-}
 
 /* Rank 0: create the run directory, open or create run.h5 and make its
  * metrics exactly the checkpoint's history.  -1 with e set. */
@@ -347,8 +344,7 @@ static int fresh_state(Sft *r, Err *e) {
     model_init_weights(&s->model, (uint64_t)cfg->train.seed);
     if (cfg->model.init_from[0]) { /* over the seeded ones: extra token rows keep those */
         char info[256];
-        if (safetensors_read_gpt2(cfg->model.init_from, &s->model, info, sizeof info, e) != 0)
-            return err_prefix(e, "model.init_from: ");
+        if (student_load_init_from(cfg, &s->model, info, sizeof info, e) != 0) return -1;
         log_info("initial weights from %s: %s", cfg->model.init_from, info);
     }
     memset(r->t.opt.m, 0, s->model.n_params * sizeof(float));
@@ -569,7 +565,9 @@ int train_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     if (comm->rank == 0) ckpt_find_newest(r->t.ckpt_dir, !dry_run, -1, &meta);
     share_examples(r, &meta, dry_run);
     ModelConfig mc;
-    model_config_for(cfg, tokenizer_vocab_size(r->t.s.tok), &mc);
+    int rc = comm->rank == 0 ? student_model_config(cfg, tokenizer_vocab_size(r->t.s.tok), &mc, &e) : 0;
+    comm_check(rc, e.msg, EXIT_USAGE);
+    comm_bcast(&mc, sizeof mc);
     check_model(r, &mc, &meta);
     r->rows_epoch = packer_rows_for_epochs(&r->train_ex, (uint64_t)cfg->train.seed, r->L.T, 1, 1.0);
     if (cfg->train.steps > 0) r->total_steps = cfg->train.steps;

@@ -4,6 +4,10 @@
 Usage:
     hf_llama.py suite OUTDIR          write every case below into OUTDIR
     hf_llama.py check DIR REF.h5      check an export (DIR/config.json + DIR/model.safetensors) against REF.h5
+    hf_llama.py student DIR FAMILY VOCAB TOKENIZER_DIR
+                                      a tiny random student of FAMILY (llama|qwen2|qwen3) with VOCAB token rows,
+                                      weights N(0, 0.02) (norms 1) in BF16, 2 shards + index, plus the
+                                      tokenizer files of TOKENIZER_DIR (tokenizer.json, tokenizer_config.json)
     hf_llama.py --selftest
 
 suite writes, for each good case, OUTDIR/<case>/ (config.json as transformers writes it, weights in the
@@ -203,6 +207,34 @@ def make(out, ref, s, dtype, shards=1, seed=1, rope_parameters=False, buffers=Fa
                 f["hf/" + n] = v.astype(np.float32)
 
 
+def cmd_student(out, family, vocab, tok_dir):
+    if family not in ARCH:
+        raise Fail("family %s: one of %s" % (family, ", ".join(ARCH)))
+    s = spec(family, vocab_size=int(vocab), max_seq_len=256, tie_embeddings=int(family != "qwen3"))
+    rng = np.random.default_rng(7)
+    tensors = []
+    for name, shape in shapes(s).items():
+        v = np.ones(shape) if name.endswith("norm.weight") else 0.02 * rng.standard_normal(shape)
+        if name.endswith(".bias"):
+            v = np.zeros(shape)
+        tensors.append((name, "BF16", encode(v, "BF16")))
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config_json(s), f, indent=2)
+    weight_map, per = {}, -(-len(tensors) // 2)
+    for k in range(2):
+        fname = "model-%05d-of-00002.safetensors" % (k + 1)
+        part = tensors[k * per:(k + 1) * per]
+        write_safetensors(os.path.join(out, fname), part)
+        weight_map.update({n: fname for n, _, _ in part})
+    with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": sum(a.nbytes for _, _, a in tensors)}, "weight_map": weight_map}, f)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if os.path.exists(os.path.join(tok_dir, name)):
+            shutil.copy(os.path.join(tok_dir, name), os.path.join(out, name))
+    print("student: %s %s, %d tensors" % (out, ARCH[family], len(tensors)))
+
+
 def cmd_suite(outdir):
     os.makedirs(outdir, exist_ok=True)
     j = os.path.join
@@ -337,8 +369,11 @@ def main(argv):
             cmd_suite(argv[2])
         elif len(argv) == 4 and argv[1] == "check":
             cmd_check(argv[2], argv[3])
+        elif len(argv) == 6 and argv[1] == "student":
+            cmd_student(argv[2], argv[3], argv[4], argv[5])
         else:
-            print("usage: hf_llama.py suite OUTDIR | check DIR REF.h5 | --selftest", file=sys.stderr)
+            print("usage: hf_llama.py suite OUTDIR | check DIR REF.h5 | student DIR FAMILY VOCAB TOKENIZER_DIR | "
+                  "--selftest", file=sys.stderr)
             return 2
     except Fail as e:
         print("hf_llama: error: %s" % e, file=sys.stderr)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "base/config.h"
+#include "stages/student.h"
 #include "test.h"
 #include "base/util.h"
 
@@ -30,8 +31,9 @@ int main(void) {
     EXPECT(config_set(&c, "train.lr=0.5", &e) == 0, "%s", e.msg);
     EXPECT(c.train.lr == 0.5 && c.train.steps == 7 && !strcmp(c.model.preset, "mini"), "precedence");
     EXPECT(config_validate(&c, &e) == 0, "%s", e.msg);
-    ModelDims d;
-    EXPECT(config_model_dims(&c, &d, &e) == 0 && d.n_layer == 4 && d.d_model == 256, "mini preset");
+    ModelConfig mc;
+    EXPECT(student_model_config(&c, 300, &mc, &e) == 0 && mc.n_layer == 4 && mc.d_model == 256 && mc.vocab_size == 300,
+           "mini preset: %s", e.msg);
     /* dump and read back: the same configuration */
     char *json = config_to_json(&c);
     Config c2;
@@ -53,7 +55,7 @@ int main(void) {
     EXPECT(config_load_json(&c, "{\"train\": {\"lr\": 1e400}}", "x.json", &e) != 0, "infinite accepted");
     EXPECT(config_load_json(&c, "[1]", "x.json", &e) != 0 && strstr(e.msg, "object"), "%s", e.msg);
     EXPECT(config_load_json(&c, "{\"model\": {\"n_head\": 3}}", "y.json", &e) == 0 &&
-               config_validate(&c, &e) != 0 && strstr(e.msg, "not divisible"),
+               student_model_config(&c, 0, &mc, &e) != 0 && strstr(e.msg, "not divisible"),
            "%s", e.msg);
     /* typed choices and lists: stored as values, an unknown item is an error naming the key */
     EXPECT(c.critique.objective == OBJECTIVE_DPO && c.teach.splits == (SPLIT_TRAIN | SPLIT_EVAL | SPLIT_OOD) &&
