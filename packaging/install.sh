@@ -8,8 +8,9 @@
 # $DESTDIR$PREFIX/{bin,lib,include/hdistill,share/hdistill}, and writes
 # share/hdistill/install-manifest.txt: every file it installed and every
 # directory it created (paths relative to PREFIX).  uninstall removes exactly
-# those files, then those directories if they are empty; anything else under
-# PREFIX is left alone.  Paths written into installed files (the job
+# those files (and the bytecode Python caches next to the installed analysis
+# scripts when they ran), then those directories if they are empty; anything
+# else under PREFIX is left alone.  Paths written into installed files (the job
 # scripts' HDISTILL_ROOT default, hdistill.pc) name PREFIX, never DESTDIR, so
 # a staged tree works once moved to PREFIX.
 set -euo pipefail
@@ -34,6 +35,12 @@ if [[ $mode == uninstall ]]; then
         [[ $l == "file "* ]] || continue
         p=$ROOT/${l#file }
         if [[ -f $p || -L $p ]]; then rm -f "$p"; nf=$((nf + 1)); fi
+        # running an installed script leaves DIR/__pycache__/NAME.<python>.pyc
+        if [[ $p == *.py ]]; then
+            d=$(dirname "$p")/__pycache__ b=$(basename "$p" .py)
+            rm -f "$d/$b".*.pyc
+            rmdir "$d" 2>/dev/null || true
+        fi
     done
     # directories deepest first; one that holds something else stays
     mapfile -t dirs < <(for l in "${lines[@]}"; do [[ $l == "dir "* ]] && echo "${l#dir }"; done | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2-)

@@ -15,7 +15,8 @@
 #    and sbatch stood in for by recording shims); the installed submit.sh runs
 #    its jobs in the calling directory, the checkout's still in the checkout;
 #  - make uninstall leaves the prefix exactly as it was (files that were there
-#    before stay); a second uninstall changes nothing and says so;
+#    before stay; the analysis scripts' __pycache__ goes); a second uninstall
+#    changes nothing and says so;
 #  - DESTDIR stages the tree under DESTDIR/PREFIX with PREFIX's paths inside.
 source "$(dirname "$0")/lib.sh"
 P=$TMP/prefix
@@ -53,6 +54,8 @@ check "make install a second time: exit 0, the same tree" test $? -eq 0 -a "$(tr
 # ---- used from another directory, with no help from the checkout
 cd "$WORK"
 unset HDISTILL HDISTILL_ROOT
+# Python writes bytecode caches beside the installed analysis scripts, as it would for a user
+unset PYTHONDONTWRITEBYTECODE
 ver=$("$P/bin/hdistill" version 2>&1)
 check "installed hdistill version, from $WORK ($(head -1 <<<"$ver"))" grep -q '^hdistill_version *0\.1\.0' <<<"$ver"
 SMALL="--set ingest.limit=300 --set ingest.ood_limit=40 --set train.epochs=2 --set critique.rounds=1"
@@ -141,9 +144,11 @@ check "the checkout's submit.sh, called from elsewhere, still runs its jobs in t
 cd "$ROOT"
 
 # ---- uninstall
+check "the installed analysis scripts left bytecode caches for uninstall to remove" test -d "$SHARE/analysis/__pycache__"
 make -s -C "$ROOT" uninstall PREFIX="$P" >"$TMP/uninstall.log" 2>&1
 check "make uninstall ($(tail -1 "$TMP/uninstall.log"))" test $? -eq 0
-check "the prefix is exactly as before the install" diff <(echo "$before") <(tree "$P")
+check "the prefix is exactly as before the install (the analysis scripts' __pycache__ too)" \
+    diff <(echo "$before") <(tree "$P")
 check "the other package's files are untouched" test "$(cat "$P/share/doc/other/README")" == other
 make -s -C "$ROOT" uninstall PREFIX="$P" >"$TMP/uninstall2.log" 2>&1
 check "a second uninstall: exit 1, says there is no manifest, removes nothing" \
