@@ -3,7 +3,9 @@
 # make deps       install missing Debian packages (no-op when present)
 # make test       every test program, ends with "N passed, N failed"
 # make bench      benchmarks (never part of the tests)
-# Site installs: make PKG_CONFIG_PATH=... (see README "Cluster usage").
+# make install PREFIX=DIR [DESTDIR=STAGE]   program, library, headers, hdistill.pc,
+#                 configs, jobs, analysis, docs (docs/cluster.md); make uninstall
+# Site installs: make PKG_CONFIG_PATH=... or PKGS=... (see docs/cluster.md).
 # Opt-in tuning: make OPT="-O3 -march=native"
 
 PKGS      ?= ompi-c openblas hdf5-openmpi libcurl libcjson libmicrohttpd
@@ -26,7 +28,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test test-slurm check-layers bench bench-train bench-client ablation clean deps tests quickstart FORCE
+.PHONY: all test test-slurm check-layers bench bench-train bench-client ablation clean deps tests quickstart install uninstall FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -86,6 +88,27 @@ quickstart:
 	OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 $(BIN) run configs/quickstart.json
 	$(BIN) report runs/quickstart
 	/usr/bin/python3 analysis/train_curves.py runs/quickstart --png runs/quickstart/loss.png
+
+# make install PREFIX=DIR [DESTDIR=STAGE]: bin/hdistill, lib/libhdistill.a,
+# lib/pkgconfig/hdistill.pc, include/hdistill/<layer>/*.h and share/hdistill/
+# (configs, jobs, analysis, docs, README.md, install-manifest.txt); make
+# uninstall removes what the manifest lists (packaging/install.sh)
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+install: $(BIN) $(LIB) $(BUILD)/hdistill.pc
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BUILD='$(BUILD)' packaging/install.sh install
+uninstall:
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' packaging/install.sh uninstall
+
+# hdistill.pc for PREFIX: a static library, so Libs carries the libraries of
+# PKGS as this build resolved them (nothing to find again at link time); the
+# headers include only standard headers.  Rewritten only when it changes.
+$(BUILD)/hdistill.pc: FORCE | $(BUILD)/obj
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: hdistill' 'Description: humor distillation from an LLM into a small student (static library)' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}/hdistill -I$${includedir}' \
+	  'Libs: -L$${libdir} -lhdistill $(strip $(LDLIBS))' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 clean:
 	rm -rf $(BUILD)

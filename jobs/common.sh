@@ -1,5 +1,10 @@
-# jobs/common.sh -- sourced by the batch scripts (from $HDISTILL_ROOT, the
-# repository, default $SLURM_SUBMIT_DIR: Slurm runs a copy of the script).
+# jobs/common.sh -- sourced by the batch scripts from $HDISTILL_ROOT (Slurm
+# runs a copy of the script, which cannot look beside itself): in a checkout
+# the repository, default $SLURM_SUBMIT_DIR; in an installed tree
+# PREFIX/share/hdistill, the default make install writes into its copies.
+#   hd_binary          the hdistill to run: $HDISTILL, else the checkout's
+#                      build/hdistill, else PREFIX/bin/hdistill of an installed
+#                      tree, else the one on PATH
 #   hd_setup           threads from --cpus-per-task, the binary, a banner
 #   hd_step CMD...     runs CMD in the background, forwarding USR1/TERM to it
 #                      (Slurm's --signal=B:USR1@N reaches only this script),
@@ -30,9 +35,17 @@ hd_sweep_sets() {
     for k in "${!keys[@]}"; do SETS+=(--set "${keys[k]}=${vals[k]}"); done
 }
 
+hd_binary() {
+    if [[ -n ${HDISTILL:-} ]]; then echo "$HDISTILL"
+    elif [[ -x $HDISTILL_ROOT/build/hdistill ]]; then echo "$HDISTILL_ROOT/build/hdistill"
+    elif [[ -f $HDISTILL_ROOT/install-manifest.txt && -x $HDISTILL_ROOT/../../bin/hdistill ]]; then
+        echo "$(cd "$HDISTILL_ROOT/../../bin" && pwd)/hdistill"
+    else command -v hdistill || echo "$HDISTILL_ROOT/build/hdistill"; fi
+}
+
 hd_setup() {
-    HDISTILL=${HDISTILL:-$HDISTILL_ROOT/build/hdistill}
-    [[ -x $HDISTILL ]] || { echo "error: $HDISTILL is not an executable (hint: make, or set HDISTILL)" >&2; exit 2; }
+    HDISTILL=$(hd_binary)
+    [[ -x $HDISTILL ]] || { echo "error: $HDISTILL is not an executable (hint: make, or set HDISTILL, or put hdistill on PATH)" >&2; exit 2; }
     # threads x ranks per node never exceed the cores Slurm gave us
     export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
     export OPENBLAS_NUM_THREADS=$OMP_NUM_THREADS

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Process exit codes (documented in README "Exit codes"). */
+/* Process exit codes (documented in README.md and docs/pipeline.md). */
 enum {
     EXIT_OK = 0,
     EXIT_RUNTIME = 1,   /* an environment error during the run (I/O, MPI)   */

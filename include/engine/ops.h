@@ -15,7 +15,7 @@
  * products go through cblas_sgemm.  Elementwise kernels run on the util
  * thread pool; reductions over rows run per column range, in row order,
  * so results do not depend on the thread count.  Each optimised kernel has a
- * naive reference (ops_*_naive) used by tests/test_ops.c.
+ * naive reference (ops_*_naive) used by tests/unit/test_ops.c.
  *
  * Attention packing: seg[i] is the index (within its row) of the first token
  * of the document that token i belongs to; query t attends to keys

@@ -1,16 +1,8 @@
-/* ckpt -- the checkpoint format (HDF5, through store).
- *
- * ckpt/step_NNNNNNNN.h5 holds, for the state after NNNNNNNN optimizer steps:
- *   /                 attrs format="hdistill-checkpoint", format_version, step
- *   /model            attrs n_layer, n_head, d_model, vocab_size, max_seq_len
- *   /params/<tensor>  float32, one dataset per tensor (names as model.h)
- *   /optim/m/<tensor>, /optim/v/<tensor>   AdamW moments; /optim attr t
- *   /state/rng (uint64[4]), /state/cursor (int64[2]: epoch, index),
- *   /state attrs step, tokens, elapsed, world_size, threads
- *   /tokenizer/...    the tokenizer (see ckpt_write_tokenizer)
- *   /config           the resolved configuration (JSON string)
- *   /provenance       build, libraries, host, Slurm job, command
- *   /metrics/train/..., /metrics/val/...  the loss curves up to this step (restore run.h5)
+/* ckpt -- checkpoints (HDF5, through store): ckpt/step_NNNNNNNN.h5 holds the
+ * state after NNNNNNNN optimizer steps -- parameters, AdamW moments, RNG and
+ * data cursor, the model configuration, tokenizer, configuration, provenance
+ * and the loss curves so far.  The layout of every dataset and attribute is
+ * in docs/file-formats.md ("Checkpoints"), the one place it is written.
  * A checkpoint is written to "<name>.tmp", fsynced and renamed, so a file
  * with the final name is always complete; resume takes the newest one that
  * reads back whole and skips (with a warning) any that do not.

@@ -1,7 +1,8 @@
 /* metrics -- the training logs: per optimizer step (loss, learning rate,
  * gradient norm, tokens, time) and validation losses, kept in memory on
  * rank 0 and written to run.h5 and checkpoints as extendible 1-D series
- * under /metrics/train/<series> and /metrics/val/{step,loss}.
+ * under /metrics/train/<series> and /metrics/val/{step,loss} (each series
+ * with its units: docs/file-formats.md, "run.h5").
  */
 #ifndef HDISTILL_METRICS_H
 #define HDISTILL_METRICS_H

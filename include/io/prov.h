@@ -1,7 +1,8 @@
 /* prov -- provenance of an output file: git SHA of the build, library
  * versions (Open MPI, HDF5, OpenBLAS, libcurl, cJSON), host, time, Slurm job,
  * world size and the command line.  Stored as attributes of a group
- * ("/provenance") in every file hdistill writes.  Never records environment
+ * ("/provenance") in every file hdistill writes (the attributes:
+ * docs/file-formats.md, "Provenance groups").  Never records environment
  * values other than the Slurm ids (no API keys). */
 #ifndef HDISTILL_PROV_H
 #define HDISTILL_PROV_H

@@ -1,9 +1,9 @@
 /* cache -- durable cache of LLM responses, keyed by the canonical request
- * key (llmproto.h).
+ * key (chat.h).
  *
- * An append-only file of records
- *     "HDC1 <64-hex key> <length> <16-hex FNV-1a of body>\n" <body> "\n"
- * written with one write(2) per record as soon as a response arrives, so a
+ * An append-only file of records (header line + response body; the record
+ * layout is in docs/file-formats.md, "LLM response caches"), each
+ * written with one write(2) as soon as a response arrives, so a
  * process killed with SIGKILL loses nothing that was answered; fsync runs at
  * most every sync_seconds (and on close) for node crashes.  On open, a torn
  * last record (killed mid-write) is cut off and later records win.  The

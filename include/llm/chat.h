@@ -1,4 +1,4 @@
-/* llmproto -- the OpenAI-compatible chat-completions protocol, without any
+/* chat -- the OpenAI-compatible chat-completions protocol, without any
  * transport: building request bodies, the canonical cache key of a request,
  * and parsing responses (content, finish_reason, log-probabilities, usage).
  * Shared by the client (llm.c) and the stand-in server (serve.c), so both

@@ -13,7 +13,8 @@
  *
  * Everything a round decided is stored in run.h5 under /rounds/<r> before
  * training on it (inputs, candidates, selected pairs, both-order
- * preferences, raw critic answers, labels, reference log-probs), so a run
+ * preferences, raw critic answers, labels, reference log-probs; layout per
+ * objective in docs/file-formats.md, "Critique rounds"), so a run
  * killed at any point resumes: sampling and judging are not redone (and the
  * critic's answers are in the durable cache anyway), and training resumes
  * from the newest checkpoint within the round with the same data order.

@@ -1,4 +1,4 @@
-/* evaluate -- the student against the teacher's reference, judged by the
+/* eval -- the student against the teacher's reference, judged by the
  * critic and any extra judges (eval.judges), in both orders (Ravi et al.
  * 2024, evaluation).
  *
@@ -16,7 +16,8 @@
  *   length_bias  of the decisive verdicts between outputs of different word
  *                lengths, the share won by the longer one
  *   student_words / reference_words  mean lengths
- * Stored in run.h5 under /eval/<split>/... and printed as a table.
+ * Stored in run.h5 under /eval/<split>/... (docs/file-formats.md,
+ * "Evaluation") and printed as a table.
  */
 #ifndef HDISTILL_EVALUATE_H
 #define HDISTILL_EVALUATE_H

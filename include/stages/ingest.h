@@ -13,8 +13,8 @@
  * `ingest.eval_fraction` -- independent of file order and of the limit.
  *
  * data.h5 gets /inputs/train, /inputs/eval, /inputs/ood (UTF-8 strings),
- * counts and the ingest signature as attributes, /config and /provenance;
- * it is written to a temporary name and renamed.  Running ingest again with
+ * counts and the ingest signature as attributes, /config and /provenance
+ * (layout: docs/file-formats.md, "data.h5"); it is written to a temporary name and renamed.  Running ingest again with
  * the same ingest settings does nothing; with other settings it refuses to
  * overwrite the file (it may hold paid teacher answers).
  */

@@ -9,11 +9,10 @@
  *   cache  llm.cache when set; else data.path + ".llm-cache" for teach
  *          (shared by every run of a sweep) and run.dir/llm-cache for the
  *          critic and judges of a run.
- *   usage  attributes of one object (a string dataset describing them):
- *          requests, cache_hits, sent, retries, ok, failed, stopped,
- *          prompt_tokens, completion_tokens, seconds and errors_<kind> per
- *          attempt-level error kind (llm.h), each the SUM over every process
- *          that recorded into the object (a resumed stage adds to it).
+ *   usage  the attributes of one object (a string dataset describing them),
+ *          each the SUM over every process that recorded into the object (a
+ *          resumed stage adds to it); the schema is in docs/file-formats.md
+ *          ("The usage schema").
  * Rank 0 only.
  */
 #ifndef HDISTILL_SESSION_H

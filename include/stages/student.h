@@ -5,8 +5,9 @@
  * separator -> target, end of text), and distributed generation.
  *
  * The one place that reads a checkpoint into memory: SFT resuming (train.c),
- * the critique rounds and evaluation all come through student_restore /
- * student_load.  The policy for an unreadable checkpoint is ckpt.h's
+ * the critique rounds, evaluation and export all come through rank 0's
+ * student_read_newest (then student_bcast_state; student_load does both).
+ * The policy for an unreadable checkpoint is ckpt.h's
  * ckpt_find_newest: skipped with a warning, renamed "<path>.bad" when the
  * caller owns the run (quarantine = 1), and the next older one is used.
  */

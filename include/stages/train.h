@@ -2,7 +2,7 @@
  * student, data parallel over MPI ranks.
  *
  * Every optimizer step consumes one global batch of train.batch_size packed
- * rows from the deterministic stream (data.h); rank r takes a contiguous
+ * rows from the deterministic stream (packer.h); rank r takes a contiguous
  * slice of them, in micro-batches of train.micro_batch rows (gradient
  * accumulation).  The loss is the mean cross-entropy over all target tokens
  * of the global batch, so each rank scales its gradient by 1/(global target
@@ -11,7 +11,7 @@
  * and embeddings) with warm-up + cosine schedule, identically on every rank.
  *
  * Rank 0 writes run.h5 (configuration, provenance, tokenizer, metrics) and
- * checkpoints; a run directory that holds checkpoints is resumed from the
+ * checkpoints (docs/file-formats.md); a run directory that holds checkpoints is resumed from the
  * newest complete one, and the resumed loss curve is bitwise identical to an
  * uninterrupted one.  SIGTERM/SIGINT/SIGUSR1, a file named STOP in the run
  * directory, or train.max_run_time stop all ranks at a step boundary after a
