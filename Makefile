@@ -28,7 +28,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test test-slurm check-layers bench bench-train bench-client ablation clean deps tests quickstart install uninstall FORCE
+.PHONY: all test test-slurm check-layers bench bench-train bench-decode bench-client ablation clean deps tests quickstart install uninstall FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -68,9 +68,11 @@ check-layers:
 test-slurm: tests
 	tests/run_all.sh t_slurm
 
-bench: bench-train bench-client
+bench: bench-train bench-decode bench-client
 bench-train: $(BIN) $(BENCH_BIN)
 	bench/train.sh
+bench-decode: $(BIN) $(BENCH_BIN)
+	bench/decode.sh
 bench-client: $(BIN) $(BENCH_BIN)
 	bench/client.sh
 # the five critique objectives x 3 seeds on the stand-in (about 5 minutes on 2 cores)
