@@ -83,7 +83,7 @@ deps:
 	tools/deps.sh
 
 # installs what is missing, builds, and runs the whole method on the built-in
-# stand-in endpoint: ingest -> teach -> SFT -> a DPO round -> evaluation
+# stand-in endpoint: ingest -> teach -> SFT -> DPO rounds -> evaluation
 quickstart:
 	tools/deps.sh
 	$(MAKE) all

@@ -4,7 +4,7 @@
 # (L12 d768 V50257, 8x256), each as 1 rank x 2 threads and 2 ranks x 1
 # thread; PyTorch (Debian python3-torch) on the same model, batch, ranks
 # (DistributedDataParallel/gloo) and threads, taking the better of the
-# default OpenMP wait policy and OMP_WAIT_POLICY=PASSIVE (PERF.md); plus the
+# default OpenMP wait policy and OMP_WAIT_POLICY=PASSIVE (docs/performance.md); plus the
 # OpenBLAS sgemm peak on GPT-2 shapes.  Prints a Markdown table and
 #   RESULT train_tok_s=... pytorch_tok_s=... ratio_vs_pytorch=... mfu=...
 # for gpt2-124m at 1 rank x 2 threads (mfu = model FLOP/s / sgemm peak).

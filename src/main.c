@@ -32,9 +32,9 @@ static const char USAGE[] =
     "        the teacher writes teach.n humorous paraphrases of every input -> data.path /teacher\n"
     "  serve --standin --port P [--seed S] [--request-log FILE] [--latency-ms X] [--fault KIND=RATE]...\n"
     "        the built-in stand-in OpenAI-compatible endpoint (a test world, not a model)\n"
-    "  critique CONFIG [--set ...]\n"
+    "  critique CONFIG [--set ...] [--dry-run]\n"
     "        the critique rounds (sample, pair, critic, DPO/BRIO/SD/FT) on the trained student\n"
-    "  eval CONFIG [--set ...]\n"
+    "  eval CONFIG [--set ...] [--dry-run]\n"
     "        win-or-tie rate of the newest checkpoint vs the teacher, per judge, both orders\n"
     "  run CONFIG [--set ...] [--dry-run]\n"
     "        the whole method: ingest -> teach -> train -> critique -> eval (completed stages skipped)\n"
@@ -148,13 +148,11 @@ static const char EXPORT_HELP[] =
     "Exit codes: 0 done, 1 write error, 2 no readable checkpoint or bad arguments.\n";
 
 static int critique_stage(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
-    (void)dry_run;
-    return critique_main(cfg, comm, argc, argv);
+    return dry_run ? critique_plan(cfg, comm) : critique_main(cfg, comm, argc, argv);
 }
 
 static int eval_stage(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
-    (void)dry_run;
-    return eval_main(cfg, comm, argc, argv);
+    return dry_run ? eval_plan(cfg, comm) : eval_main(cfg, comm, argc, argv);
 }
 
 /* The stages: "hdistill NAME CONFIG [--set k=v]... [--dry-run]" under MPI. */

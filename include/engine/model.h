@@ -99,7 +99,7 @@ size_t model_param_count(const ModelConfig *cfg);
 int model_tensor_layout(const ModelConfig *cfg, ModelTensor **out);
 /* Bytes of activations + scratch for B x T rows. */
 size_t model_activation_bytes(const ModelConfig *cfg, int B, int T);
-/* Model FLOPs per token, forward + backward (PaLM convention, PERF.md). */
+/* Model FLOPs per token, forward + backward (PaLM convention, docs/performance.md). */
 double model_flops_per_token(const ModelConfig *cfg, int T);
 
 /* Lays out tensors and allocates params and grads; CHECKs the configuration. */

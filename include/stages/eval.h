@@ -34,6 +34,11 @@
 /* `hdistill eval`: the newest checkpoint into run.h5 /eval.  Collective;
  * returns the exit code. */
 int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv);
+/* `hdistill eval --dry-run`: checks the checkpoint, the splits and their
+ * references and the judges file, and prints the inputs and requests per
+ * judge (or that the newest checkpoint is already evaluated); reads only.
+ * Collective; exit code. */
+int eval_plan(const Config *cfg, const Comm *comm);
 
 /* What a caller that already holds them lends to an evaluation; NULL
  * members (or a NULL EvalShared) are opened by the evaluation itself.

@@ -1,4 +1,4 @@
-/* comm -- MPI wrappers; see include/comm.h.  Every MPI call is checked:
+/* comm -- MPI wrappers; see include/base/comm.h.  Every MPI call is checked:
  * a failing call DIEs with the MPI error string. */
 #include "base/comm.h"
 

@@ -1,4 +1,4 @@
-/* config -- see include/config.h.  The OPTIONS table below is the single
+/* config -- see include/base/config.h.  The OPTIONS table below is the single
  * declaration of every option; parsing, validation, help and dumps all walk
  * it. */
 #include "base/config.h"
@@ -158,7 +158,8 @@ static const OptSpec OPTIONS[] = {
     ENDPOINT_OPTIONS(critic, "0", "-1", "128", "1", "5", CRITIC_PROMPT, "critic"),
 
     {"llm.cache", OT_STRING, F(llm.cache), "", 0, 0, NULL,
-     "LLM response cache (append-only); \"\" = data.path + \".llm-cache\" for ingest/teach"},
+     "LLM response cache (append-only); \"\" = data.path + \".llm-cache\" for teach, run.dir/llm-cache for the "
+     "critic and judges of a run"},
     {"llm.sync_seconds", OT_FLOAT, F(llm.sync_seconds), "1", 0, 3600, NULL,
      "fsync the cache at most this often (every answer is written at once)"},
     {"llm.stop_grace", OT_FLOAT, F(llm.stop_grace), "20", 0, 3600, NULL,

@@ -1,4 +1,4 @@
-/* optim -- see include/optim.h. */
+/* optim -- see include/engine/optim.h. */
 #include "engine/optim.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* store -- checked HDF5 helpers; see include/store.h. */
+/* store -- checked HDF5 helpers; see include/io/store.h. */
 #include "io/store.h"
 
 #include <hdf5.h>

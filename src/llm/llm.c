@@ -1,4 +1,4 @@
-/* llm -- curl-multi chat-completions client; see include/llm.h. */
+/* llm -- curl-multi chat-completions client; see include/llm/llm.h. */
 #include "llm/llm.h"
 
 #include <curl/curl.h>

@@ -1,4 +1,4 @@
-/* critique -- the critique phase; see include/critique.h. */
+/* critique -- the critique phase; see include/stages/critique.h. */
 #include "stages/critique.h"
 
 #include <cblas.h>
@@ -1024,4 +1024,54 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     if (c->teacher) store_free_strings(c->teacher, c->n_inputs * c->teacher_n);
     trainer_free(&c->t);
     return status_exit_code(code, EXIT_RUNTIME);
+}
+
+/* rank 0 of critique_plan: the rounds' state and the request bound */
+static int plan_rounds(const Config *cfg, Err *e) {
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    if (read_inputs(&c, e) != 0) return -1;
+    char *dir = xasprintf("%s/ckpt", cfg->run.dir), *rp = xasprintf("%s/run.h5", cfg->run.dir);
+    CkptMeta meta;
+    int rc = ckpt_find_newest(dir, 0, -1, &meta) ? 0 : err_set(e, "%s: no readable checkpoint (hint: train the student first)", dir);
+    StoreFile *run = rc == 0 ? store_open(rp, 0, e) : NULL;
+    if (rc == 0 && !run) rc = err_suffix(e, " (hint: the student must be trained first)");
+    const ObjectiveSpec *ob = objective_of(cfg->critique.objective);
+    int64_t m = cfg->critique.inputs > 0 && cfg->critique.inputs < c.n_inputs ? cfg->critique.inputs : c.n_inputs;
+    int todo = 0;
+    for (int r = 0; rc == 0 && r < cfg->critique.rounds; r++) {
+        char g[48];
+        int64_t complete = 0, collected = 0;
+        snprintf(g, sizeof g, "/rounds/%d", r);
+        if (store_exists(run, g)) {
+            store_get_attr_i64(run, g, "complete", &complete, NULL);
+            store_get_attr_i64(run, g, "collected", &collected, NULL);
+        }
+        log_info("  round %d: %s", r, complete ? "complete" : collected ? "collected, training to finish" : "to do");
+        todo += !collected;
+    }
+    if (rc == 0) {
+        int64_t per = ob->sample ? 2 * m : 0;
+        per += ob->teacher_pairs ? 2 * m : 0;
+        log_info("plan: critique.objective %s, %lld of %lld training inputs per round, k=%d, from %s", ob->name,
+                 (long long)m, (long long)c.n_inputs, cfg->critique.k, meta.path);
+        log_info("  critic: at most %lld requests per round to collect, %lld for the %d rounds left (both orders; "
+                 "answers in %s/llm-cache or llm.cache are not asked again)",
+                 (long long)per, (long long)per * todo, todo, cfg->run.dir);
+        log_info("dry run: nothing was sampled, sent, trained or written");
+    }
+    store_close(run, NULL);
+    ckpt_meta_free(&meta);
+    free(dir), free(rp);
+    store_free_strings(c.inputs, c.n_inputs);
+    if (c.teacher) store_free_strings(c.teacher, c.n_inputs * c.teacher_n);
+    return rc;
+}
+
+int critique_plan(const Config *cfg, const Comm *comm) {
+    Err e = {{0}};
+    int rc = comm->rank == 0 ? plan_rounds(cfg, &e) : 0;
+    comm_check(rc, e.msg, EXIT_USAGE);
+    return EXIT_OK;
 }

@@ -400,3 +400,59 @@ Status eval_run(const Config *cfg, const Comm *comm, const char *root, const Eva
     if (s == &own) student_free(&own);
     return code;
 }
+
+/* rank 0 of eval_plan */
+static int plan_eval(const Config *cfg, Err *e) {
+    char *dir = xasprintf("%s/ckpt", cfg->run.dir);
+    CkptMeta meta;
+    int rc = ckpt_find_newest(dir, 0, -1, &meta) ? 0 : err_set(e, "%s: no readable checkpoint (hint: train the student first)", dir);
+    free(dir);
+    if (rc != 0) return -1;
+    int64_t step = ckpt_step_of(meta.path);
+    EvalInputs in;
+    memset(&in, 0, sizeof in);
+    char *rp = xasprintf("%s/run.h5", cfg->run.dir);
+    in.run = store_open(rp, 0, e);
+    free(rp);
+    if (!in.run) rc = -1;
+    int64_t at = -1;
+    if (rc == 0 && store_exists(in.run, "/eval") && store_get_attr_i64(in.run, "/eval", "step", &at, NULL) == 0 && at == step)
+        store_get_attr_i64(in.run, "/eval", "complete", &in.done, NULL);
+    store_close(in.run, NULL);
+    in.run = NULL;
+    if (rc == 0 && in.done) {
+        log_info("plan: the newest checkpoint (step %lld) is already evaluated; nothing to do", (long long)step);
+    } else if (rc == 0) {
+        StoreFile *d = store_open(cfg->data.path, 0, e);
+        const char *names[2] = {"eval", "ood"};
+        const unsigned bits[2] = {EVAL_SPLIT_EVAL, EVAL_SPLIT_OOD};
+        if (!d) rc = -1;
+        for (int k = 0; k < 2 && rc == 0; k++)
+            if (cfg->eval.splits & bits[k]) rc = load_split(d, names[k], cfg->eval.limit, &in.sp[in.nsp++], e);
+        store_close(d, NULL);
+        if (rc == 0 && cfg->eval.judges[0]) rc = config_load_judges(cfg, cfg->eval.judges, &in.extra, &in.n_extra, e);
+        int64_t n = 0;
+        for (int k = 0; k < in.nsp; k++) n += in.sp[k].n;
+        if (rc == 0) {
+            log_info("plan: evaluate the checkpoint of step %lld (%s) on %lld inputs (beam %d)", (long long)step,
+                     meta.path, (long long)n, cfg->eval.beam);
+            log_info("  judges: critic%s%d more; at most %lld requests each (both orders; cached answers are not asked "
+                     "again)", in.n_extra ? " and " : ", ", in.n_extra, (long long)(2 * n));
+            log_info("dry run: nothing was decoded, sent or written");
+        }
+        for (int k = 0; k < in.nsp; k++) {
+            store_free_strings(in.sp[k].input, in.sp[k].n);
+            store_free_strings(in.sp[k].ref, in.sp[k].n);
+        }
+    }
+    config_free_judges(in.extra, in.n_extra);
+    ckpt_meta_free(&meta);
+    return rc;
+}
+
+int eval_plan(const Config *cfg, const Comm *comm) {
+    Err e = {{0}};
+    int rc = comm->rank == 0 ? plan_eval(cfg, &e) : 0;
+    comm_check(rc, e.msg, EXIT_USAGE);
+    return EXIT_OK;
+}

@@ -1,4 +1,4 @@
-/* ingest -- literal inputs into data.h5; see include/ingest.h. */
+/* ingest -- literal inputs into data.h5; see include/stages/ingest.h. */
 #include "stages/ingest.h"
 
 #include <cJSON.h>

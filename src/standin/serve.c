@@ -1,4 +1,4 @@
-/* serve -- the stand-in endpoint over libmicrohttpd; see include/serve.h
+/* serve -- the stand-in endpoint over libmicrohttpd; see include/standin/serve.h
  * and docs/standin.md.  The humor world and the answers' text come from
  * standin.c; this file does HTTP, the OpenAI response format, latency,
  * fault injection, the request log and the command line. */

@@ -1,6 +1,6 @@
 /* standin -- the stand-in's humor world: joke lexicon from fortunes vs
  * WordNet examples, the hidden humor score h, and the teacher's and critic's
- * answers; see include/standin.h and docs/standin.md.  HTTP lives in
+ * answers; see include/standin/standin.h and docs/standin.md.  HTTP lives in
  * serve.c; this file knows nothing of it. */
 #include "standin/standin.h"
 
