@@ -23,8 +23,9 @@ import h5py
 import numpy as np
 
 # attributes of /eval/<split>/<judge> (and /rounds/<r>/eval/<split>/<judge>)
-EVAL_KEYS = ("wtr", "wtr_ci_low", "wtr_ci_high", "position_bias", "length_bias",
-             "student_words", "reference_words", "n", "wins", "ties", "losses")
+EVAL_KEYS = ("wtr", "wtr_ci_low", "wtr_ci_high", "lc_winrate", "lc_ci_low", "lc_ci_high",
+             "position_bias", "position_consistency", "length_bias",
+             "student_words", "reference_words", "n", "judged", "unjudged", "wins", "ties", "losses")
 SPLIT_ORDER = ("eval", "ood")
 
 
@@ -190,8 +191,8 @@ def ordered_judges(names):
 
 class EvalSet:
     """The evaluation at ROOT (/eval or /rounds/<r>/eval): its attributes and, per split
-    and judge, the attributes wtr, wtr_ci_low, wtr_ci_high, position_bias, length_bias,
-    student_words, reference_words, n, wins, ties, losses."""
+    and judge, the attributes of EVAL_KEYS (None where a run predates one: judged,
+    unjudged, lc_* and position_consistency came with the length-controlled rate)."""
 
     def __init__(self, root, a, results):
         self.root = root

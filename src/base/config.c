@@ -498,8 +498,14 @@ int config_load_judges(const Config *c, const char *path, JudgeConfig **out, int
             rc = err_set(e, "%s: needs a non-empty string \"name\"", src);
             break;
         }
-        for (int m = 0; m < k; m++)
-            if (!strcmp(j[m].name, nm->valuestring)) rc = err_set(e, "%s: name '%s' used twice", src, nm->valuestring);
+        const char *nv = nm->valuestring;
+        if (strspn(nv, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(nv) ||
+            !strcmp(nv, "critic") || !strcmp(nv, "agreement") || nv[0] == '.')
+            rc = err_set(e, "%s: name '%s' cannot name a judge (hint: letters, digits, '_', '.', '-'; not 'critic' or "
+                            "'agreement', which run.h5 uses)",
+                         src, nv);
+        for (int m = 0; m < k && rc == 0; m++)
+            if (!strcmp(j[m].name, nv)) rc = err_set(e, "%s: name '%s' used twice", src, nv);
         if (rc) break;
         snprintf(src, sizeof src, "%s: judge '%s'", path, nm->valuestring);
         config_init(&j[k].holder);
