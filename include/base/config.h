@@ -89,6 +89,10 @@ typedef struct {
         int ckpt_keep;
         int64_t eval_every;
         double max_run_time; /* seconds; 0 = no limit */
+        int overlap;         /* 1: bucketed non-blocking gradient reduction during backward */
+        double bucket_mb;    /* MB of gradient per bucket */
+        int shard_optimizer; /* 1: ZeRO stage 1 */
+        int trace;           /* 1: compute/communication intervals in run.h5 /trace */
     } train;
     struct {
         char *source;    /* "wordnet" | a file path */

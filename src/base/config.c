@@ -154,6 +154,14 @@ static const OptSpec OPTIONS[] = {
      "checkpoints kept (the newest)"},
     {"train.eval_every", OT_I64, F(train.eval_every), "0", 0, BIG, NULL,
      "validation loss every N steps (needs data.val_fraction > 0); 0 = only at the end"},
+    {"train.overlap", OT_INT, F(train.overlap), "1", 0, 1, NULL,
+     "1 = reduce gradients in buckets with non-blocking allreduces started while the backward pass goes on; "
+     "0 = one blocking allreduce after it (same result)"},
+    {"train.bucket_mb", OT_FLOAT, F(train.bucket_mb), "25", 0.001, 1e6, NULL,
+     "MB of gradient per bucket (train.overlap=1)"},
+    {"train.trace", OT_INT, F(train.trace), "0", 0, 1, NULL,
+     "1 = record per-step compute and communication intervals of every rank in run.h5 /trace "
+     "(analysis/plots.py draws them)"},
     ENDPOINT_OPTIONS(teacher, "0.8", "1", "256", "0", "0", TEACHER_PROMPT, "teacher"),
     ENDPOINT_OPTIONS(critic, "0", "-1", "128", "1", "5", CRITIC_PROMPT, "critic"),
 
