@@ -28,6 +28,12 @@ typedef struct {
     int64_t seed;       /* -1 = not sent */
     char *system;       /* system message ("" = none) */
     char *prompt;       /* user message template: {input} {n} {a} {b} */
+    char *token_param;  /* "max_tokens" | "max_completion_tokens": the name the token limit is sent as */
+    char *reasoning_effort; /* "" | "none" (neither sent) | minimal | low | medium | high */
+    char *extra_body;   /* JSON object (as text) merged into every request body; "" = none */
+    char *mode;         /* "sync" | "batch" (the OpenAI Batch API) */
+    double batch_poll;  /* batch mode: seconds between the first polls of a batch */
+    double price_in, price_out; /* USD per million prompt / completion tokens; 0 = unknown */
 } EndpointConfig;
 
 typedef struct {
@@ -90,6 +96,9 @@ typedef struct {
         char *cache;     /* response cache file; "" = next to the output */
         double sync_seconds;
         double stop_grace; /* seconds in-flight requests may finish after a stop signal */
+        double budget_usd;     /* spend limit of the run, USD; 0 = none */
+        int64_t budget_tokens; /* token limit (prompt + completion) of the run; 0 = none */
+        char *budget_file;     /* file holding the amount spent, shared by concurrent runs; "" = none */
     } llm;
     struct {
         int64_t seed;
