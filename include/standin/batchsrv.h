@@ -18,7 +18,7 @@
  * {"custom_id","response":null,"error":{"code":"batch_expired",...}}; the
  * batch ends "expired") and a share fail_rate that fails (error file line
  * with response.status_code 500 and an error body).  Draws are functions of
- * (seed, custom_id).  Output lines: {"id":"batch_req_..","custom_id",
+ * (seed, batch id, custom_id): a line sent again in a new batch draws afresh.  Output lines: {"id":"batch_req_..","custom_id",
  * "response":{"status_code":200,"request_id","body":{...}},"error":null}.
  * An input file with a bad line, a duplicate custom_id or more than 50,000
  * lines gives a batch that is "failed" with errors.data.  Everything lives

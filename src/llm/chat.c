@@ -587,16 +587,22 @@ int chat_error_parse(const char *body, size_t len, ChatError *out) {
 }
 
 void chat_error_format(const ChatError *er, char *buf, size_t n) {
-    int k = snprintf(buf, n, "%s", er->message[0] ? er->message : "(no message)");
+    char suffix[256] = "";
     const char *names[3] = {"type", "param", "code"};
     const char *vals[3] = {er->type, er->param, er->code};
-    int open = 0;
-    for (int i = 0; i < 3 && k >= 0 && (size_t)k < n; i++) {
+    size_t k = 0;
+    for (int i = 0; i < 3; i++) {
         if (!vals[i][0]) continue;
-        k += snprintf(buf + k, n - (size_t)k, "%s%s %s", open ? ", " : " (", names[i], vals[i]);
-        open = 1;
+        int w = snprintf(suffix + k, sizeof suffix - k, "%s%s %.60s", k ? ", " : " (", names[i], vals[i]);
+        if (w > 0) k += (size_t)w < sizeof suffix - k ? (size_t)w : sizeof suffix - k - 1;
     }
-    if (open && k >= 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, ")");
+    if (k && k < sizeof suffix - 1) suffix[k++] = ')', suffix[k] = 0;
+    /* the message is cut (with "...") so that type, param and code always fit */
+    const char *msg = er->message[0] ? er->message : "(no message)";
+    size_t room = n > k + 1 ? n - k - 1 : 0, ml = strlen(msg);
+    if (ml <= room) snprintf(buf, n, "%s%s", msg, suffix);
+    else if (room > 3) snprintf(buf, n, "%.*s...%s", (int)(room - 3), msg, suffix);
+    else snprintf(buf, n, "%s", suffix);
 }
 
 /* ---- prompts ------------------------------------------------------------------------ */

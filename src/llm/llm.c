@@ -649,7 +649,7 @@ LlmStatus llm_status_of_error(long http, const ChatError *er) {
 static void complete_error(Run *R, Slot *s, long i, long http) {
     LlmClient *c = R->c;
     ChatError er;
-    char detail[480], msg[512];
+    char detail[200], msg[512]; /* detail fits LlmResult.error after "<name> request <i>: HTTP <s>: " */
     int known = chat_error_parse(s->body.a, s->body.n, &er);
     if (known) chat_error_format(&er, detail, sizeof detail);
     else excerpt_of(&s->body, detail, sizeof detail);

@@ -224,10 +224,15 @@ static void validate_input(const File *f, const char *endpoint, Batch *x) {
     free(ids);
 }
 
-static double draw_unit(uint64_t seed, const char *key, uint64_t stream) {
+static uint64_t fold(const char *s) {
     uint64_t h = 1469598103934665603ULL;
-    for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return (double)(rng_derive(seed ^ h, stream, 0) >> 11) * (1.0 / 9007199254740992.0);
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* uniform in [0, 1) from (seed, batch, line): a line sent again in another batch draws afresh */
+static double draw_unit(uint64_t seed, const char *batch, const char *key) {
+    return (double)(rng_derive(seed ^ fold(key), fold(batch), 0) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 /* One input line to its output or error line. */
@@ -237,7 +242,7 @@ static void run_line(BatchStore *b, Batch *x, const char *line, size_t l, ByteBu
     char rid[40], qid[40];
     new_id(b, "batch_req_", rid);
     new_id(b, "req_", qid);
-    double u = draw_unit(b->o.seed, cid, 0xe7);
+    double u = draw_unit(b->o.seed, x->id, cid);
     if (u < b->o.expire_rate || x->cancelled) {
         bytebuf_printf(err, "{\"id\":\"%s\",\"custom_id\":\"%s\",\"response\":null,\"error\":{\"code\":\"%s\","
                             "\"message\":\"%s\"}}\n", rid, cid, x->cancelled ? "batch_cancelled" : "batch_expired",
