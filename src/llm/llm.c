@@ -161,7 +161,7 @@ void llm_client_destroy(LlmClient *c) {
         free(s->post);
     }
     free(c->slots);
-    if (c->multi) curl_multi_cleanup(c->multi);
+    if (c->multi && curl_multi_cleanup(c->multi) != CURLM_OK) log_warn("%s: curl_multi_cleanup failed", c->name);
     curl_slist_free_all(c->headers);
     if (c->auth) {
         memset(c->auth, 0, strlen(c->auth)); /* do not leave the key in freed memory */
