@@ -398,15 +398,21 @@ static void batch_resume(Batch *B) {
     }
 }
 
-/* 1 if key is in an active batch of the journal. */
-static int covered(const Batch *B, const char *key) {
-    for (size_t k = 0; k < B->j.n; k++) {
-        const JBatch *b = &B->j.b[k];
-        if (!b->active) continue;
-        for (size_t i = 0; i < b->n_keys; i++)
-            if (!strcmp(b->keys[i], key)) return 1;
-    }
-    return 0;
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The keys of every active batch of the journal, sorted (free the array only). */
+static char **covered_keys(const Batch *B, size_t *n) {
+    size_t m = 0;
+    for (size_t k = 0; k < B->j.n; k++)
+        if (B->j.b[k].active) m += B->j.b[k].n_keys;
+    char **keys = xmalloc(sizeof(char *) * (m ? m : 1));
+    m = 0;
+    for (size_t k = 0; k < B->j.n; k++)
+        if (B->j.b[k].active)
+            for (size_t i = 0; i < B->j.b[k].n_keys; i++) keys[m++] = B->j.b[k].keys[i];
+    qsort(keys, m, sizeof *keys, cmp_str);
+    *n = m;
+    return keys;
 }
 
 /* Reserves the budget of representative i; 0, or -1 when it was refused. */
@@ -495,11 +501,13 @@ static void batch_submit(Batch *B) {
     size_t max_bytes = B->o->max_bytes ? B->o->max_bytes : BATCH_MAX_BYTES;
     ByteBuf jsonl = {0};
     long *idx = xmalloc(sizeof(long) * (B->n ? B->n : 1));
-    size_t m = 0;
+    size_t m = 0, n_cov;
+    char **cov = covered_keys(B, &n_cov);
     for (size_t i = 0; i <= B->n && !util_stop_signal(); i++) {
         char *line = NULL;
         if (i < B->n) {
-            if (!B->pending[i] || covered(B, B->key[i])) continue;
+            const char *k = B->key[i];
+            if (!B->pending[i] || bsearch(&k, cov, n_cov, sizeof *cov, cmp_str)) continue;
             char *body = chat_request_body(&B->reqs[i]);
             line = xasprintf("{\"custom_id\":\"%s\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":%s}\n",
                              B->key[i], body);
@@ -524,6 +532,7 @@ static void batch_submit(Batch *B) {
         free(line);
     }
     for (size_t k = 0; k < m; k++) settle_line(B, idx[k], 0, 0); /* stopped before this chunk went up */
+    free(cov);
     bytebuf_free(&jsonl);
     free(idx);
 }
@@ -569,19 +578,19 @@ static void handle_line(Batch *B, const JBatch *jb, const char *text, size_t len
         char m[300], d[260];
         ChatError er;
         LlmStatus st = LLM_E_BATCH;
+        const char *code = cJSON_IsObject(err) ? str_of(err, "code") : NULL;
         if (http && btext && chat_error_parse(btext, strlen(btext), &er)) {
             chat_error_format(&er, d, sizeof d);
             st = llm_status_of_error(http, &er);
             msgf(m, sizeof m, "batch %s: HTTP %ld: %s", jb->batch_id, http, d);
         } else if (cJSON_IsObject(err)) {
-            msgf(m, sizeof m, "batch %s: %s: %.200s", jb->batch_id, str_of(err, "code") ? str_of(err, "code") : "error",
-                     str_of(err, "message") ? str_of(err, "message") : "");
-            if (str_of(err, "code") && !strcmp(str_of(err, "code"), "batch_expired")) B->st.expired_lines++;
-            else B->st.failed_lines++;
+            msgf(m, sizeof m, "batch %s: %s: %.200s", jb->batch_id, code ? code : "error",
+                 str_of(err, "message") ? str_of(err, "message") : "");
         } else {
             msgf(m, sizeof m, "batch %s: a line with HTTP %ld and no body", jb->batch_id, http);
         }
-        if (st != LLM_E_BATCH || !cJSON_IsObject(err)) B->st.failed_lines++;
+        if (code && (!strcmp(code, "batch_expired") || !strcmp(code, "batch_cancelled"))) B->st.expired_lines++;
+        else B->st.failed_lines++;
         settle_line(B, i, 0, 0);
         line_result(B, i, st, m);
     }
