@@ -59,7 +59,8 @@ Tokenizer *student_load_tokenizer(const Config *cfg, Err *e);
 
 /* Collective.  Loads the newest readable checkpoint of cfg->run.dir into s
  * (opt, if given, is initialised with the train.* AdamW settings and gets the
- * moments).  -1 with e set (same status on every rank) if there is none. */
+ * moments).  -1 with e set (same status on every rank) if there is none; s
+ * and opt then hold nothing to free. */
 int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, int quarantine, Err *e);
 
 /* Rank 0, inside a collective section: reads the whole state of the

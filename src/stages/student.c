@@ -142,6 +142,7 @@ static void student_alloc(Student *s, const Config *cfg, const ModelConfig *mc, 
 
 int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, int quarantine, Err *e) {
     memset(s, 0, sizeof *s);
+    if (opt) memset(opt, 0, sizeof *opt); /* the failure paths free it, allocated or not */
     char *dir = xasprintf("%s/ckpt", cfg->run.dir);
     CkptMeta meta = {0};
     int64_t ok = 1;
