@@ -275,4 +275,96 @@ static inline int test_mpirun_self(int np, const char *const *args, char **out, 
     return rc;
 }
 
+/* ---- stage tests (define TEST_STAGES before including test.h) ----------------
+ * A tiny configuration on a temporary directory (WordNet inputs, the
+ * stand-in teacher and critic, a 2-layer student, a few steps of everything:
+ * the whole method in about two seconds), and the stages run in forked
+ * children that initialise MPI themselves as one rank (stage functions end
+ * the process on errors, and a parent that initialised MPI cannot fork a
+ * child that uses it). */
+#ifdef TEST_STAGES
+#include "base/comm.h"
+#include "base/config.h"
+#include "stages/critique.h"
+#include "stages/eval.h"
+#include "stages/ingest.h"
+#include "stages/pipeline.h"
+#include "stages/teach.h"
+#include "stages/train.h"
+
+/* Applies "key=value" settings; aborts on a bad one (a broken test). */
+static inline void test_config_set(Config *c, const char *const *kv) {
+    for (int i = 0; kv && kv[i]; i++) {
+        Err e;
+        if (config_set(c, kv[i], &e) != 0) {
+            fprintf(stderr, "test configuration: %s\n", e.msg);
+            abort();
+        }
+    }
+}
+
+/* The tiny configuration with run.dir = dir/run, data.path = dir/data.h5,
+ * then the extra settings (NULL-terminated, may be NULL). */
+static inline void test_stage_config(Config *c, const char *dir, const char *const *extra) {
+    config_init(c);
+    char run[600], data[600];
+    snprintf(run, sizeof run, "run.dir=%s/run", dir);
+    snprintf(data, sizeof data, "data.path=%s/data.h5", dir);
+    const char *base[] = {run, data, "run.threads=1", "run.log_every=100", "ingest.source=wordnet", "ingest.limit=48",
+                          "ingest.ood_limit=8", "ingest.eval_fraction=0.2", "ingest.max_words=12", "teach.n=2",
+                          "teacher.base_url=standin", "critic.base_url=standin", "tokenizer.vocab_size=400",
+                          "model.preset=tiny", "data.too_long=skip", "train.seq_len=128", "train.batch_size=4",
+                          "train.steps=40", "train.lr=3e-3", "train.warmup_steps=2", "train.ckpt_every=20",
+                          "train.seed=1", "critique.objective=dpo", "critique.rounds=1", "critique.epochs=1",
+                          "critique.inputs=16", "critique.k=6", "critique.len_lo=0.1", "critique.len_hi=10",
+                          "critique.tie_margin=0", "critique.batch_pairs=2", "critique.ckpt_every=0",
+                          "critique.max_new=16", "eval.limit=6", "eval.bootstrap=50", "eval.beam=2", "eval.max_new=16",
+                          NULL};
+    test_config_set(c, base);
+    test_config_set(c, extra);
+    Err e;
+    if (config_validate(c, &e) != 0) {
+        fprintf(stderr, "test configuration: %s\n", e.msg);
+        abort();
+    }
+}
+
+typedef struct {
+    const char *stage; /* ingest teach train critique eval run, or "fn" */
+    const Config *cfg;
+    int dry_run;
+    int (*fn)(const Comm *comm, void *ctx); /* stage "fn": called after comm_init */
+    void *ctx;
+} TestStage;
+
+static inline int test_stage_child_(void *v) {
+    TestStage *t = v;
+    Comm comm;
+    comm_init(&comm, NULL, NULL);
+    char *argv[] = {"hdistill", (char *)t->stage, NULL};
+    int rc;
+    if (!strcmp(t->stage, "ingest")) rc = ingest_main(t->cfg, &comm, 2, argv, t->dry_run);
+    else if (!strcmp(t->stage, "teach")) rc = teach_main(t->cfg, &comm, 2, argv, t->dry_run);
+    else if (!strcmp(t->stage, "train")) rc = train_main(t->cfg, &comm, 2, argv, t->dry_run);
+    else if (!strcmp(t->stage, "critique")) rc = critique_main(t->cfg, &comm, 2, argv);
+    else if (!strcmp(t->stage, "eval")) rc = eval_main(t->cfg, &comm, 2, argv);
+    else if (!strcmp(t->stage, "run")) rc = pipeline_main(t->cfg, &comm, 2, argv, t->dry_run);
+    else rc = t->fn(&comm, t->ctx);
+    comm_finalize();
+    return rc;
+}
+
+/* Runs stage (see TestStage) on cfg in a child of one rank; returns its
+ * exit status; out (may be NULL) gets its output. */
+static inline int test_stage(const char *stage, const Config *cfg, int dry_run, char **out) {
+    TestStage t = {stage, cfg, dry_run, NULL, NULL};
+    return test_fork(test_stage_child_, &t, out);
+}
+/* Runs fn(comm, ctx) in a child of one rank (EXPECTs inside count). */
+static inline int test_with_mpi(int (*fn)(const Comm *comm, void *ctx), void *ctx, char **out) {
+    TestStage t = {"fn", NULL, 0, fn, ctx};
+    return test_fork(test_stage_child_, &t, out);
+}
+#endif
+
 #endif
