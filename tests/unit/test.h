@@ -303,14 +303,15 @@ static inline void test_config_set(Config *c, const char *const *kv) {
     }
 }
 
-/* The tiny configuration with run.dir = dir/run, data.path = dir/data.h5,
- * then the extra settings (NULL-terminated, may be NULL). */
+/* The tiny configuration with run.dir = dir/run and data.path = data.pairs
+ * = dir/data.h5, then the extra settings (NULL-terminated, may be NULL). */
 static inline void test_stage_config(Config *c, const char *dir, const char *const *extra) {
     config_init(c);
-    char run[600], data[600];
+    char run[600], data[600], pairs[600];
     snprintf(run, sizeof run, "run.dir=%s/run", dir);
     snprintf(data, sizeof data, "data.path=%s/data.h5", dir);
-    const char *base[] = {run, data, "run.threads=1", "run.log_every=100", "ingest.source=wordnet", "ingest.limit=48",
+    snprintf(pairs, sizeof pairs, "data.pairs=%s/data.h5", dir); /* as `hdistill run` does */
+    const char *base[] = {run, data, pairs, "run.threads=1", "run.log_every=100", "ingest.source=wordnet", "ingest.limit=48",
                           "ingest.ood_limit=8", "ingest.eval_fraction=0.2", "ingest.max_words=12", "teach.n=2",
                           "teacher.base_url=standin", "critic.base_url=standin", "tokenizer.vocab_size=400",
                           "model.preset=tiny", "data.too_long=skip", "train.seq_len=128", "train.batch_size=4",
