@@ -1,9 +1,9 @@
 /* test_text -- base/text.h: text_normalize (invalid UTF-8 bytes -> U+FFFD
- * each, control characters, no-break spaces and runs of white space -> one
- * space, trimming, wrapping quotes removed repeatedly, valid characters
- * kept), and on random byte strings its output is valid UTF-8 without
- * controls, double or edge spaces, and normalising twice changes nothing;
- * text_word_count and text_cut_words; FNV-1a known values. */
+ * each, control characters (C0, DEL and C1), no-break spaces and runs of
+ * white space -> one space, trimming, wrapping quotes removed repeatedly,
+ * valid characters kept), and on random byte strings its output is valid
+ * UTF-8 without controls, double or edge spaces, and normalising twice
+ * changes nothing; text_word_count and text_cut_words; FNV-1a known values. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +22,7 @@ static int check_norm(const char *in, size_t len, const char *want) {
 }
 #define NORM(in, want) EXPECT(check_norm(in, sizeof(in) - 1, want), "normalize %s", #in)
 
-/* the normal form: valid UTF-8, no C0 control or DEL, no NBSP, single inner
+/* the normal form: valid UTF-8, no C0 or C1 control or DEL, no NBSP, single inner
  * spaces, none at the edges */
 static int is_normal(const char *s) {
     size_t n = strlen(s);
@@ -30,7 +30,7 @@ static int is_normal(const char *s) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t k = unicode_decode_utf8((const uint8_t *)s + i, n - i, &cp);
-        if (cp == UNICODE_INVALID || cp < 0x20 || cp == 0x7F || cp == 0xA0) return 0;
+        if (cp == UNICODE_INVALID || cp < 0x20 || (cp >= 0x7F && cp <= 0xA0)) return 0;
         if (cp == ' ' && s[i + 1] == ' ') return 0;
         i += k;
     }
@@ -63,6 +63,9 @@ int main(void) {
     NORM("", "");
     NORM("   \t\n ", "");
     NORM("\xC2\xA0", "");
+    NORM("a\xC2\x85" "b\xC2\x9F", "a b");          /* C1 controls: NEL, APC */
+    NORM("\xC2\x80x \xC2\x9F\xC2\xA0 y\xC2\x90", "x y"); /* U+0080 .. U+009F, with NBSP and a space */
+    NORM("\xC2\xA1" "a\xC2\xBF", "\xC2\xA1" "a\xC2\xBF"); /* U+00A1, U+00BF are not controls */
     EXPECT(check_norm("a\0b", 3, "a b"), "an embedded NUL is a control character");
     EXPECT(check_norm("abcdef", 3, "abc"), "only len bytes are read");
     /* random byte strings over an alphabet that provokes every case */
