@@ -4,7 +4,8 @@
  * scalars) and fixed-length ones written by h5py, "description"
  * attributes, overwriting, attributes of every kind on the root, groups and
  * datasets, extendible series across the chunk size with truncation,
- * store_delete / store_list / store_dims / store_exists, and the errors:
+ * store_delete / store_list (an empty group: an empty list, not NULL) /
+ * store_dims / store_exists, and the errors:
  * missing, truncated and non-HDF5 files name the file, a missing object or
  * attribute names it, type mismatches are refused. */
 #include <math.h>
@@ -290,6 +291,10 @@ static void attributes_and_series(void) {
     EXPECT(store_list(f, "/absent", &nl) == NULL && nl == 0, "list of a missing group");
     EXPECT(store_delete(f, "/grp/ds", &e) == 0 && !store_exists(f, "/grp/ds") && store_exists(f, "/grp"),
            "delete a dataset: %s", e.msg);
+    nl = 5;
+    names = store_list(f, "/grp", &nl);
+    EXPECT(names != NULL && nl == 0, "an empty group: an empty list, not NULL (%d)", nl);
+    free(names);
     EXPECT(store_delete(f, "/m", &e) == 0 && !store_exists(f, "/m/x") && !store_exists(f, "/m"), "delete a group");
     EXPECT(store_delete(f, "/m", &e) == 0 && store_delete(f, "/x/y/z", &e) == 0, "delete of nothing is a no-op");
     EXPECT(store_flush(f, &e) == 0, "flush: %s", e.msg);
