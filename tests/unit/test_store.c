@@ -5,7 +5,8 @@
  * attributes, overwriting, attributes of every kind on the root, groups and
  * datasets, extendible series across the chunk size with truncation,
  * store_delete / store_list (an empty group: an empty list, not NULL) /
- * store_dims / store_exists, and the errors:
+ * store_dims / store_exists, staged files (store_open_staged, commit,
+ * abandon, close), and the errors:
  * missing, truncated and non-HDF5 files name the file, a missing object or
  * attribute names it, type mismatches are refused. */
 #include <math.h>
@@ -336,6 +337,44 @@ static void bad_files(void) {
     free(good), free(cut), free(cut2), free(text), free(missing), free(nodir);
 }
 
+/* store_open_staged: nothing at path before the first commit; a commit
+ * publishes the copy's state and the writer goes on; a reader sees the last
+ * commit while the writer has more; abandon drops the uncommitted part and
+ * its copy; reopening starts from the file, close commits. */
+static void staged(void) {
+    Err e = {{0}};
+    char *p = path_in("staged.h5"), *tmp = path_in("staged.h5.tmp");
+    int64_t one = 1, v = 0;
+    EXPECT(store_open_staged(p, 0, &e) == NULL && strstr(e.msg, p), "staged open of a missing file: %s", e.msg);
+    StoreFile *f = store_open_staged(p, 1, &e);
+    EXPECT(f != NULL, "staged create: %s", e.msg);
+    if (!f) return;
+    int64_t a = 1;
+    EXPECT(store_write_i64(f, "/a", &a, 1, &one, NULL, &e) == 0 && !util_file_exists(p) && util_file_exists(tmp),
+           "before the first commit only the copy exists");
+    EXPECT(store_commit(f, &e) == 0 && util_file_exists(p) && store_since_commit(f) < 60, "commit: %s", e.msg);
+    a = 2;
+    int64_t b = 3;
+    store_write_i64(f, "/a", &a, 1, &one, NULL, &e), store_write_i64(f, "/b", &b, 1, &one, NULL, &e);
+    StoreFile *r = store_open(p, 0, &e);
+    EXPECT(r && store_read_i64(r, "/a", &v, 1, &e) == 0 && v == 1 && !store_exists(r, "/b"),
+           "a reader sees the last commit, not the writer's later changes (a = %lld)", (long long)v);
+    store_close(r, NULL);
+    store_abandon(f);
+    r = store_open(p, 0, &e);
+    EXPECT(r && store_read_i64(r, "/a", &v, 1, &e) == 0 && v == 1 && !store_exists(r, "/b") && !util_file_exists(tmp),
+           "abandon drops the uncommitted changes and the copy");
+    store_close(r, NULL);
+    f = store_open_staged(p, 0, &e);
+    EXPECT(f && store_read_i64(f, "/a", &v, 1, &e) == 0 && v == 1, "a reopened staged file starts from the file");
+    if (f) store_write_i64(f, "/b", &b, 1, &one, NULL, &e);
+    EXPECT(store_close(f, &e) == 0 && !util_file_exists(tmp), "close commits: %s", e.msg);
+    r = store_open(p, 0, &e);
+    EXPECT(r && store_read_i64(r, "/b", &v, 1, &e) == 0 && v == 3, "the closed file holds the last changes");
+    store_close(r, NULL);
+    free(p), free(tmp);
+}
+
 int main(void) {
     char *d = test_tmpdir("store");
     snprintf(dir, sizeof dir, "%s", d);
@@ -343,6 +382,7 @@ int main(void) {
     strings();
     attributes_and_series();
     bad_files();
+    staged();
     test_rm_rf(d);
     free(d);
     return test_summary();
