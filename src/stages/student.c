@@ -134,7 +134,7 @@ void student_bcast_state(Student *s, Optim *opt) {
     comm_bcast(&s->st, sizeof s->st);
 }
 
-/* s->model (and opt) allocated for configuration mc */
+/* s->model (and opt: no weight decay, student.h) allocated for configuration mc */
 static void student_alloc(Student *s, const Config *cfg, const ModelConfig *mc, Optim *opt) {
     model_init(&s->model, mc);
     if (opt) optim_init(opt, &s->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps, 0.0, cfg->train.grad_clip);

@@ -4,8 +4,8 @@
  * without chat tokens is -1 naming the key; student_prompt = prompt ids +
  * separator; student_text decodes, makes invalid UTF-8 valid and collapses
  * white space.  student_load (in one-rank children) reads the newest
- * checkpoint (parameters, moments, state, logs, tokenizer, the train.*
- * AdamW settings); when the newest is truncated it
+ * checkpoint (parameters, moments, state, logs, tokenizer; the train.*
+ * AdamW settings but no weight decay); when the newest is truncated it
  * falls back to the previous one and renames the bad one "<path>.bad" with
  * quarantine = 1 and leaves it alone with quarantine = 0; the same for a
  * checkpoint whose metadata reads but whose state does not; no checkpoint
@@ -198,6 +198,7 @@ static int load_child(const Comm *comm, void *v) {
                        "moments of the checkpoint");
                 EXPECT(o.beta1 == 0.8 && o.beta2 == 0.9 && o.eps == 1e-7 && o.grad_clip == 2.5,
                        "the train.* AdamW settings");
+                EXPECT(o.weight_decay == 0, "no weight decay (train.weight_decay=0.3 is SFT's): %g", o.weight_decay);
                 optim_free(&o);
             }
             student_free(&s);
