@@ -3,7 +3,8 @@
  * extension, with errors naming file:line; ingest_read_wordnet on a file
  * in WordNet's data format.  The stage, in one-rank children: inputs are
  * normalised, filtered by words and de-duplicated case-insensitively
- * (out-of-distribution inputs against the others too), the counts are
+ * (out-of-distribution inputs against the others too; of spellings equal
+ * up to case the smallest is kept, whatever the file's order), the counts are
  * attributes; running it again changes nothing; other settings are refused
  * (exit 2) without touching data.h5; the file's order and ingest.limit do
  * not change which split an input lands in; a missing source exits 2 and
@@ -118,6 +119,9 @@ static char *inputs_file(const char *name, int reversed) {
     bytebuf_printf(&b, "Broken \xFF bytes are replaced here.\n");
     bytebuf_printf(&b, "\n   \n");                                                 /* empty */
     bytebuf_printf(&b, "%s\n", sentences[3]);                                      /* exact duplicate */
+    /* equal up to case, in the file's order: the smallest spelling ("The Cat ...") is kept either way */
+    bytebuf_printf(&b, "%s\n", reversed ? "The Cat sat on the mat today." : "the cat sat on the mat today.");
+    bytebuf_printf(&b, "%s\n", reversed ? "the cat sat on the mat today." : "The Cat sat on the mat today.");
     char *p = xasprintf("%s/%s", dir, name);
     test_write_file(p, b.a, (long)b.n);
     bytebuf_free(&b);
@@ -144,7 +148,7 @@ static void stage(void) {
     int64_t nt = 0, ne = 0, no = 0;
     char **tr = read_split(c.data.path, "/inputs/train", &nt), **ev = read_split(c.data.path, "/inputs/eval", &ne),
          **od = read_split(c.data.path, "/inputs/ood", &no);
-    EXPECT(nt + ne == NS + 2 && ne > 0 && nt > 0, "%lld train + %lld eval, want %d", (long long)nt, (long long)ne, NS + 2);
+    EXPECT(nt + ne == NS + 3 && ne > 0 && nt > 0, "%lld train + %lld eval, want %d", (long long)nt, (long long)ne, NS + 3);
     int normal = 1, words = 1;
     for (int64_t i = 0; i < nt + ne; i++) {
         const char *s = i < nt ? tr[i] : ev[i - nt];
@@ -156,6 +160,9 @@ static void stage(void) {
     EXPECT(normal && words, "inputs are normalised and within [min_words, max_words]");
     EXPECT(has(tr, nt, "Wrapped in quotes and spaces.") || has(ev, ne, "Wrapped in quotes and spaces."),
            "quotes, NBSP and white space normalised");
+    EXPECT((has(tr, nt, "The Cat sat on the mat today.") || has(ev, ne, "The Cat sat on the mat today.")) &&
+               !has(tr, nt, "the cat sat on the mat today.") && !has(ev, ne, "the cat sat on the mat today."),
+           "of inputs equal up to case, the smallest spelling is kept");
     EXPECT(has(tr, nt, "Broken \xEF\xBF\xBD bytes are replaced here.") ||
                has(ev, ne, "Broken \xEF\xBF\xBD bytes are replaced here."),
            "invalid UTF-8 replaced");
@@ -172,7 +179,7 @@ static void stage(void) {
         source = store_get_attr_str(f, "/inputs", "source", &e);
         EXPECT(store_exists(f, "/config") && store_exists(f, "/provenance"), "/config and /provenance");
     }
-    EXPECT(read == NS + 7 && dup == 2 && sh == 1 && lo == 1, "counts: read %lld dup %lld short %lld long %lld",
+    EXPECT(read == NS + 9 && dup == 3 && sh == 1 && lo == 1, "counts: read %lld dup %lld short %lld long %lld",
            (long long)read, (long long)dup, (long long)sh, (long long)lo);
     EXPECT(sig && sig[0] && source && !strcmp(source, src), "signature and source attributes");
     free(sig), free(source);
