@@ -154,7 +154,7 @@ static const OptSpec OPTIONS[] = {
     {"train.schedule", OT_ENUM, F(train.schedule), "cosine", 0, 0, "cosine|constant",
      "learning-rate schedule after warm-up"},
     {"train.weight_decay", OT_FLOAT, F(train.weight_decay), "0.1", 0, 10, NULL,
-     "AdamW decoupled weight decay (matrices and embeddings only)"},
+     "AdamW decoupled weight decay of SFT (matrices and embeddings only; the critique phase uses none)"},
     {"train.beta1", OT_FLOAT, F(train.beta1), "0.9", 0, 0.999999, NULL, "AdamW beta1"},
     {"train.beta2", OT_FLOAT, F(train.beta2), "0.95", 0, 0.999999, NULL, "AdamW beta2"},
     {"train.eps", OT_FLOAT, F(train.eps), "1e-8", 1e-30, 1, NULL, "AdamW epsilon"},
