@@ -142,7 +142,7 @@ static int count_status(const LlmResult *r, LlmStatus s) {
 }
 
 /* Failed and expired lines come back; retried in a new batch, then in sync. */
-static void test_run(void) {
+static void test_batch_run(void) {
     server_start("run", 0.5, 0.02, 0.01);
     char *cache = xasprintf("%s/run.cache", TMP);
     Cli k;
@@ -329,7 +329,7 @@ static void test_no_cache(void) {
 int main(void) {
     snprintf(TMP, sizeof TMP, "/tmp/hdistill-test-batch-XXXXXX");
     CHECK(mkdtemp(TMP), "mkdtemp");
-    test_run();
+    test_batch_run();
     test_kill_while_polling();
     test_kill_before_journal();
     test_stop_signal();
