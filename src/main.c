@@ -10,6 +10,8 @@
 #include "stages/critique.h"
 #include "stages/eval.h"
 #include "stages/export.h"
+#include "stages/generate.h"
+#include "stages/modelsrv.h"
 #include "stages/report.h"
 #include "stages/ingest.h"
 #include "stages/pipeline.h"
@@ -32,6 +34,8 @@ static const char USAGE[] =
     "        the teacher writes teach.n humorous paraphrases of every input -> data.path /teacher\n"
     "  serve --standin --port P [--seed S] [--request-log FILE] [--latency-ms X] [--fault KIND=RATE]...\n"
     "        the built-in stand-in OpenAI-compatible endpoint (a test world, not a model)\n"
+    "  serve --model RUN_DIR|CHECKPOINT.h5|HF_DIR --port P [--host H] [--port-file F] [--model-name NAME]\n"
+    "        the student as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models)\n"
     "  critique CONFIG [--set ...] [--dry-run]\n"
     "        the critique rounds (sample, pair, critic, DPO/BRIO/SD/FT) on the trained student\n"
     "  eval CONFIG [--set ...] [--dry-run]\n"
@@ -42,6 +46,9 @@ static const char USAGE[] =
     "        the stored evaluation of a run as a table or JSON\n"
     "  check CONFIG [--set section.key=value]...\n"
     "        validate a configuration without reading data (exit 0, or 2 naming the key)\n"
+    "  generate RUN_DIR|CHECKPOINT.h5|HF_DIR [--input TEXT | --file FILE] [--beam N | --sample --k N\n"
+    "           --temperature T --top-p P] [--seed S] [--max-new N] [--json]\n"
+    "        the student's paraphrases of each input (stdin lines when none is given)\n"
     "  export RUN_DIR|CHECKPOINT.h5 --out DIR\n"
     "        the student as a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)\n"
     "  tokenize (--hf TOKENIZER_JSON | --gpt2-vocab FILE --gpt2-merges FILE) [--decode]\n"
@@ -243,7 +250,15 @@ int main(int argc, char **argv) {
         }
         return cli_tokenize(argc, argv);
     }
-    if (strcmp(cmd, "serve") == 0) return serve_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0) { /* --model without --standin: the student; else the stand-in */
+        int standin = 0, model = 0;
+        for (int i = 2; i < argc; i++) {
+            standin |= strcmp(argv[i], "--standin") == 0;
+            model |= strcmp(argv[i], "--model") == 0 || strncmp(argv[i], "--model=", 8) == 0;
+        }
+        return model && !standin ? modelsrv_main(argc - 1, argv + 1) : serve_main(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "generate") == 0) return generate_main(argc, argv);
     if (strcmp(cmd, "export") == 0) {
         if (wants_help(argc, argv)) {
             fputs(EXPORT_HELP, stdout);

@@ -74,6 +74,15 @@ int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, in
  * (s's buffers may then hold partial data: the caller starts afresh). */
 int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *meta, int quarantine);
 
+/* One process, reads only: the student of src, a run directory (the newest
+ * checkpoint of src/ckpt that reads back whole, by ckpt_find_newest without
+ * quarantine) or a checkpoint file: s->model, s->td, s->st and s->path are
+ * set (the tokenizer and prompt format are not: student_set_tokenizer);
+ * *config_json (may be NULL) gets the configuration the checkpoint was
+ * written under (malloc'd; NULL if it has none).  -1 with e naming the
+ * path; s then holds nothing to free but what student_free frees. */
+int student_read_source(const char *src, Student *s, char **config_json, Err *e);
+
 /* Collective: rank 0's parameters, moments (opt may be NULL) and training
  * state to every rank. */
 void student_bcast_state(Student *s, Optim *opt);
@@ -90,6 +99,14 @@ void student_prompt(const Student *s, const char *text, IntVec *out);
 /* text of a generated sequence (malloc'd): decoded, made valid UTF-8 (U+FFFD
  * for broken characters), white space collapsed and trimmed */
 char *student_text(const Student *s, const int *ids, int n);
+
+/* One process: decodes texts[0..m) (prompts built with s's format, each
+ * cut to its last max_seq_len - o->max_new ids) with gen_run, seeds from
+ * first + i; out gets m * o->k sequences (gen.h; greedy: k = 1), input-major.
+ * prompts (may be NULL) gets each input's prompt ids as decoded (caller
+ * frees each).  student_generate's ranks decode their shares with it. */
+void student_decode(const Student *s, const GenOptions *o, char *const *texts, int m, int64_t first,
+                    IntVec *prompts, GenSeq *out);
 
 /* Collective: decodes texts[0..n) (every rank passes the same list), each
  * rank its contiguous share; rank 0 receives n*o->k output strings in input

@@ -100,6 +100,16 @@ typedef struct {
     double batch_fail_rate;   /* Batch API: share of lines that fail (500 in the error file); 0 */
     double batch_expire_rate; /* Batch API: share of lines that expire (the batch ends "expired"); 0 */
     const StandinWorld *world; /* borrowed, outlives the server; NULL: serve_start builds one */
+    /* Another answerer behind the same HTTP layer (`hdistill serve --model`,
+     * stages/modelsrv.h): when set, no world is built, faults and latency are
+     * off, and every POST /v1/chat/completions body (and every Batch API
+     * line) goes to chat(chat_ctx, body, len, &resp), which returns the
+     * HTTP status (200..599) and sets *resp to a malloc'd JSON body the
+     * server frees.  Called from the HTTP worker threads, possibly several
+     * at once: the handler serialises what it must.  /v1/models lists
+     * served_model.  NULL: the stand-in. */
+    int (*chat)(void *chat_ctx, const char *body, size_t len, char **resp);
+    void *chat_ctx;
 } ServeOptions;
 
 /* Defaults: 127.0.0.1, any port, seed 0, no latency, no faults, tau 0.1. */
@@ -138,6 +148,18 @@ typedef struct {
 } ServeStats;
 
 void serve_stats(const Server *s, ServeStats *out);
+
+/* Blocks SIGTERM and SIGINT in the calling thread, so that every thread
+ * started afterwards inherits the mask and serve_run's sigwait is the only
+ * place they are delivered; ignores SIGPIPE.  Call it before starting any
+ * thread (a model's thread pool) in a process that ends in serve_run. */
+void serve_block_stop_signals(void);
+
+/* Starts a server with o (serve_start), prints "hdistill serve: WHAT
+ * listening on URL" on stdout, serves until SIGTERM or SIGINT, stops and
+ * prints a one-line summary unless o->quiet.  Returns EXIT_OK after a clean
+ * stop, EXIT_RUNTIME (with one line on stderr) when it cannot start. */
+int serve_run(const ServeOptions *o, const char *what);
 
 /* `hdistill serve --standin [options]`: options start at argv[1] (argv[0]
  * is ignored; so is an argv[1] equal to "serve", so both main's argv and

@@ -4,9 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "io/ckpt.h"
 #include "io/hfmodel.h"
 #include "io/safetensors.h"
 #include "stages/student.h"
@@ -40,35 +38,6 @@ static int parse_args(int argc, char **argv, const char **src, const char **out)
     return EXIT_OK;
 }
 
-/* The student of src: the newest checkpoint of RUN_DIR/ckpt that reads back
- * whole (never quarantining: export only reads), or the checkpoint file
- * given.  -1 with e set. */
-static int read_student(const char *src, Student *s, Err *e) {
-    memset(s, 0, sizeof *s);
-    struct stat sb;
-    CkptMeta meta = {0};
-    int rc = 0;
-    if (stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        char *dir = xasprintf("%s/ckpt", src);
-        if (!ckpt_find_newest(dir, 0, -1, &meta)) rc = err_set(e, "%s: no readable checkpoint (hint: give the run.dir of a trained run)", dir);
-        else if (student_read_newest(s, NULL, dir, &meta, 0) != 0)
-            rc = err_set(e, "%s: no checkpoint reads back whole (hint: give the run.dir of a trained run)", dir);
-        free(dir);
-    } else if (ckpt_read_meta(src, &meta.cfg, &meta.td, NULL, e) == 0) {
-        model_init(&s->model, &meta.cfg);
-        if (ckpt_read(src, &s->model, NULL, NULL, &s->st, NULL, NULL, e) != 0) rc = -1;
-        else s->path = xstrdup(src);
-    } else {
-        rc = -1;
-    }
-    if (rc == 0) {
-        s->td = meta.td; /* moved */
-        memset(&meta.td, 0, sizeof meta.td);
-    }
-    ckpt_meta_free(&meta);
-    return rc;
-}
-
 /* The tokenizer beside a Hugging Face export: its tokenizer.json verbatim and a
  * tokenizer_config.json naming the end token, so transformers loads both. */
 static int export_tokenizer(const char *out, const Student *s, Err *e) {
@@ -91,7 +60,7 @@ int export_main(int argc, char **argv) {
     if (parse_args(argc, argv, &src, &out) != EXIT_OK) return EXIT_USAGE;
     Err e = {{0}};
     Student s;
-    if (read_student(src, &s, &e) != 0) {
+    if (student_read_source(src, &s, NULL, &e) != 0) {
         fprintf(stderr, "error: %s\n", e.msg);
         student_free(&s);
         return EXIT_USAGE;

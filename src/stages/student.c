@@ -125,6 +125,34 @@ int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *
     }
 }
 
+int student_read_source(const char *src, Student *s, char **config_json, Err *e) {
+    memset(s, 0, sizeof *s);
+    if (config_json) *config_json = NULL;
+    CkptMeta meta = {0};
+    int rc = 0;
+    if (is_dir(src)) {
+        char *dir = xasprintf("%s/ckpt", src);
+        if (!ckpt_find_newest(dir, 0, -1, &meta))
+            rc = err_set(e, "%s: no readable checkpoint (hint: give the run.dir of a trained run)", dir);
+        else if (student_read_newest(s, NULL, dir, &meta, 0) != 0)
+            rc = err_set(e, "%s: no checkpoint reads back whole (hint: give the run.dir of a trained run)", dir);
+        free(dir);
+    } else if (ckpt_read_meta(src, &meta.cfg, &meta.td, &meta.config_json, e) == 0) {
+        model_init(&s->model, &meta.cfg);
+        if (ckpt_read(src, &s->model, NULL, NULL, &s->st, NULL, NULL, e) != 0) rc = -1;
+        else s->path = xstrdup(src);
+    } else {
+        rc = -1;
+    }
+    if (rc == 0) {
+        s->td = meta.td; /* moved */
+        memset(&meta.td, 0, sizeof meta.td);
+        if (config_json) *config_json = meta.config_json, meta.config_json = NULL;
+    }
+    ckpt_meta_free(&meta);
+    return rc;
+}
+
 void student_bcast_state(Student *s, Optim *opt) {
     comm_bcast(s->model.params, s->model.n_params * sizeof(float));
     if (opt) {
@@ -204,16 +232,14 @@ char *student_text(const Student *s, const int *ids, int n) {
     return r;
 }
 
-/* This rank's outputs of texts[lo..hi) (ids and texts), serialised "<tokens>\t<text>\0" per output. */
-static void generate_share(const Student *s, const GenOptions *o, char *const *texts, int lo, int hi, int64_t first,
-                           ByteBuf *b) {
-    int k = o->mode == GEN_GREEDY ? 1 : o->k, m = hi - lo;
+void student_decode(const Student *s, const GenOptions *o, char *const *texts, int m, int64_t first,
+                    IntVec *prompts, GenSeq *out) {
     IntVec *pr = xcalloc((size_t)(m ? m : 1), sizeof(IntVec));
     const int **pp = xcalloc((size_t)(m ? m : 1), sizeof(int *));
     int *pl = xcalloc((size_t)(m ? m : 1), sizeof(int));
     int maxp = s->model.cfg.max_seq_len - o->max_new;
     for (int i = 0; i < m; i++) {
-        student_prompt(s, texts[lo + i], &pr[i]);
+        student_prompt(s, texts[i], &pr[i]);
         if ((int)pr[i].n > maxp) { /* keep the end: the separator must stay last */
             memmove(pr[i].a, pr[i].a + (pr[i].n - (size_t)maxp), sizeof(int) * (size_t)maxp);
             pr[i].n = (size_t)maxp;
@@ -221,10 +247,22 @@ static void generate_share(const Student *s, const GenOptions *o, char *const *t
         pp[i] = pr[i].a;
         pl[i] = (int)pr[i].n;
     }
-    GenSeq *g = xcalloc((size_t)(m ? m : 1) * (size_t)k, sizeof(GenSeq));
     GenOptions ov = *o;
     ov.n_vocab = tokenizer_vocab_size(s->tok); /* a model may have more token rows than its tokenizer ids */
-    if (m > 0) gen_run(&s->model, &ov, pp, pl, m, s->eot, first + lo, g);
+    if (m > 0) gen_run(&s->model, &ov, pp, pl, m, s->eot, first, out);
+    for (int i = 0; i < m; i++) {
+        if (prompts) prompts[i] = pr[i]; /* moved */
+        else intvec_free(&pr[i]);
+    }
+    free(pr), free(pp), free(pl);
+}
+
+/* This rank's outputs of texts[lo..hi) (ids and texts), serialised "<tokens>\t<text>\0" per output. */
+static void generate_share(const Student *s, const GenOptions *o, char *const *texts, int lo, int hi, int64_t first,
+                           ByteBuf *b) {
+    int k = o->mode == GEN_GREEDY ? 1 : o->k, m = hi - lo;
+    GenSeq *g = xcalloc((size_t)(m ? m : 1) * (size_t)k, sizeof(GenSeq));
+    student_decode(s, o, texts + lo, m, first + lo, NULL, g);
     for (int i = 0; i < m * k; i++) {
         char *t = student_text(s, g[i].ids, g[i].n);
         bytebuf_printf(b, "%d\t", g[i].n);
@@ -232,8 +270,7 @@ static void generate_share(const Student *s, const GenOptions *o, char *const *t
         free(t);
         gen_seq_free(&g[i]);
     }
-    for (int i = 0; i < m; i++) intvec_free(&pr[i]);
-    free(pr), free(pp), free(pl), free(g);
+    free(g);
 }
 
 void student_generate_chunks(const Student *s, const GenOptions *o, const Comm *comm, char *const *texts, int n,

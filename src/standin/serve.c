@@ -502,6 +502,9 @@ static void req_decide(Server *s, Req *r) {
         if (r->too_large) {
             r->status = 413;
             r->resp = error_body(s, 413, "invalid_request_error", NULL, "Request body larger than %u bytes", BODY_MAX);
+        } else if (s->o.chat) {
+            r->status = s->o.chat(s->o.chat_ctx, r->body.a ? r->body.a : "", r->body.n, &r->resp);
+            CHECK(r->status >= 200 && r->status < 600 && r->resp, "chat handler: status %d", r->status);
         } else if (chat_request_parse(r->body.a ? r->body.a : "", r->body.n, &q, &e) != 0) {
             r->status = 400;
             r->resp = error_body(s, 400, "invalid_request_error", NULL,
@@ -524,6 +527,11 @@ static void req_decide(Server *s, Req *r) {
 /* A batch line's body answered like a chat request (no faults, no latency). */
 static char *batch_answer(void *ctx, const char *body, size_t len, int *status) {
     Server *s = ctx;
+    if (s->o.chat) {
+        char *resp = NULL;
+        *status = s->o.chat(s->o.chat_ctx, body, len, &resp);
+        return resp;
+    }
     ChatRequest q;
     Err e = {{0}};
     if (chat_request_parse(body, len, &q, &e) != 0) {
@@ -890,8 +898,8 @@ Server *serve_start(const ServeOptions *o, Err *e) {
         if (inet_pton(AF_INET, s->bind, &a->sin_addr) != 1) goto bad_addr;
     }
 
-    if (o->world) {
-        s->world = o->world;
+    if (o->world || o->chat) {
+        s->world = o->world; /* a chat handler needs none */
     } else {
         double t0 = util_now();
         s->own_world = standin_world_create(o->fortunes_dir, o->wordnet_dir, e);
@@ -1047,7 +1055,10 @@ static const char *SERVE_HELP =
     "  --batch-expire-rate R   Batch API: share of lines that expire (default 0)\n"
     "  --fortunes DIR          fortunes directory (default " STANDIN_DEFAULT_FORTUNES ")\n"
     "  --wordnet DIR           WordNet directory (default " STANDIN_DEFAULT_WORDNET ")\n"
-    "  --quiet                 no start-up and shutdown summaries\n";
+    "  --quiet                 no start-up and shutdown summaries\n"
+    "\n"
+    "The student of a run behind the same endpoints: hdistill serve --model RUN_DIR|HF_DIR\n"
+    "(hdistill serve --model X --help).\n";
 
 static int parse_double(const char *opt, const char *v, double *out, Err *e) {
     char *end;
@@ -1071,11 +1082,17 @@ static int parse_long(const char *opt, const char *v, long lo, long hi, long *ou
 static void serve_stop_summary(Server *s, int sig, int quiet) {
     ServeStats st;
     serve_stats(s, &st);
+    int handler = s->o.chat != NULL;
     serve_stop(s);
     if (quiet) return;
-    printf("hdistill serve: %s received; served %lld requests (%lld chat, %lld repeated keys, %lld faults injected)\n",
-           sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)st.requests, (long long)st.chat, (long long)st.repeats,
-           (long long)(st.chat - st.by_fault[SERVE_FAULT_NONE]));
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    if (handler)
+        printf("hdistill serve: %s received; served %lld requests (%lld chat completions)\n", name,
+               (long long)st.requests, (long long)st.chat);
+    else
+        printf("hdistill serve: %s received; served %lld requests (%lld chat, %lld repeated keys, %lld faults injected)\n",
+               name, (long long)st.requests, (long long)st.chat, (long long)st.repeats,
+               (long long)(st.chat - st.by_fault[SERVE_FAULT_NONE]));
     fflush(stdout);
 }
 
@@ -1174,7 +1191,7 @@ static int serve_parse_args(int argc, char **argv, ServeOptions *o, Err *e) {
             return err_set(e, "unknown option '%s'", name);
         }
     }
-    if (!standin) return err_set(e, "--standin is required (the stand-in is the only mode)");
+    if (!standin) return err_set(e, "--standin is required (or --model RUN_DIR|HF_DIR for the student: hdistill serve --model X --help)");
     return serve_options_check(o, e);
 }
 
@@ -1191,28 +1208,43 @@ int serve_main(int argc, char **argv) {
         fprintf(stderr, "hdistill serve: %s (see hdistill serve --help)\n", e.msg);
         return EXIT_USAGE;
     }
-    /* every thread started from here on inherits the blocked stop signals,
-     * so sigwait below is the only place they are delivered */
+    return serve_run(&o, "stand-in");
+}
+
+static void stop_signal_set(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+void serve_block_stop_signals(void) {
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
+    stop_signal_set(&stop);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+int serve_run(const ServeOptions *o, const char *what) {
+    /* every thread started from here on inherits the blocked stop signals,
+     * so sigwait below is the only place they are delivered */
+    serve_block_stop_signals();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    Server *s = serve_start(&o, &e);
+    Err e = {{0}};
+    Server *s = serve_start(o, &e);
     if (!s) {
         fprintf(stderr, "hdistill serve: %s\n", e.msg);
         return EXIT_RUNTIME;
     }
-    printf("hdistill serve: stand-in listening on %s\n", serve_base_url(s));
+    printf("hdistill serve: %s listening on %s\n", what, serve_base_url(s));
     fflush(stdout);
+    sigset_t stop;
+    stop_signal_set(&stop);
     int sig = 0;
     sigwait(&stop, &sig);
-    serve_stop_summary(s, sig, o.quiet);
+    serve_stop_summary(s, sig, o->quiet);
     return EXIT_OK;
 }
