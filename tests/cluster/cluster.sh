@@ -46,8 +46,10 @@ CLUSTER_LOCK=/tmp/hdistill-cluster.lock
 cluster_unavailable() {
     local c probe=${CLUSTER_ID}p
     [[ $(id -u) -eq 0 ]] || { echo "needs root (network namespaces, bridges, slurmd)"; return 0; }
-    for c in ip unshare nsenter tc flock slurmctld slurmd munged munge srun sbatch scontrol sinfo; do
-        command -v "$c" >/dev/null 2>&1 || { echo "no $c on PATH (Debian: iproute2 util-linux slurmctld slurmd slurm-client munge)"; return 0; }
+    for c in ip:iproute2 tc:iproute2 unshare:util-linux nsenter:util-linux flock:util-linux slurmctld:slurmctld \
+             slurmd:slurmd srun:slurm-client sbatch:slurm-client scontrol:slurm-client sinfo:slurm-client \
+             munged:munge munge:munge; do
+        command -v "${c%%:*}" >/dev/null 2>&1 || { echo "no ${c%%:*} on PATH (Debian package ${c#*:})"; return 0; }
     done
     [[ -e /usr/lib/x86_64-linux-gnu/slurm-wlm/mpi_pmix.so || -n $(find /usr/lib* -name mpi_pmix.so 2>/dev/null | head -1) ]] ||
         { echo "Slurm has no mpi/pmix plugin (srun --mpi=pmix)"; return 0; }
