@@ -83,7 +83,7 @@ CFG=configs/run-tiny.json
 DATA="--set data.path=$TMP/data.h5"
 host_mpirun -np 2 "$HD" run $CFG --set run.dir="$TMP/host2" $DATA >"$TMP/host2.log" 2>&1
 check "one node, mpirun -np 2: hdistill run exits 0" test $? -eq 0
-timeout 600 srun -N 2 --ntasks-per-node=1 --mpi=pmix "$HD" run $CFG --set run.dir="$TMP/n2" $DATA >"$TMP/n2.log" 2>&1
+timeout 600 srun -K -N 2 --ntasks-per-node=1 --mpi=pmix "$HD" run $CFG --set run.dir="$TMP/n2" $DATA >"$TMP/n2.log" 2>&1
 check "srun -N 2: hdistill run exits 0" test $? -eq 0
 check "srun -N 2: rank 0 ran on node1, world size 2" $PY -c "
 import h5py,sys; a=h5py.File('$TMP/n2/run.h5','r')['/provenance'].attrs
@@ -96,7 +96,7 @@ check "srun -N 2 == mpirun -np 2: evaluation verdicts (bitwise)" \
 DATA="$DATA --set train.batch_size=12"
 host_mpirun -np 3 "$HD" run $CFG --set run.dir="$TMP/host3" $DATA >"$TMP/host3.log" 2>&1
 check "one node, mpirun -np 3 (oversubscribed): hdistill run exits 0" test $? -eq 0
-timeout 600 srun -N 3 --ntasks-per-node=1 --mpi=pmix "$HD" run $CFG --set run.dir="$TMP/n3" $DATA >"$TMP/n3.log" 2>&1
+timeout 600 srun -K -N 3 --ntasks-per-node=1 --mpi=pmix "$HD" run $CFG --set run.dir="$TMP/n3" $DATA >"$TMP/n3.log" 2>&1
 check "srun -N 3: hdistill run exits 0" test $? -eq 0
 # 3 ranks: the sum is reduced in an order MPI chooses; say whether it is the same
 cmp3=$($PY - "$TMP/n3/run.h5" "$TMP/host3/run.h5" <<'PYEOF'
@@ -125,7 +125,7 @@ ov=(--set data.pairs="$PAIRS" --set train.seed=5 --set train.steps=40 --set trai
 host_mpirun -np 2 "$HD" train configs/sft-tiny.json "${ov[@]}" --set train.overlap=0 --set run.dir="$TMP/ov-host" \
     >"$TMP/ov-host.log" 2>&1
 check "one node, mpirun -np 2, train.overlap=0: exits 0" test $? -eq 0
-timeout 300 srun -N 2 --ntasks-per-node=1 --mpi=pmix "$HD" train configs/sft-tiny.json "${ov[@]}" --set train.overlap=1 \
+timeout 300 srun -K -N 2 --ntasks-per-node=1 --mpi=pmix "$HD" train configs/sft-tiny.json "${ov[@]}" --set train.overlap=1 \
     --set train.trace=1 --set run.dir="$TMP/ov-n2" >"$TMP/ov-n2.log" 2>&1
 check "srun -N 2, train.overlap=1: exits 0" test $? -eq 0
 check "srun -N 2 overlapped == mpirun -np 2 blocking: loss curve (bitwise)" \
