@@ -950,7 +950,7 @@ static void critique_open(Ctx *c, LlmSession *critic, LlmCache **cache) {
     comm_bcast_strings(&c->inputs, &c->n_inputs);
     comm_bcast_i64(&c->teacher_n, 1);
     if (student_load(&c->t.s, cfg, c->comm, &c->t.opt, 1, &e) != 0) comm_check(1, e.msg, EXIT_USAGE);
-    c->t.opt.weight_decay = 0.0;
+    c->t.opt.weight_decay = 0.0; /* as student_load leaves it: the preference phase trains without decay */
     c->t.last_ckpt = c->t.s.st.step;
     trainer_start_sync(&c->t);
     if (c->comm->rank == 0) {
