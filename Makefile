@@ -28,7 +28,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test test-slurm check-layers bench bench-train bench-decode bench-client bench-memory ablation clean deps tests quickstart install uninstall FORCE
+.PHONY: all test test-slurm test-cluster check-layers bench bench-scale bench-train bench-decode bench-client bench-memory ablation clean deps tests quickstart install uninstall FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -68,6 +68,11 @@ check-layers:
 test-slurm: tests
 	tests/run_all.sh t_slurm
 
+# hdistill across the nodes of a private 3-node Slurm cluster made of network
+# namespaces on this machine (also part of make test; needs root, else skipped)
+test-cluster: tests
+	tests/run_all.sh t_multinode
+
 bench: bench-train bench-decode bench-client
 bench-train: $(BIN) $(BENCH_BIN)
 	bench/train.sh
@@ -78,6 +83,10 @@ bench-client: $(BIN) $(BENCH_BIN)
 # peak RSS per rank of qwen2.5-0.5b training on 2 ranks (about 9 GiB each; not part of make bench)
 bench-memory: $(BIN) $(BENCH_BIN)
 	bench/memory.sh
+# step time of gpt2-124m on 2 nodes of the test cluster: link unshaped vs tbf-shaped,
+# train.overlap=0 vs 1 (needs root; about 5 minutes; not part of make bench)
+bench-scale: $(BIN)
+	bench/scale.sh
 # the five critique objectives x 3 seeds on the stand-in (about 5 minutes on 2 cores)
 ablation: $(BIN)
 	bench/ablation.sh

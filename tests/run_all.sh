@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test program and test script; prints one line per test and the
-# total "N passed, N failed" last; exits non-zero on any failure.
+# total "N passed, N failed" last; exits non-zero on any failure.  A test
+# that cannot run here (e.g. the multi-node cluster without root) exits 77
+# after a line "skip: why": it is listed as skipped, neither passed nor failed.
 # Usage: tests/run_all.sh [NAME_FILTER]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -9,12 +11,18 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 filter=${1:-}
 mkdir -p build/test-logs
-total_p=0; total_f=0; broken=()
+total_p=0; total_f=0; broken=(); skipped=()
 run_one() {  # name, command...
     local name=$1; shift
     [[ -n "$filter" && "$name" != *"$filter"* ]] && return
     local log=build/test-logs/$name.log t0=$SECONDS
     "$@" >"$log" 2>&1; local rc=$?
+    if [[ $rc -eq 77 ]]; then
+        local why; why=$(grep -m1 '^skip: ' "$log"); why=${why#skip: }
+        printf '%-28s skipped: %s  (%ds)\n' "$name" "${why:-no reason given}" $((SECONDS - t0))
+        skipped+=("$name")
+        return
+    fi
     local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
     local p=0 f=0
     if [[ -n "$line" ]]; then p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}; fi
@@ -32,11 +40,12 @@ for t in build/tests/test_*; do
     n=$(basename "$t")
     run_one "$n" "$t"
 done
-for s in tests/e2e/t_*.sh; do
+for s in tests/e2e/t_*.sh tests/cluster/t_*.sh; do
     [[ -f "$s" ]] || continue
     n=$(basename "$s" .sh)
     run_one "$n" bash "$s"
 done
+[[ ${#skipped[@]} -gt 0 ]] && echo "skipped: ${skipped[*]}"
 [[ ${#broken[@]} -gt 0 ]] && echo "failing: ${broken[*]}"
 echo "$total_p passed, $total_f failed"
 [[ $total_f -eq 0 ]]
