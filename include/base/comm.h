@@ -49,6 +49,11 @@ void comm_check(int rc, const char *msg, int code);
  * is printed by rank 0 and all ranks exit with code. */
 void comm_check_all(int rc, const char *msg, int code);
 
+/* Agreement on a status without exiting (collective): 0 when rc == 0 on
+ * every rank; else -1 on every rank, with msg (n bytes, NUL-terminated; n the
+ * same on every rank) replaced everywhere by the lowest failing rank's. */
+int comm_agree(int rc, char *msg, size_t n);
+
 /* Gathers variable-length byte strings on rank 0 in rank order; returns a
  * malloc'd concatenation (and lengths per rank) on rank 0, NULL elsewhere. */
 char *comm_gather_bytes(const char *buf, size_t len, size_t **lens_out);

@@ -181,6 +181,19 @@ void comm_check_all(int rc, const char *msg, int code) {
     comm_exit(code);
 }
 
+int comm_agree(int rc, char *msg, size_t n) {
+    int rank, size;
+    MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CALL(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    int first = rc ? rank : size;
+    MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first == size) return 0;
+    CHECK(n > 0 && n < (size_t)1 << 30, "message buffer of %zu bytes", n);
+    if (rank == first) msg[n - 1] = 0;
+    MPI_CALL(MPI_Bcast(msg, (int)n, MPI_CHAR, first, MPI_COMM_WORLD));
+    return -1;
+}
+
 char *comm_gather_bytes(const char *buf, size_t len, size_t **lens_out) {
     int rank, size;
     MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
