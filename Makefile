@@ -29,7 +29,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test test-slurm check-layers bench bench-train bench-decode bench-client bench-ckpt ablation clean deps tests quickstart install uninstall FORCE
+.PHONY: all test test-slurm check-layers bench bench-train bench-decode bench-client bench-memory bench-ckpt ablation clean deps tests quickstart install uninstall FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -79,6 +79,9 @@ bench-client: $(BIN) $(BENCH_BIN)
 # sharded checkpoint writes (parallel HDF5) of a 0.5B-parameter state vs dd on the same disk (~6 GB written)
 bench-ckpt: $(BENCH_BIN)
 	bench/ckpt.sh
+# peak RSS per rank of qwen2.5-0.5b training on 2 ranks (about 9 GiB each; not part of make bench)
+bench-memory: $(BIN) $(BENCH_BIN)
+	bench/memory.sh
 # the five critique objectives x 3 seeds on the stand-in (about 5 minutes on 2 cores)
 ablation: $(BIN)
 	bench/ablation.sh

@@ -140,8 +140,9 @@ int store_create_f32(StoreFile *f, const char *obj, int ndim, const int64_t *dim
  * set (MPI-IO opens collectively: a failure is normally every rank's). */
 StoreFile *store_open_parallel(const char *path, Err *e);
 
-/* Names of the links in a group (malloc'd array of malloc'd names; *n set),
- * or NULL if it is not a group. */
+/* Names of the links in a group (malloc'd array of malloc'd names; *n set;
+ * an empty group gives a non-NULL array and *n = 0), or NULL (*n = 0) if it
+ * is not a group. */
 char **store_list(StoreFile *f, const char *group, int *n);
 
 /* Library version string: "HDF5 x.y.z". */

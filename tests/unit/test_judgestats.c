@@ -1,8 +1,12 @@
 /* test_judgestats -- evaluation statistics against hand-worked cases and
  * SciPy: the length-controlled win rate (logistic fit), Cohen's kappa,
- * Kendall's tau-b, and that an unjudged input is never a tie. */
+ * Kendall's tau-b, and that an unjudged input is never a tie; the tie
+ * margin (a judged input within it is a tie, a margin of 0.5 makes every
+ * judged input one), the mean lengths over all inputs, no bootstrap -> NaN
+ * intervals, all wins, and no input at all. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/judgestats.h"
 #include "test.h"
@@ -93,9 +97,53 @@ static void test_stats(void) {
            "all unjudged: wtr %g lc %g", s.wtr, s.lc_winrate);
 }
 
+/* (from the unit-tests branch's eval_stats case, with unjudged inputs left out as judgestats.h says) */
+static void test_margin(void) {
+    const double pab[6] = {0.9, 0.1, 0.52, 0.9, NAN, NAN}, pba[6] = {0.8, 0.2, 0.5, 0.1, 0.7, NAN};
+    const int ws[6] = {10, 8, 5, 5, 4, 6}, wr[6] = {5, 3, 5, 5, 4, 6};
+    int verdict[6] = {9, 9, 9, 9, 9, 9};
+    double p[6];
+    JudgeStats s, s2;
+    judge_stats(pab, pba, ws, wr, 6, 0.05, 400, 7, &s, verdict, p);
+    /* p = 0.85, 0.15, 0.51 (within the margin), 0.5, 0.7 (one order), NaN (neither) */
+    const int want_v[6] = {1, -1, 0, 0, 1, JUDGE_UNJUDGED};
+    EXPECT(!memcmp(verdict, want_v, sizeof want_v), "verdicts %d %d %d %d %d %d", verdict[0], verdict[1], verdict[2],
+           verdict[3], verdict[4], verdict[5]);
+    EXPECT(fabs(p[0] - 0.85) < 1e-12 && fabs(p[2] - 0.51) < 1e-12 && p[4] == 0.7 && isnan(p[5]), "preferences");
+    EXPECT(s.n == 6 && s.judged == 5 && s.unjudged == 1 && s.wins == 2 && s.ties == 2 && s.losses == 1,
+           "counts %lld/%lld/%lld, %lld unjudged", (long long)s.wins, (long long)s.ties, (long long)s.losses,
+           (long long)s.unjudged);
+    EXPECT(fabs(s.wtr - 80.0) < 1e-12, "wtr %g: 4 of the 5 judged", s.wtr);
+    /* both orders at inputs 0..3; input 3 flips (0.9 vs 0.1), input 2 is a tie in both (0.52, 0.5) */
+    EXPECT(fabs(s.position_bias - 0.25) < 1e-12 && fabs(s.position_consistency - 0.75) < 1e-12,
+           "position bias %g, consistency %g: one flip of 4 inputs judged both ways", s.position_bias,
+           s.position_consistency);
+    /* decisive with different lengths: input 0 (longer student wins), 1 (longer student loses); 4 has equal lengths */
+    EXPECT(fabs(s.length_bias - 0.5) < 1e-12, "length bias: 1 of 2 decisive verdicts won by the longer, got %g",
+           s.length_bias);
+    EXPECT(fabs(s.student_words - 38.0 / 6) < 1e-12 && fabs(s.reference_words - 28.0 / 6) < 1e-12,
+           "mean lengths over all inputs");
+    EXPECT(s.ci_low <= s.wtr && s.wtr <= s.ci_high && s.ci_low >= 0 && s.ci_high <= 100 && s.ci_low < s.ci_high,
+           "interval [%g, %g] around %g", s.ci_low, s.ci_high, s.wtr);
+    judge_stats(pab, pba, ws, wr, 6, 0.05, 400, 7, &s2, NULL, NULL);
+    EXPECT(s2.ci_low == s.ci_low && s2.ci_high == s.ci_high, "the bootstrap is seeded");
+    judge_stats(pab, pba, ws, wr, 6, 0.5, 0, 7, &s2, verdict, NULL);
+    EXPECT(s2.ties == 5 && s2.judged == 5 && verdict[5] == JUDGE_UNJUDGED && s2.wtr == 100 && isnan(s2.ci_low) &&
+               isnan(s2.ci_high) && isnan(s2.lc_low) && isnan(s2.length_bias),
+           "margin 0.5: every judged input a tie, the unjudged one still not; no bootstrap -> NaN interval");
+    const double all_a[3] = {0.9, 0.8, 0.95}, all_b[3] = {0.9, 0.7, 0.99};
+    judge_stats(all_a, all_b, ws, wr, 3, 0.05, 100, 1, &s2, NULL, NULL);
+    EXPECT(s2.wtr == 100 && s2.ci_low == 100 && s2.ci_high == 100 && s2.position_bias == 0 && s2.unjudged == 0,
+           "all wins");
+    judge_stats(all_a, all_b, ws, wr, 0, 0.05, 100, 1, &s2, NULL, NULL);
+    EXPECT(s2.n == 0 && s2.judged == 0 && isnan(s2.wtr) && isnan(s2.position_bias) && isnan(s2.ci_low),
+           "no judgements: NaN");
+}
+
 int main(void) {
     test_lc();
     test_kappa_tau();
     test_stats();
+    test_margin();
     return test_summary();
 }
