@@ -39,7 +39,6 @@ CommRequest comm_iallreduce_sum_f32(float *x, size_t n);
 /* Reduce-scatter: the sum over ranks of send[0, sum(counts)) is cut into
  * consecutive pieces, piece r (counts[r] elements) landing in rank r's recv. */
 CommRequest comm_ireduce_scatter_sum_f32(const float *send, float *recv, const int *counts);
-void comm_reduce_scatter_sum_f32(const float *send, float *recv, const int *counts);
 /* 1 when the request has completed (and is released); 0 while pending. */
 int comm_test(CommRequest r);
 void comm_wait(CommRequest r);

@@ -75,8 +75,15 @@ int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, in
 int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *meta, int quarantine);
 
 /* Collective: rank 0's parameters, moments (opt may be NULL) and training
- * state to every rank. */
+ * state to every rank.  An optimizer over a slice of the parameters
+ * (train.shard_optimizer) is not broadcast: every rank reads its slice of
+ * the moments from the checkpoint rank 0 read (s->path; zeros when none),
+ * whatever number of ranks wrote it. */
 void student_bcast_state(Student *s, Optim *opt);
+
+/* The optimizer of s->model with the train.* AdamW settings (weight decay
+ * wd) over this rank's slice when train.shard_optimizer (gradsync_range). */
+void student_optim_init(Optim *opt, const Student *s, const Config *cfg, const Comm *comm, double wd);
 
 /* The tokenizer from td (every rank) and the prompt format of
  * student.format; -1 with e set (chat asked of a tokenizer without chat

@@ -124,4 +124,53 @@ check "hdistill run with overlap 0 and 1 exit 0" test "$rc_b$rc_o" = 00
 check "critique round: overlap gives bitwise the loss of blocking (SFT and DPO steps)" \
     h5cmp "$TMP/po/run.h5" "$TMP/pb/run.h5" /metrics/train/loss exact
 
+# --- ZeRO stage 1: the sharded optimizer takes the unsharded path's steps (50 steps, 2 and 3 ranks, gpt2 and llama)
+z=(--set train.steps=50 --set train.ckpt_every=25 --set train.ckpt_keep=10 --set train.batch_size=6)
+for fam in gpt2 llama; do
+    fm=(); [[ $fam == llama ]] && fm=(--set model.preset=llama-tiny)
+    for np in 2 3; do
+        tr "$np" "$TMP/u$fam$np" "${z[@]}" "${fm[@]}" --set train.shard_optimizer=0
+        tr "$np" "$TMP/s$fam$np" "${z[@]}" "${fm[@]}" --set train.shard_optimizer=1
+        check "$fam np$np: sharded and unsharded runs exit 0" test -s "$TMP/s$fam$np/ckpt/step_00000050.h5" -a \
+            -s "$TMP/u$fam$np/ckpt/step_00000050.h5"
+        check "$fam np$np: sharded loss within 1e-6 of unsharded over 50 steps" \
+            h5cmp "$TMP/s$fam$np/run.h5" "$TMP/u$fam$np/run.h5" /metrics/train/loss rel 1e-6
+        check "$fam np$np: sharded checkpoint (written by all ranks) holds the unsharded parameters and moments within 1e-5" \
+            same_params "$TMP/s$fam$np" "$TMP/u$fam$np" 50 rel 1e-5
+    done
+done
+check "the sharded run says so in its plan" grep -q 'reduce-scatter + parameter all-gather (ZeRO-1)' "$TMP/sgpt22.log"
+
+# --- memory per rank in the dry run falls as the ranks grow (sharded), not without sharding
+mem() {  # mem NP SHARD -> GiB of parameters+gradients+AdamW per rank (qwen2.5-0.5b shape)
+    OMP_NUM_THREADS=1 $MPIRUN -np "$1" "$HD" train "$CFG" "${common[@]}" --set run.dir="$TMP/dry" \
+        --set model.preset=qwen2.5-0.5b --set train.batch_size=6 --set train.shard_optimizer="$2" --dry-run 2>&1 |
+        sed -nE 's/.*memory per rank: ([0-9.]+) GiB parameters.*/\1/p' | head -1
+}
+m1=$(mem 1 1); m2=$(mem 2 1); m3=$(mem 3 1); u2=$(mem 2 0); u3=$(mem 3 0)
+echo "dry-run state per rank (GiB): sharded 1/2/3 ranks $m1 / $m2 / $m3; unsharded 2/3 ranks $u2 / $u3"
+check "dry run: sharded state per rank falls with the ranks ($m1 > $m2 > $m3), unsharded does not ($u2 = $u3)" \
+    $PY -c "import sys; a=[float(x) for x in sys.argv[1:]]; sys.exit(0 if a[0] > a[1] > a[2] and a[3] == a[4] > a[1] else 1)" \
+    "$m1" "$m2" "$m3" "$u2" "$u3"
+
+# --- resume with another number of ranks: the moments' slices are re-cut (2 -> 3, 3 -> 2)
+cut_at_25() {  # cut_at_25 SRC DST: the run directory as it was at step 25
+    cp -r "$1" "$2"; rm -f "$2/ckpt/step_00000050.h5"
+}
+cut_at_25 "$TMP/sgpt22" "$TMP/r23"; cut_at_25 "$TMP/sgpt23" "$TMP/r32"
+tr 3 "$TMP/r23" "${z[@]}" --set train.shard_optimizer=1
+rc23=$?
+tr 2 "$TMP/r32" "${z[@]}" --set train.shard_optimizer=1
+rc32=$?
+check "resume 2 -> 3 ranks and 3 -> 2 ranks exit 0" test "$rc23$rc32" = 00
+check "2 -> 3: resumed from step 25 (sharded moments re-cut)" grep -q 'resuming from .*step_00000025.h5 (step 25)' "$TMP/r23.log"
+check "2 -> 3: the rest of the curve within 1e-5 of the uninterrupted 2-rank run" \
+    h5cmp "$TMP/r23/run.h5" "$TMP/sgpt22/run.h5" /metrics/train/loss rel 1e-5
+check "3 -> 2: the rest of the curve within 1e-5 of the uninterrupted 3-rank run" \
+    h5cmp "$TMP/r32/run.h5" "$TMP/sgpt23/run.h5" /metrics/train/loss rel 1e-5
+check "2 -> 3: final parameters and moments within 1e-4 of the uninterrupted run" same_params "$TMP/r23" "$TMP/sgpt22" 50 rel 1e-4
+check "sharded -> unsharded resume (3 -> 1 rank)" bash -c "cut_at_25() { cp -r \"\$1\" \"\$2\"; rm -f \"\$2/ckpt/step_00000050.h5\"; }
+    cut_at_25 '$TMP/sgpt23' '$TMP/r31' && OMP_NUM_THREADS=1 '$HD' train '$CFG' ${common[*]} --set run.dir='$TMP/r31' ${z[*]} >'$TMP/r31.log' 2>&1"
+check "3 -> 1: the rest of the curve within 1e-5" h5cmp "$TMP/r31/run.h5" "$TMP/sgpt23/run.h5" /metrics/train/loss rel 1e-5
+
 finish
