@@ -5,7 +5,8 @@
  * tensors of a sharded checkpoint: see "parallel files" below): named
  * datasets created with their intermediate groups, each with a
  * "description" attribute (meaning and units), string datasets as
- * variable-length UTF-8, extendible 1-D series for metrics, and provenance.  Every HDF5 call is checked; failures return -1 with an Err
+ * variable-length UTF-8, extendible 1-D series for metrics, and
+ * provenance.  Every HDF5 call is checked; failures return -1 with an Err
  * naming the file and object.  HDF5's own error stack printing is off.
  *
  * Ownership: StoreFile handles are opaque; store_close accepts NULL.  Read

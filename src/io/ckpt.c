@@ -297,8 +297,8 @@ static int write_slices(StoreFile *f, const Model *m, size_t lo, size_t hi, cons
             if (a >= b) a = b = t->offset; /* nothing of this tensor here: an empty selection */
             int k = g * m->n_tensors + i;
             snprintf(obj[k], sizeof obj[k], "%s/%s", SHARD_GROUPS[g], t->name);
-            r[k] = (StoreRange){obj[k], (int64_t)(a - t->offset), (int64_t)(b - t->offset),
-                                g == 0 ? m->params + a : src[g] + (a - lo)};
+            const float *x = a == b ? NULL : g == 0 ? m->params + a : src[g] + (a - lo); /* src[g] holds [lo, hi) */
+            r[k] = (StoreRange){obj[k], (int64_t)(a - t->offset), (int64_t)(b - t->offset), x};
         }
     int rc = store_write_f32_ranges(f, n, r, e);
     free(r), free(obj);
