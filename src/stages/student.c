@@ -108,9 +108,12 @@ int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *
     while (1) {
         Err e;
         if (!s->model.params) model_init(&s->model, &meta->cfg);
-        int full = opt && opt->lo == 0 && opt->hi == s->model.n_params; /* a slice: each rank reads its own */
+        /* a slice of the moments: rank 0 reads its own here (so a checkpoint without them is skipped as
+         * with a whole optimizer), the other ranks theirs in student_bcast_state */
+        int full = opt && opt->lo == 0 && opt->hi == s->model.n_params;
         if (ckpt_read(meta->path, &s->model, full ? opt->m : NULL, full ? opt->v : NULL, &s->st, &s->log, &s->val,
-                      &e) == 0) {
+                      &e) == 0 &&
+            (!opt || full || ckpt_read_moments_slice(meta->path, &s->model, opt->lo, opt->hi, opt->m, opt->v, &e) == 0)) {
             free(s->path);
             s->path = xstrdup(meta->path);
             return 0;
@@ -129,17 +132,20 @@ int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *
 
 void student_bcast_state(Student *s, Optim *opt) {
     comm_bcast(s->model.params, s->model.n_params * sizeof(float));
-    if (opt && opt->lo == 0 && opt->hi == s->model.n_params) {
+    /* sharded when any rank's optimizer has a slice (all ranks take the same branch) */
+    int64_t sliced = comm_max_i64(opt && (opt->lo != 0 || opt->hi != s->model.n_params));
+    if (opt && !sliced) {
         comm_bcast(opt->m, s->model.n_params * sizeof(float));
         comm_bcast(opt->v, s->model.n_params * sizeof(float));
     } else if (opt) {
+        int read = s->path != NULL; /* rank 0, which read its slice in student_read_newest */
         char *path = s->path ? xstrdup(s->path) : NULL;
         comm_bcast_string(&path);
         Err e = {{0}};
         int rc = 0;
-        if (path)
+        if (path && !read)
             rc = ckpt_read_moments_slice(path, &s->model, opt->lo, opt->hi, opt->m, opt->v, &e);
-        else
+        else if (!path)
             memset(opt->m, 0, (opt->hi - opt->lo) * sizeof(float)), memset(opt->v, 0, (opt->hi - opt->lo) * sizeof(float));
         if (rc) err_suffix(&e, " (hint: move %s aside to resume from the checkpoint before it)", path);
         free(path);

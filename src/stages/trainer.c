@@ -147,13 +147,14 @@ void trainer_checkpoint(Trainer *t) {
     double t0 = util_now();
     Err e = {{0}};
     char *path = NULL;
-    if (t->opt.lo != 0 || t->opt.hi != t->s.model.n_params) { /* sharded moments: every rank writes its slice */
+    if (t->cfg->train.shard_optimizer && t->comm->size > 1) { /* sharded moments (gradsync_range): every rank writes its slice */
         size_t *bounds = xmalloc(sizeof(size_t) * (size_t)(t->comm->size + 1));
         model_shard_bounds(&t->s.model, t->comm->size, bounds);
-        int rc = ckpt_write_sharded(t->ckpt_dir, &t->s.model, bounds, t->opt.m, t->opt.v, &t->s.st, &t->s.td,
-                                    t->config_json, &t->prov, &t->s.log, &t->s.val, &path, &e);
+        int rc = ckpt_write_sharded(t->comm, t->ckpt_dir, &t->s.model, bounds, t->opt.m, t->opt.v, &t->s.st,
+                                    &t->s.td, t->config_json, &t->prov, &t->s.log, &t->s.val, &path, &e);
         free(bounds);
-        comm_check_all(rc, e.msg, EXIT_RUNTIME);
+        if (rc) err_suffix(&e, " (hint: is the disk full? every rank must see %s)", t->ckpt_dir);
+        comm_check_all(rc, e.msg, EXIT_RUNTIME); /* the same status and message on every rank */
     } else if (t->comm->rank == 0 && ckpt_write(t->ckpt_dir, &t->s.model, t->opt.m, t->opt.v, &t->s.st, &t->s.td,
                                                 t->config_json, &t->prov, &t->s.log, &t->s.val, &path, &e) != 0) {
         DIE("checkpoint failed: %s (hint: is the disk full?)", e.msg);
