@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/ckpt.sh -- write bandwidth of sharded checkpoints (ckpt_write_sharded:
 # rank 0 creates the file, every rank writes its slice of the parameters and
-# AdamW moments with collective MPI-IO writes through parallel HDF5, sync,
+# AdamW moments with MPI-IO writes through parallel HDF5, sync,
 # rename) for a qwen2.5-0.5b-sized state (494M parameters: params + m + v =
 # 5.9 GB, random values) on 1 and 2 ranks, against
 #   dd if=/dev/zero of=F bs=64M count=N conv=fsync
@@ -38,7 +38,7 @@ DD="$DIR/dd.bin"
 cleanup() { rm -f "$DD" "$DIR"/step_*.h5 "$DIR"/step_*.h5.tmp; rmdir "$DIR" 2>/dev/null || true; }
 trap cleanup EXIT
 avail=$(df --output=avail -B1 "$DIR" | tail -1)
-mem=$(awk '/MemAvailable/ {printf "%d\n", $2 * 1024}' /proc/meminfo)
+mem=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) * 1024 ))  # (awk's %d stops at 2^31 in mawk)
 if (( avail < dd_bytes + (1 << 30) )); then
     echo "bench/ckpt.sh: $DIR has $((avail >> 20)) MiB free, needs $(((dd_bytes >> 20) + 1024))" >&2; exit 2
 fi

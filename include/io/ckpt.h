@@ -58,7 +58,8 @@ int ckpt_write(const char *dir, const Model *m, const float *mom_m, const float 
  * stored contiguous).  Rank 0 alone creates "<name>.tmp" with everything but
  * the tensor values, from its arguments (st, tok, config_json, prov, log and
  * val are read on rank 0 only); then every rank writes its slice of every
- * tensor of /params, /optim/m and /optim/v with collective MPI-IO writes;
+ * tensor of /params, /optim/m and /optim/v with MPI-IO (independent
+ * writes: a slice of a contiguous tensor is one block of the file);
  * the file is synced by every rank, and rank 0 renames it (fsyncing the
  * directory).  dir must be on a file system every rank sees.  Every rank
  * returns the same status: 0 (with *path_out, may be NULL, the final path,

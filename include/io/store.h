@@ -115,14 +115,15 @@ int store_truncate(StoreFile *f, const char *obj, int64_t n, Err *e);
  * written.  x has hi - lo elements. */
 int store_read_f32_range(StoreFile *f, const char *obj, int64_t lo, int64_t hi, float *x, Err *e);
 /* Writes r[i].x[0, hi - lo) to the elements [r[i].lo, r[i].hi) of r[i].obj,
- * for i < n, one H5Dwrite per dataset.  On a file from store_open_parallel
- * the call is COLLECTIVE (every rank, the same objects in the same order;
- * each write H5FD_MPIO_COLLECTIVE): a rank with nothing to write to a
- * dataset gives lo == hi there and still takes part; every dataset is
- * opened and selected before the first write, and every rank returns the
- * same status (a failure on any rank is every rank's, with the lowest
- * failing rank's message).  Elsewhere ordinary writes, stopping at the first
- * failure. */
+ * for i < n, one H5Dwrite per dataset (none where lo == hi; x may then be
+ * NULL), stopping at the first failure.  On a file from
+ * store_open_parallel the call is COLLECTIVE only in its status: every rank
+ * calls it, writes its own ranges with independent MPI-IO (no rank waits
+ * for another: a synchronisation per dataset cost up to 7x the time on a
+ * loaded machine, and a flat range of a contiguous dataset is one block of
+ * the file, where collective buffering gains nothing), and every rank
+ * returns the same status (a failure on any rank is every rank's, with the
+ * lowest failing rank's message). */
 typedef struct {
     const char *obj;
     int64_t lo, hi;
@@ -135,10 +136,11 @@ int store_write_f32_ranges(StoreFile *f, int n, const StoreRange *r, Err *e);
 int store_create_f32(StoreFile *f, const char *obj, int ndim, const int64_t *dims, const char *desc, Err *e);
 /* Parallel files: COLLECTIVE over all ranks (MPI_COMM_WORLD).  Opens an
  * existing file (made and closed by one process, on a file system every
- * rank sees) for writing through MPI-IO.  Only store_write_f32_ranges,
- * store_flush (MPI_File_sync on every rank: each rank's data reaches the
- * disk) and store_close (collective too) may be used on it.  NULL with e
- * set (MPI-IO opens collectively: a failure is normally every rank's). */
+ * rank sees) for writing through MPI-IO (HDF5's mpio driver, independent
+ * data transfers).  Only store_write_f32_ranges, store_flush (collective:
+ * MPI_File_sync on every rank, so each rank's data reaches the disk) and
+ * store_close (collective too) may be used on it.  NULL with e set (MPI-IO
+ * opens collectively: a failure is normally every rank's). */
 StoreFile *store_open_parallel(const char *path, Err *e);
 
 /* Names of the links in a group (malloc'd array of malloc'd names; *n set;

@@ -282,8 +282,8 @@ static int create_sharded(const char *tmp, const Model *m, const TrainState *st,
 }
 
 /* All ranks: this rank's part of every tensor of the three groups, one
- * collective write per dataset (store agrees on the status, so every rank
- * returns the same). */
+ * independent MPI-IO write per dataset (store agrees on the status, so
+ * every rank returns the same). */
 static int write_slices(StoreFile *f, const Model *m, size_t lo, size_t hi, const float *mom_m,
                         const float *mom_v, Err *e) {
     const float *src[3] = {m->params, mom_m, mom_v};

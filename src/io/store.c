@@ -10,7 +10,7 @@
 
 struct StoreFile {
     hid_t id;
-    hid_t xfer;      /* dataset transfer list: collective MPI-IO for a parallel file, else H5P_DEFAULT */
+    hid_t xfer;      /* dataset transfer list: independent MPI-IO for a parallel file, else H5P_DEFAULT */
     char *path;      /* the file readers see */
     char *work;      /* staged: the private copy written to; else NULL */
     double committed; /* util_now() of the last commit */
@@ -675,23 +675,21 @@ int store_read_f32_range(StoreFile *f, const char *obj, int64_t lo, int64_t hi, 
 }
 
 int store_write_f32_ranges(StoreFile *f, int n, const StoreRange *r, Err *e) {
-    int collective = f->xfer != H5P_DEFAULT, rc = 0;
-    RangeSel *s = xcalloc((size_t)(n ? n : 1), sizeof *s);
-    for (int i = 0; i < n; i++) s[i].d = s[i].fs = s[i].ms = -1;
-    /* every dataset opened and selected first, so that every rank or none makes the collective writes */
-    for (int i = 0; i < n && rc == 0; i++) rc = range_open(f, r[i].obj, r[i].lo, r[i].hi, "write", &s[i], e);
-    if (collective) rc = agree(rc, e);
-    static const float none = 0; /* nothing is written from it */
-    int go = rc == 0;
-    /* on a parallel file a rank whose write failed still makes the remaining collective calls */
-    for (int i = 0; i < n && go && (rc == 0 || collective); i++) {
-        if (H5Dwrite(s[i].d, H5T_NATIVE_FLOAT, s[i].ms, s[i].fs, f->xfer, s[i].n ? r[i].x : &none) < 0 && rc == 0)
+    int parallel = f->xfer != H5P_DEFAULT, rc = 0;
+    /* every dataset is opened and checked, also where this rank writes nothing; on a parallel file the
+     * writes are independent (no rank waits for another) and the status is agreed at the end */
+    for (int i = 0; i < n && rc == 0; i++) {
+        RangeSel s;
+        if (range_open(f, r[i].obj, r[i].lo, r[i].hi, "write", &s, e) != 0) {
+            rc = -1;
+            break;
+        }
+        if (s.n && H5Dwrite(s.d, H5T_NATIVE_FLOAT, s.ms, s.fs, f->xfer, r[i].x) < 0)
             rc = err_set(e, "%s: cannot write [%lld, %lld) of %s (disk full?)", f->path, (long long)r[i].lo,
                          (long long)r[i].hi, r[i].obj);
+        range_close(&s);
     }
-    for (int i = 0; i < n; i++) range_close(&s[i]);
-    free(s);
-    return collective ? agree(rc, e) : rc;
+    return parallel ? agree(rc, e) : rc;
 }
 
 int store_create_f32(StoreFile *f, const char *obj, int ndim, const int64_t *dims, const char *desc, Err *e) {
@@ -720,7 +718,7 @@ StoreFile *store_open_parallel(const char *path, Err *e) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), xfer = H5Pcreate(H5P_DATASET_XFER);
     hid_t id = -1;
     if (fapl < 0 || xfer < 0 || H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL) < 0 ||
-        H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE) < 0)
+        H5Pset_dxpl_mpio(xfer, H5FD_MPIO_INDEPENDENT) < 0)
         err_set(e, "%s: cannot set up MPI-IO (hint: is MPI initialised?)", path);
     else if ((id = H5Fopen(path, H5F_ACC_RDWR, fapl)) < 0)
         err_set(e, "%s: cannot open for parallel writing (hint: the directory must be on a file system every "
