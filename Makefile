@@ -2,7 +2,8 @@
 # make            build/hdistill and the static library build/libhdistill.a
 # make deps       install missing Debian packages (no-op when present)
 # make test       every test program, ends with "N passed, N failed"
-# make bench      benchmarks (never part of the tests)
+# make bench      benchmarks (never part of the tests); make bench-ckpt (not in
+#                 make bench: writes ~6 GB) checkpoint writes vs dd
 # make install PREFIX=DIR [DESTDIR=STAGE]   program, library, headers, hdistill.pc,
 #                 configs, jobs, analysis, docs (docs/cluster.md); make uninstall
 # Site installs: make PKG_CONFIG_PATH=... or PKGS=... (see docs/cluster.md).
@@ -28,7 +29,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test test-slurm test-cluster check-layers bench bench-scale bench-train bench-decode bench-client bench-memory ablation clean deps tests quickstart install uninstall FORCE
+.PHONY: all test test-slurm test-cluster check-layers bench bench-scale bench-train bench-decode bench-client bench-memory bench-ckpt ablation clean deps tests quickstart install uninstall FORCE
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -80,6 +81,9 @@ bench-decode: $(BIN) $(BENCH_BIN)
 	bench/decode.sh
 bench-client: $(BIN) $(BENCH_BIN)
 	bench/client.sh
+# sharded checkpoint writes (parallel HDF5) of a 0.5B-parameter state vs dd on the same disk (~6 GB written)
+bench-ckpt: $(BENCH_BIN)
+	bench/ckpt.sh
 # peak RSS per rank of qwen2.5-0.5b training on 2 ranks (about 9 GiB each; not part of make bench)
 bench-memory: $(BIN) $(BENCH_BIN)
 	bench/memory.sh

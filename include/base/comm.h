@@ -39,7 +39,6 @@ CommRequest comm_iallreduce_sum_f32(float *x, size_t n);
 /* Reduce-scatter: the sum over ranks of send[0, sum(counts)) is cut into
  * consecutive pieces, piece r (counts[r] elements) landing in rank r's recv. */
 CommRequest comm_ireduce_scatter_sum_f32(const float *send, float *recv, const int *counts);
-void comm_reduce_scatter_sum_f32(const float *send, float *recv, const int *counts);
 /* 1 when the request has completed (and is released); 0 while pending. */
 int comm_test(CommRequest r);
 void comm_wait(CommRequest r);
@@ -67,6 +66,11 @@ void comm_check(int rc, const char *msg, int code);
 /* Like comm_check but any rank may fail: the lowest failing rank's message
  * is printed by rank 0 and all ranks exit with code. */
 void comm_check_all(int rc, const char *msg, int code);
+
+/* Agreement on a status without exiting (collective): 0 when rc == 0 on
+ * every rank; else -1 on every rank, with msg (n bytes, NUL-terminated; n the
+ * same on every rank) replaced everywhere by the lowest failing rank's. */
+int comm_agree(int rc, char *msg, size_t n);
 
 /* Gathers variable-length byte strings on rank 0 in rank order; returns a
  * malloc'd concatenation (and lengths per rank) on rank 0, NULL elsewhere. */

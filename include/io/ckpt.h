@@ -6,12 +6,17 @@
  * A checkpoint is written to "<name>.tmp", fsynced and renamed, so a file
  * with the final name is always complete; resume takes the newest one that
  * reads back whole and skips (with a warning) any that do not.
+ * With sharded optimizer state (ZeRO-1) all ranks write one checkpoint
+ * together (ckpt_write_sharded, MPI-IO through parallel HDF5): the same
+ * file, read the same way; ckpt_read_moments_slice reads one rank's slice
+ * of the moments back, for any number of ranks.
  */
 #ifndef HDISTILL_CKPT_H
 #define HDISTILL_CKPT_H
 
 #include <stdint.h>
 
+#include "base/comm.h"
 #include "engine/data.h"
 #include "engine/packer.h"
 #include "engine/model.h"
@@ -43,6 +48,37 @@ int ckpt_write(const char *dir, const Model *m, const float *mom_m, const float 
                const TrainState *st, const TokenizerData *tok, const char *config_json,
                const Provenance *prov, const MetricLog *log, const ValLog *val, char **path_out,
                Err *e);
+
+/* COLLECTIVE over all ranks: ckpt_write of a state whose AdamW moments are
+ * sharded -- rank r holds mom_m_slice and mom_v_slice, the moments of the
+ * flat parameters [bounds[r], bounds[r+1]) (bounds: comm->size + 1 entries
+ * from 0 to n_params, e.g. model_shard_bounds; the slices may be NULL where
+ * empty), and complete parameters.  The file is exactly ckpt_write's (same
+ * datasets, shapes, attributes; its tensors are allocated when created and
+ * stored contiguous).  Rank 0 alone creates "<name>.tmp" with everything but
+ * the tensor values, from its arguments (st, tok, config_json, prov, log and
+ * val are read on rank 0 only); then every rank writes its slice of every
+ * tensor of /params, /optim/m and /optim/v with MPI-IO (independent
+ * writes: a slice of a contiguous tensor is one block of the file);
+ * the file is synced by every rank, and rank 0 renames it (fsyncing the
+ * directory).  dir must be on a file system every rank sees.  Every rank
+ * returns the same status: 0 (with *path_out, may be NULL, the final path,
+ * malloc'd, on every rank) or -1 with the same message in e, naming the
+ * file; then no file with the final name exists (the .tmp is removed; a
+ * rank killed mid-write leaves only a .tmp, which is never resumed from and
+ * which ckpt_prune deletes). */
+int ckpt_write_sharded(const Comm *comm, const char *dir, const Model *m, const size_t *bounds,
+                       const float *mom_m_slice, const float *mom_v_slice, const TrainState *st,
+                       const TokenizerData *tok, const char *config_json, const Provenance *prov,
+                       const MetricLog *log, const ValLog *val, char **path_out, Err *e);
+/* Reads the moments of the flat parameters [lo, hi) of any checkpoint
+ * (sharded or not, written by any number of ranks) into mom_m and mom_v
+ * (hi - lo floats each; either may be NULL): only those elements are read.
+ * For one rank, independently of the others: this is how a resume re-cuts
+ * the slices for another number of ranks.  -1 with e set (a checkpoint
+ * without optimizer state, or for another model). */
+int ckpt_read_moments_slice(const char *path, const Model *m, size_t lo, size_t hi, float *mom_m, float *mom_v,
+                            Err *e);
 
 /* Reads the model configuration, tokenizer and stored configuration JSON
  * (each output may be NULL). */

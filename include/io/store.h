@@ -1,9 +1,11 @@
 /* store -- HDF5 files without HDF5 in the header.
  *
- * A thin, checked layer over HDF5 1.10 (Debian's parallel build, used here
- * serially by rank 0): named datasets created with their intermediate
- * groups, each with a "description" attribute (meaning and units), string
- * datasets as variable-length UTF-8, extendible 1-D series for metrics, and
+ * A thin, checked layer over HDF5 1.10 (Debian's parallel build, used
+ * serially by rank 0, and by all ranks at once through MPI-IO for the
+ * tensors of a sharded checkpoint: see "parallel files" below): named
+ * datasets created with their intermediate groups, each with a
+ * "description" attribute (meaning and units), string datasets as
+ * variable-length UTF-8, extendible 1-D series for metrics, and
  * provenance.  Every HDF5 call is checked; failures return -1 with an Err
  * naming the file and object.  HDF5's own error stack printing is off.
  *
@@ -105,6 +107,41 @@ int store_append_i64(StoreFile *f, const char *obj, const int64_t *x, int64_t n,
                      Err *e);
 /* Shrinks a 1-D series to n elements (no-op if shorter or absent). */
 int store_truncate(StoreFile *f, const char *obj, int64_t n, Err *e);
+
+/* ---- float32 element ranges and parallel files --------------------------------
+ * A range [lo, hi) of a dataset is in its row-major order (a flat slice of a
+ * 1-D or 2-D dataset); it is selected as at most three rectangular blocks
+ * (one when lo and hi fall on rows), and only its elements are read or
+ * written.  x has hi - lo elements. */
+int store_read_f32_range(StoreFile *f, const char *obj, int64_t lo, int64_t hi, float *x, Err *e);
+/* Writes r[i].x[0, hi - lo) to the elements [r[i].lo, r[i].hi) of r[i].obj,
+ * for i < n, one H5Dwrite per dataset (none where lo == hi; x may then be
+ * NULL), stopping at the first failure.  On a file from
+ * store_open_parallel the call is COLLECTIVE only in its status: every rank
+ * calls it, writes its own ranges with independent MPI-IO (no rank waits
+ * for another: a synchronisation per dataset cost up to 7x the time on a
+ * loaded machine, and a flat range of a contiguous dataset is one block of
+ * the file, where collective buffering gains nothing), and every rank
+ * returns the same status (a failure on any rank is every rank's, with the
+ * lowest failing rank's message). */
+typedef struct {
+    const char *obj;
+    int64_t lo, hi;
+    const float *x;
+} StoreRange;
+int store_write_f32_ranges(StoreFile *f, int n, const StoreRange *r, Err *e);
+/* Creates a float32 dataset (1-D or 2-D) whose storage is allocated now
+ * (contiguous, no fill value ever written) and writes nothing: parallel
+ * writers fill it later, and every element must be written by someone. */
+int store_create_f32(StoreFile *f, const char *obj, int ndim, const int64_t *dims, const char *desc, Err *e);
+/* Parallel files: COLLECTIVE over all ranks (MPI_COMM_WORLD).  Opens an
+ * existing file (made and closed by one process, on a file system every
+ * rank sees) for writing through MPI-IO (HDF5's mpio driver, independent
+ * data transfers).  Only store_write_f32_ranges, store_flush (collective:
+ * MPI_File_sync on every rank, so each rank's data reaches the disk) and
+ * store_close (collective too) may be used on it.  NULL with e set (MPI-IO
+ * opens collectively: a failure is normally every rank's). */
+StoreFile *store_open_parallel(const char *path, Err *e);
 
 /* Names of the links in a group (malloc'd array of malloc'd names; *n set;
  * an empty group gives a non-NULL array and *n = 0), or NULL (*n = 0) if it

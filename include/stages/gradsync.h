@@ -2,7 +2,8 @@
  * training step, and its trace.
  *
  * Every rank computes the gradient of its rows; the step needs their sum.
- *   overlap = 0: one blocking reduction after the backward pass.
+ *   overlap = 0: one blocking reduction after the backward pass (sharded:
+ *     every bucket started after it).
  *   overlap = 1: the flat gradient is cut into buckets of bucket elements
  *     from its end (the backward pass finishes the tail first); as the model
  *     reports a part final (Model.grad_ready, between layers) every bucket

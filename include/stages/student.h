@@ -60,13 +60,16 @@ Tokenizer *student_load_tokenizer(const Config *cfg, Err *e);
 /* Collective.  Loads the newest readable checkpoint of cfg->run.dir into s.
  * opt, if given, is initialised with train.beta1, beta2, eps and grad_clip
  * and weight decay 0 (its one user, the critique phase, trains without
- * decay; train.weight_decay is SFT's), and gets the checkpoint's moments.
+ * decay; train.weight_decay is SFT's), and gets the checkpoint's moments
+ * (with train.shard_optimizer on several ranks: this rank's slice of them,
+ * student_optim_init).
  * -1 with e set (same status on every rank) if there is none; s and opt
  * then hold nothing to free. */
 int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, int quarantine, Err *e);
 
 /* Rank 0, inside a collective section: reads the whole state of the
- * checkpoint meta->path (parameters, moments when opt is given, training
+ * checkpoint meta->path (parameters, moments when opt is given -- only
+ * rank 0's slice [opt->lo, opt->hi) when opt holds a slice -- training
  * state, logs) into s->model, which is initialised with meta->cfg.  If it
  * does not read back whole, the checkpoint is quarantined (when asked) and
  * the next older one with the same model configuration is tried (meta is
@@ -84,8 +87,17 @@ int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *
 int student_read_source(const char *src, Student *s, char **config_json, Err *e);
 
 /* Collective: rank 0's parameters, moments (opt may be NULL) and training
- * state to every rank. */
+ * state to every rank.  An optimizer over a slice of the parameters
+ * (train.shard_optimizer) is not broadcast: every other rank reads its
+ * slice of the moments from the checkpoint rank 0 read (s->path, where
+ * student_read_newest read rank 0's; zeros when none), whatever number of
+ * ranks wrote it; a slice that does not read back ends every rank (exit 1,
+ * the hint names the checkpoint to move aside). */
 void student_bcast_state(Student *s, Optim *opt);
+
+/* The optimizer of s->model with the train.* AdamW settings (weight decay
+ * wd) over this rank's slice when train.shard_optimizer (gradsync_range). */
+void student_optim_init(Optim *opt, const Student *s, const Config *cfg, const Comm *comm, double wd);
 
 /* The tokenizer from td (every rank) and the prompt format of
  * student.format; -1 with e set (chat asked of a tokenizer without chat

@@ -60,9 +60,13 @@ void comm_barrier(void) { MPI_CALL(MPI_Barrier(MPI_COMM_WORLD)); }
 /* MPI counts are int: large buffers go in chunks. */
 #define CHUNK ((size_t)1 << 30)
 
+/* Open MPI allocates a temporary buffer of up to the whole message for an allreduce: pieces of 16M
+ * values cap it at 64 MB (bench/memory.sh measured 1 GiB per rank extra with one call for qwen2.5-0.5b) */
+#define REDUCE_PIECE ((size_t)1 << 24)
+
 void comm_allreduce_sum_f32(float *x, size_t n) {
-    for (size_t o = 0; o < n; o += CHUNK) {
-        size_t k = n - o < CHUNK ? n - o : CHUNK;
+    for (size_t o = 0; o < n; o += REDUCE_PIECE) {
+        size_t k = n - o < REDUCE_PIECE ? n - o : REDUCE_PIECE;
         MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, x + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
     }
 }
@@ -108,10 +112,6 @@ CommRequest comm_ireduce_scatter_sum_f32(const float *send, float *recv, const i
     CommRequest r = req_new();
     MPI_CALL(MPI_Ireduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_req[r]));
     return r;
-}
-
-void comm_reduce_scatter_sum_f32(const float *send, float *recv, const int *counts) {
-    MPI_CALL(MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
 }
 
 int comm_test(CommRequest r) {
@@ -233,6 +233,19 @@ void comm_check_all(int rc, const char *msg, int code) {
         fprintf(stderr, "error: %s\n", buf[0] ? buf : "failed");
     }
     comm_exit(code);
+}
+
+int comm_agree(int rc, char *msg, size_t n) {
+    int rank, size;
+    MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CALL(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    int first = rc ? rank : size;
+    MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first == size) return 0;
+    CHECK(n > 0 && n < (size_t)1 << 30, "message buffer of %zu bytes", n);
+    if (rank == first) msg[n - 1] = 0;
+    MPI_CALL(MPI_Bcast(msg, (int)n, MPI_CHAR, first, MPI_COMM_WORLD));
+    return -1;
 }
 
 char *comm_gather_bytes(const char *buf, size_t len, size_t **lens_out) {

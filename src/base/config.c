@@ -172,6 +172,9 @@ static const OptSpec OPTIONS[] = {
      "0 = one blocking allreduce after it (same result)"},
     {"train.bucket_mb", OT_FLOAT, F(train.bucket_mb), "25", 0.001, 1e6, NULL,
      "MB of gradient per bucket (train.overlap=1)"},
+    {"train.shard_optimizer", OT_INT, F(train.shard_optimizer), "0", 0, 1, NULL,
+     "1 = ZeRO stage 1: each rank keeps the AdamW moments of its 1/N slice of the parameters; gradients are "
+     "reduce-scattered, parameters all-gathered; checkpoints written by all ranks at once"},
     {"train.trace", OT_INT, F(train.trace), "0", 0, 1, NULL,
      "1 = record per-step compute and communication intervals of every rank in run.h5 /trace "
      "(analysis/plots.py draws them)"},

@@ -194,25 +194,25 @@ fail:
     return -1;
 }
 
-int ckpt_write(const char *dir, const Model *m, const float *mom_m, const float *mom_v,
-               const TrainState *st, const TokenizerData *tok, const char *config_json,
-               const Provenance *prov, const MetricLog *log, const ValLog *val, char **path_out,
-               Err *e) {
-    char *final = xasprintf("%s/step_%08lld.h5", dir, (long long)st->step);
-    char *tmp = xasprintf("%s.tmp", final);
-    StoreFile *f = store_create(tmp, e);
-    int rc = f ? 0 : -1;
-    const ModelConfig *c = &m->cfg;
+/* The root attributes (before the tensors, as ckpt_write always wrote them). */
+static int write_head(StoreFile *f, const TrainState *st, Err *e) {
+    return store_set_attr_str(f, "/", "format", "hdistill-checkpoint", e) ||
+                   store_set_attr_i64(f, "/", "format_version", CKPT_FORMAT_VERSION, e) ||
+                   store_set_attr_i64(f, "/", "step", st->step, e)
+               ? -1
+               : 0;
+}
+
+/* Everything after the tensors: /optim attributes (moments: the moments are
+ * there), state, model configuration, tokenizer, configuration, provenance,
+ * metrics (each optional input may be NULL). */
+static int write_tail(StoreFile *f, const Model *m, int moments, const TrainState *st, const TokenizerData *tok,
+                      const char *config_json, const Provenance *prov, const MetricLog *log, const ValLog *val,
+                      Err *e) {
     int64_t two = 2, four = 4;
     int64_t cur[2] = {st->cursor.epoch, st->cursor.index};
-    if (rc == 0)
-        rc = store_set_attr_str(f, "/", "format", "hdistill-checkpoint", e) ||
-             store_set_attr_i64(f, "/", "format_version", CKPT_FORMAT_VERSION, e) ||
-             store_set_attr_i64(f, "/", "step", st->step, e);
-    if (rc == 0) rc = write_tensors(f, "/params", m, m->params, e);
-    if (rc == 0 && mom_m) rc = write_tensors(f, "/optim/m", m, mom_m, e);
-    if (rc == 0 && mom_v) rc = write_tensors(f, "/optim/v", m, mom_v, e);
-    if (rc == 0 && mom_m)
+    int rc = 0;
+    if (moments)
         rc = store_set_attr_i64(f, "/optim", "t", st->step, e) ||
              store_set_attr_str(f, "/optim", "description",
                                 "AdamW first (m) and second (v) moments; t = updates applied", e);
@@ -225,19 +225,152 @@ int ckpt_write(const char *dir, const Model *m, const float *mom_m, const float 
              store_set_attr_f64(f, "/state", "elapsed", st->elapsed, e) ||
              store_set_attr_i64(f, "/state", "world_size", st->world_size, e) ||
              store_set_attr_i64(f, "/state", "threads", st->threads, e);
-    if (rc == 0) rc = write_model_config(f, c, e);
+    if (rc == 0) rc = write_model_config(f, &m->cfg, e);
     if (rc == 0 && tok) rc = ckpt_write_tokenizer(f, "/tokenizer", tok, e);
     if (rc == 0 && config_json)
         rc = store_write_string(f, "/config", config_json, "resolved configuration (JSON)", e);
     if (rc == 0 && prov) rc = prov_write(f, "/provenance", prov, e);
     if (rc == 0 && log) rc = metrics_append_to(f, "/metrics/train", log, 0, e);
     if (rc == 0 && val) rc = metrics_val_write(f, val, e);
+    return rc ? -1 : 0;
+}
+
+int ckpt_write(const char *dir, const Model *m, const float *mom_m, const float *mom_v,
+               const TrainState *st, const TokenizerData *tok, const char *config_json,
+               const Provenance *prov, const MetricLog *log, const ValLog *val, char **path_out,
+               Err *e) {
+    char *final = xasprintf("%s/step_%08lld.h5", dir, (long long)st->step);
+    char *tmp = xasprintf("%s.tmp", final);
+    StoreFile *f = store_create(tmp, e);
+    int rc = f ? 0 : -1;
+    if (rc == 0) rc = write_head(f, st, e);
+    if (rc == 0) rc = write_tensors(f, "/params", m, m->params, e);
+    if (rc == 0 && mom_m) rc = write_tensors(f, "/optim/m", m, mom_m, e);
+    if (rc == 0 && mom_v) rc = write_tensors(f, "/optim/v", m, mom_v, e);
+    if (rc == 0) rc = write_tail(f, m, mom_m != NULL, st, tok, config_json, prov, log, val, e);
     if (f && store_close(f, rc ? NULL : e) != 0) rc = -1;
     if (rc == 0) rc = util_rename_durable(tmp, final, e);
     if (rc != 0) unlink(tmp);
     if (rc == 0 && path_out) *path_out = final;
     else free(final);
     free(tmp);
+    return rc;
+}
+
+/* ---- sharded checkpoints: every rank writes its slice through MPI-IO ------------- */
+
+static const char *const SHARD_GROUPS[3] = {"/params", "/optim/m", "/optim/v"};
+
+/* Rank 0, alone: the whole file but the tensor values -- attributes, state,
+ * metadata, and the tensor datasets created with their storage allocated. */
+static int create_sharded(const char *tmp, const Model *m, const TrainState *st, const TokenizerData *tok,
+                          const char *config_json, const Provenance *prov, const MetricLog *log,
+                          const ValLog *val, Err *e) {
+    StoreFile *f = store_create(tmp, e);
+    int rc = f ? write_head(f, st, e) : -1;
+    char obj[256];
+    for (int g = 0; g < 3 && rc == 0; g++)
+        for (int i = 0; i < m->n_tensors && rc == 0; i++) {
+            const ModelTensor *t = &m->tensors[i];
+            int64_t dims[2] = {t->shape[0], t->shape[1]};
+            snprintf(obj, sizeof obj, "%s/%s", SHARD_GROUPS[g], t->name);
+            rc = store_create_f32(f, obj, t->ndim, dims, NULL, e);
+        }
+    if (rc == 0) rc = write_tail(f, m, 1, st, tok, config_json, prov, log, val, e);
+    if (f && store_close(f, rc ? NULL : e) != 0) rc = -1;
+    return rc;
+}
+
+/* All ranks: this rank's part of every tensor of the three groups, one
+ * independent MPI-IO write per dataset (store agrees on the status, so
+ * every rank returns the same). */
+static int write_slices(StoreFile *f, const Model *m, size_t lo, size_t hi, const float *mom_m,
+                        const float *mom_v, Err *e) {
+    const float *src[3] = {m->params, mom_m, mom_v};
+    int n = 3 * m->n_tensors;
+    StoreRange *r = xmalloc(sizeof *r * (size_t)n);
+    char (*obj)[256] = xmalloc(sizeof *obj * (size_t)n);
+    for (int g = 0; g < 3; g++)
+        for (int i = 0; i < m->n_tensors; i++) {
+            const ModelTensor *t = &m->tensors[i];
+            size_t a = lo > t->offset ? lo : t->offset, b = hi < t->offset + t->numel ? hi : t->offset + t->numel;
+            if (a >= b) a = b = t->offset; /* nothing of this tensor here: an empty selection */
+            int k = g * m->n_tensors + i;
+            snprintf(obj[k], sizeof obj[k], "%s/%s", SHARD_GROUPS[g], t->name);
+            const float *x = a == b ? NULL : g == 0 ? m->params + a : src[g] + (a - lo); /* src[g] holds [lo, hi) */
+            r[k] = (StoreRange){obj[k], (int64_t)(a - t->offset), (int64_t)(b - t->offset), x};
+        }
+    int rc = store_write_f32_ranges(f, n, r, e);
+    free(r), free(obj);
+    return rc;
+}
+
+int ckpt_write_sharded(const Comm *comm, const char *dir, const Model *m, const size_t *bounds,
+                       const float *mom_m_slice, const float *mom_v_slice, const TrainState *st,
+                       const TokenizerData *tok, const char *config_json, const Provenance *prov,
+                       const MetricLog *log, const ValLog *val, char **path_out, Err *e) {
+    int r = comm->rank, W = comm->size;
+    CHECK(bounds[0] == 0 && bounds[W] == m->n_params, "bounds [%zu .. %zu] for %zu parameters", bounds[0],
+          bounds[W], m->n_params);
+    for (int k = 0; k < W; k++) CHECK(bounds[k] <= bounds[k + 1], "bounds %d > %d", k, k + 1);
+    size_t lo = bounds[r], hi = bounds[r + 1];
+    CHECK(lo == hi || (mom_m_slice && mom_v_slice), "rank %d: moment slices missing", r);
+    char *final = xasprintf("%s/step_%08lld.h5", dir, (long long)st->step);
+    char *tmp = xasprintf("%s.tmp", final);
+    Err mine = {{0}};
+    int rc = r == 0 ? create_sharded(tmp, m, st, tok, config_json, prov, log, val, &mine) : 0;
+    rc = comm_agree(rc, mine.msg, sizeof mine.msg); /* also the barrier: the file is complete before anyone opens it */
+    StoreFile *f = NULL;
+    if (rc == 0) {
+        f = store_open_parallel(tmp, &mine);
+        rc = comm_agree(f ? 0 : -1, mine.msg, sizeof mine.msg);
+    }
+    if (rc == 0) rc = write_slices(f, m, lo, hi, mom_m_slice, mom_v_slice, &mine);
+    if (f) { /* collective: flush = MPI_File_sync (each rank's data on disk), then close */
+        int fail = rc == 0 && store_flush(f, &mine) != 0;
+        fail |= store_close(f, rc || fail ? NULL : &mine) != 0;
+        if (rc == 0) rc = comm_agree(fail, mine.msg, sizeof mine.msg);
+    }
+    if (r == 0 && rc == 0 && util_rename_durable(tmp, final, &mine) != 0) rc = -1;
+    if (r == 0 && rc != 0) unlink(tmp);
+    rc = comm_agree(rc, mine.msg, sizeof mine.msg);
+    if (rc != 0) err_set(e, "%s", mine.msg);
+    if (rc == 0 && path_out) *path_out = final;
+    else free(final);
+    free(tmp);
+    return rc;
+}
+
+int ckpt_read_moments_slice(const char *path, const Model *m, size_t lo, size_t hi, float *mom_m, float *mom_v,
+                            Err *e) {
+    CHECK(lo <= hi && hi <= m->n_params, "slice [%zu, %zu) of %zu parameters", lo, hi, m->n_params);
+    StoreFile *f = store_open(path, 0, e);
+    if (!f) return -1;
+    float *dst[3] = {NULL, mom_m, mom_v};
+    char obj[256];
+    int rc = 0;
+    for (int g = 1; g < 3 && rc == 0; g++) {
+        if (!dst[g]) continue;
+        if (!store_exists(f, SHARD_GROUPS[g])) {
+            rc = err_set(e, "%s: no optimizer state (%s)", path, SHARD_GROUPS[g]);
+            break;
+        }
+        for (int i = 0; i < m->n_tensors && rc == 0; i++) {
+            const ModelTensor *t = &m->tensors[i];
+            size_t a = lo > t->offset ? lo : t->offset, b = hi < t->offset + t->numel ? hi : t->offset + t->numel;
+            if (a >= b) continue;
+            snprintf(obj, sizeof obj, "%s/%s", SHARD_GROUPS[g], t->name);
+            int nd;
+            int64_t dims[4];
+            if (store_dims(f, obj, &nd, dims, e) != 0) rc = -1;
+            else if (nd != t->ndim || dims[0] != t->shape[0] || (nd == 2 && dims[1] != t->shape[1]))
+                rc = err_set(e, "%s: %s has the wrong shape for this model", path, obj);
+            else
+                rc = store_read_f32_range(f, obj, (int64_t)(a - t->offset), (int64_t)(b - t->offset),
+                                          dst[g] + (a - lo), e);
+        }
+    }
+    if (store_close(f, rc ? NULL : e) != 0) rc = -1;
     return rc;
 }
 

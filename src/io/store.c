@@ -6,8 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/comm.h"
+
 struct StoreFile {
     hid_t id;
+    hid_t xfer;      /* dataset transfer list: independent MPI-IO for a parallel file, else H5P_DEFAULT */
     char *path;      /* the file readers see */
     char *work;      /* staged: the private copy written to; else NULL */
     double committed; /* util_now() of the last commit */
@@ -31,6 +34,7 @@ StoreFile *store_create(const char *path, Err *e) {
     }
     StoreFile *f = xcalloc(1, sizeof *f);
     f->id = id;
+    f->xfer = H5P_DEFAULT;
     f->path = xstrdup(path);
     return f;
 }
@@ -53,6 +57,7 @@ StoreFile *store_open(const char *path, int writable, Err *e) {
     }
     StoreFile *f = xcalloc(1, sizeof *f);
     f->id = id;
+    f->xfer = H5P_DEFAULT;
     f->path = xstrdup(path);
     return f;
 }
@@ -82,6 +87,7 @@ StoreFile *store_open_staged(const char *path, int create, Err *e) {
         return NULL;
     }
     StoreFile *f = xcalloc(1, sizeof *f);
+    f->xfer = H5P_DEFAULT;
     f->path = xstrdup(path);
     f->work = xasprintf("%s.tmp", path);
     f->committed = util_now();
@@ -128,6 +134,7 @@ int store_close(StoreFile *f, Err *e) {
     int rc = 0;
     if (f->work) rc = f->id >= 0 ? staged_publish(f, e) : err_set(e, "%s: not open", f->path);
     else if (H5Fclose(f->id) < 0) rc = err_set(e, "%s: close failed (disk full?)", f->path);
+    if (f->xfer != H5P_DEFAULT) H5Pclose(f->xfer);
     free(f->path);
     free(f->work);
     free(f);
@@ -574,6 +581,162 @@ void store_hdf5_version(char *buf, size_t n) {
     unsigned maj, min, rel;
     H5get_libversion(&maj, &min, &rel);
     snprintf(buf, n, "HDF5 %u.%u.%u", maj, min, rel);
+}
+
+/* ---- float32 element ranges and parallel files ------------------------------- */
+
+/* Selects the elements [lo, hi) (row-major) of sp, of rank nd (1 or 2) and
+ * dims d: a partial first row, whole rows, a partial last row (each only if
+ * there is one); none when lo == hi. */
+static herr_t select_range(hid_t sp, int nd, const hsize_t *d, hsize_t lo, hsize_t hi) {
+    if (lo == hi) return H5Sselect_none(sp);
+    if (nd == 1) {
+        hsize_t cnt = hi - lo;
+        return H5Sselect_hyperslab(sp, H5S_SELECT_SET, &lo, NULL, &cnt, NULL);
+    }
+    hsize_t C = d[1], r0 = lo / C, c0 = lo % C, r1 = hi / C, c1 = hi % C;
+    hsize_t start[3][2], cnt[3][2];
+    int nb = 0;
+    if (r0 == r1) { /* within one row */
+        start[nb][0] = r0, start[nb][1] = c0, cnt[nb][0] = 1, cnt[nb++][1] = c1 - c0;
+    } else {
+        if (c0 > 0) start[nb][0] = r0, start[nb][1] = c0, cnt[nb][0] = 1, cnt[nb++][1] = C - c0, r0++;
+        if (r1 > r0) start[nb][0] = r0, start[nb][1] = 0, cnt[nb][0] = r1 - r0, cnt[nb++][1] = C;
+        if (c1 > 0) start[nb][0] = r1, start[nb][1] = 0, cnt[nb][0] = 1, cnt[nb++][1] = c1;
+    }
+    for (int b = 0; b < nb; b++)
+        if (H5Sselect_hyperslab(sp, b ? H5S_SELECT_OR : H5S_SELECT_SET, start[b], NULL, cnt[b], NULL) < 0) return -1;
+    return 0;
+}
+
+/* Collective: rc agreed over all ranks (the lowest failing rank's message
+ * into e on every rank). */
+static int agree(int rc, Err *e) {
+    Err m = {{0}};
+    if (rc && e) m = *e;
+    if (comm_agree(rc, m.msg, sizeof m.msg) == 0) return 0;
+    return err_set(e, "%s", m.msg);
+}
+
+/* A dataset with [lo, hi) selected in its file space fs and all of a 1-D
+ * memory space ms of hi - lo elements (none when empty). */
+typedef struct {
+    hid_t d, fs, ms;
+    hsize_t n;
+} RangeSel;
+
+static void range_close(RangeSel *s) {
+    if (s->ms >= 0) H5Sclose(s->ms);
+    if (s->fs >= 0) H5Sclose(s->fs);
+    if (s->d >= 0) H5Dclose(s->d);
+    s->d = s->fs = s->ms = -1;
+}
+
+/* 0 with s open, or -1 with e set (and s closed). */
+static int range_open(StoreFile *f, const char *obj, int64_t lo, int64_t hi, const char *what, RangeSel *s, Err *e) {
+    s->d = H5Dopen2(f->id, obj, H5P_DEFAULT);
+    s->fs = s->d >= 0 ? H5Dget_space(s->d) : -1, s->ms = -1;
+    hid_t ft = s->d >= 0 ? H5Dget_type(s->d) : -1;
+    int nd = s->fs >= 0 ? H5Sget_simple_extent_ndims(s->fs) : -1;
+    hsize_t dims[2] = {0, 0}, total = 1, one = 1;
+    s->n = (hsize_t)(hi - lo);
+    int rc = 0;
+    if (s->d < 0) rc = err_set(e, "%s: missing dataset %s", f->path, obj);
+    else if (nd < 1 || nd > 2 || ft < 0 || H5Tget_class(ft) != H5T_FLOAT)
+        rc = err_set(e, "%s: %s is not a 1-D or 2-D float dataset", f->path, obj);
+    else {
+        H5Sget_simple_extent_dims(s->fs, dims, NULL);
+        for (int i = 0; i < nd; i++) total *= dims[i];
+        if (lo < 0 || hi < lo || (hsize_t)hi > total)
+            rc = err_set(e, "%s: %s has %llu elements, cannot %s [%lld, %lld)", f->path, obj,
+                         (unsigned long long)total, what, (long long)lo, (long long)hi);
+    }
+    if (ft >= 0) H5Tclose(ft);
+    if (rc == 0) {
+        s->ms = H5Screate_simple(1, s->n ? &s->n : &one, NULL);
+        if (s->ms < 0 || select_range(s->fs, nd, dims, (hsize_t)lo, (hsize_t)hi) < 0 ||
+            (!s->n && H5Sselect_none(s->ms) < 0))
+            rc = err_set(e, "%s: cannot select [%lld, %lld) of %s", f->path, (long long)lo, (long long)hi, obj);
+    }
+    if (rc) range_close(s);
+    return rc;
+}
+
+int store_read_f32_range(StoreFile *f, const char *obj, int64_t lo, int64_t hi, float *x, Err *e) {
+    RangeSel s;
+    if (range_open(f, obj, lo, hi, "read", &s, e) != 0) return -1;
+    float none; /* nothing is read into it */
+    int rc = 0;
+    if (H5Dread(s.d, H5T_NATIVE_FLOAT, s.ms, s.fs, H5P_DEFAULT, s.n ? x : &none) < 0)
+        rc = err_set(e, "%s: cannot read [%lld, %lld) of %s (truncated or corrupt file?)", f->path, (long long)lo,
+                     (long long)hi, obj);
+    range_close(&s);
+    return rc;
+}
+
+int store_write_f32_ranges(StoreFile *f, int n, const StoreRange *r, Err *e) {
+    int parallel = f->xfer != H5P_DEFAULT, rc = 0;
+    /* every dataset is opened and checked, also where this rank writes nothing; on a parallel file the
+     * writes are independent (no rank waits for another) and the status is agreed at the end */
+    for (int i = 0; i < n && rc == 0; i++) {
+        RangeSel s;
+        if (range_open(f, r[i].obj, r[i].lo, r[i].hi, "write", &s, e) != 0) {
+            rc = -1;
+            break;
+        }
+        if (s.n && H5Dwrite(s.d, H5T_NATIVE_FLOAT, s.ms, s.fs, f->xfer, r[i].x) < 0)
+            rc = err_set(e, "%s: cannot write [%lld, %lld) of %s (disk full?)", f->path, (long long)r[i].lo,
+                         (long long)r[i].hi, r[i].obj);
+        range_close(&s);
+    }
+    return parallel ? agree(rc, e) : rc;
+}
+
+int store_create_f32(StoreFile *f, const char *obj, int ndim, const int64_t *dims, const char *desc, Err *e) {
+    CHECK(ndim == 1 || ndim == 2, "ndim %d", ndim);
+    if (store_exists(f, obj) && H5Ldelete(f->id, obj, H5P_DEFAULT) < 0)
+        return err_set(e, "%s: cannot replace %s", f->path, obj);
+    hsize_t hd[2] = {(hsize_t)dims[0], ndim == 2 ? (hsize_t)dims[1] : 1};
+    hid_t sp = H5Screate_simple(ndim, hd, NULL), lcpl = make_lcpl(), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    int rc = 0;
+    if (sp < 0 || dcpl < 0 || H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0 ||
+        H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)
+        rc = err_set(e, "%s: cannot prepare dataset %s", f->path, obj);
+    hid_t d = rc ? -1 : H5Dcreate2(f->id, obj, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
+    if (rc == 0 && d < 0) rc = err_set(e, "%s: cannot create dataset %s (disk full?)", f->path, obj);
+    if (rc == 0 && set_desc(d, desc) < 0) rc = err_set(e, "%s: cannot describe %s", f->path, obj);
+    if (d >= 0) H5Dclose(d);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    H5Pclose(lcpl);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+StoreFile *store_open_parallel(const char *path, Err *e) {
+    quiet_hdf5();
+#ifdef H5_HAVE_PARALLEL
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), xfer = H5Pcreate(H5P_DATASET_XFER);
+    hid_t id = -1;
+    if (fapl < 0 || xfer < 0 || H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL) < 0 ||
+        H5Pset_dxpl_mpio(xfer, H5FD_MPIO_INDEPENDENT) < 0)
+        err_set(e, "%s: cannot set up MPI-IO (hint: is MPI initialised?)", path);
+    else if ((id = H5Fopen(path, H5F_ACC_RDWR, fapl)) < 0)
+        err_set(e, "%s: cannot open for parallel writing (hint: the directory must be on a file system every "
+                   "rank sees, with MPI-IO support)", path);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (id < 0) {
+        if (xfer >= 0) H5Pclose(xfer);
+        return NULL;
+    }
+    StoreFile *f = xcalloc(1, sizeof *f);
+    f->id = id;
+    f->xfer = xfer;
+    f->path = xstrdup(path);
+    return f;
+#else
+    err_set(e, "%s: this HDF5 has no MPI-IO (hint: build with the parallel HDF5, pkg-config hdf5-openmpi)", path);
+    return NULL;
+#endif
 }
 
 typedef struct {

@@ -23,6 +23,8 @@ struct GradSync {
     float *recv;     /* shard: the reduced slice */
     /* buckets, from the end of the flat vector: bucket k = [bs[k], be[k]) */
     int nb, next, armed;
+    int ready;       /* buckets the backward pass has finished (started or queued) */
+    int inflight, done_upto; /* started and not seen complete; buckets below done_upto all complete */
     size_t *bs, *be;
     CommRequest *req;
     int *pending;
@@ -91,7 +93,7 @@ GradSync *gradsync_create(Model *m, const Comm *c, const GradSyncOptions *o, dou
         free(b);
         g->recv = xmalloc_aligned(sizeof(float) * (g->hi - g->lo + 1));
     }
-    if (g->o.overlap) make_buckets(g);
+    if (g->o.overlap || g->o.shard) make_buckets(g);
     return g;
 }
 
@@ -116,15 +118,27 @@ static void start_bucket(GradSync *g, int k) {
     g->ts[k] = now(g);
 }
 
-/* tests the pending buckets (progress), noting completions */
+/* Open MPI's non-blocking reductions hold a temporary buffer of the message each: at most this many
+ * buckets are in flight (more would not fill the network better, and all of them would cost memory of
+ * the whole gradient). */
+enum { MAX_INFLIGHT = 4 };
+
+static void completed(GradSync *g, int k) {
+    g->pending[k] = 0, g->td[k] = now(g), g->inflight--;
+}
+
+/* tests the pending buckets (progress), noting completions, and starts ready ones while there is room;
+ * buckets start in index order on every rank (collectives must match) */
 static void progress(GradSync *g) {
-    for (int k = 0; k < g->next; k++)
-        if (g->pending[k] && comm_test(g->req[k])) g->pending[k] = 0, g->td[k] = now(g);
+    for (int k = g->done_upto; k < g->next; k++)
+        if (g->pending[k] && comm_test(g->req[k])) completed(g, k);
+    while (g->done_upto < g->next && !g->pending[g->done_upto]) g->done_upto++;
+    while (g->next < g->ready && g->inflight < MAX_INFLIGHT) start_bucket(g, g->next++), g->inflight++;
 }
 
 static void on_ready(void *ctx, size_t lo) {
     GradSync *g = ctx;
-    while (g->next < g->nb && g->bs[g->next] >= lo) start_bucket(g, g->next++);
+    while (g->ready < g->nb && g->bs[g->ready] >= lo) g->ready++;
     progress(g);
 }
 
@@ -135,7 +149,7 @@ void gradsync_begin(GradSync *g) {
 
 void gradsync_arm(GradSync *g) {
     if (!g->o.overlap) return;
-    g->next = 0;
+    g->next = g->ready = g->inflight = g->done_upto = 0;
     g->armed = 1;
     g->m->grad_ready = on_ready;
     g->m->grad_ctx = g;
@@ -163,18 +177,22 @@ void gradsync_finish(GradSync *g) {
     g->c1 = now(g);
     trace(g, TRACE_COMPUTE, g->c0, g->c1);
     if (g->W <= 1) return;
-    if (g->armed) {
+    if (g->armed || g->o.shard) { /* sharded without overlap: the buckets all start now (pieces keep MPI's buffers small) */
+        if (!g->armed) g->next = g->inflight = g->done_upto = 0;
         g->m->grad_ready = NULL, g->m->grad_ctx = NULL;
         g->armed = 0;
-        while (g->next < g->nb) start_bucket(g, g->next++); /* model_backward reported 0: none left */
-        for (int k = 0; k < g->nb; k++)
-            if (g->pending[k]) comm_wait(g->req[k]), g->pending[k] = 0, g->td[k] = now(g);
+        g->ready = g->nb; /* armed: model_backward reported 0 already */
+        progress(g);
+        for (int k = 0; k < g->nb; k++) {
+            if (g->pending[k]) comm_wait(g->req[k]), completed(g, k);
+            g->done_upto = k + 1;
+            progress(g);
+        }
         for (int k = 0; k < g->nb; k++) trace(g, TRACE_COMM, g->ts[k], g->td[k]);
         account(g, g->ts, g->td, g->nb);
     } else {
         double s = now(g);
-        if (!g->o.shard) comm_allreduce_sum_f32(g->m->grads, g->m->n_params);
-        else comm_reduce_scatter_sum_f32(g->m->grads, g->recv, g->counts);
+        comm_allreduce_sum_f32(g->m->grads, g->m->n_params);
         double d = now(g);
         trace(g, TRACE_COMM, s, d);
         account(g, &s, &d, 1);

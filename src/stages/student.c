@@ -10,6 +10,7 @@
 #include "io/dataset.h"
 #include "io/hfmodel.h"
 #include "io/safetensors.h"
+#include "stages/gradsync.h"
 
 static int is_dir(const char *p) {
     struct stat sb;
@@ -107,8 +108,12 @@ int student_read_newest(Student *s, Optim *opt, const char *ckpt_dir, CkptMeta *
     while (1) {
         Err e;
         if (!s->model.params) model_init(&s->model, &meta->cfg);
-        if (ckpt_read(meta->path, &s->model, opt ? opt->m : NULL, opt ? opt->v : NULL, &s->st, &s->log, &s->val,
-                      &e) == 0) {
+        /* a slice of the moments: rank 0 reads its own here (so a checkpoint without them is skipped as
+         * with a whole optimizer), the other ranks theirs in student_bcast_state */
+        int full = opt && opt->lo == 0 && opt->hi == s->model.n_params;
+        if (ckpt_read(meta->path, &s->model, full ? opt->m : NULL, full ? opt->v : NULL, &s->st, &s->log, &s->val,
+                      &e) == 0 &&
+            (!opt || full || ckpt_read_moments_slice(meta->path, &s->model, opt->lo, opt->hi, opt->m, opt->v, &e) == 0)) {
             free(s->path);
             s->path = xstrdup(meta->path);
             return 0;
@@ -155,17 +160,40 @@ int student_read_source(const char *src, Student *s, char **config_json, Err *e)
 
 void student_bcast_state(Student *s, Optim *opt) {
     comm_bcast(s->model.params, s->model.n_params * sizeof(float));
-    if (opt) {
+    /* sharded when any rank's optimizer has a slice (all ranks take the same branch) */
+    int64_t sliced = comm_max_i64(opt && (opt->lo != 0 || opt->hi != s->model.n_params));
+    if (opt && !sliced) {
         comm_bcast(opt->m, s->model.n_params * sizeof(float));
         comm_bcast(opt->v, s->model.n_params * sizeof(float));
+    } else if (opt) {
+        int read = s->path != NULL; /* rank 0, which read its slice in student_read_newest */
+        char *path = s->path ? xstrdup(s->path) : NULL;
+        comm_bcast_string(&path);
+        Err e = {{0}};
+        int rc = 0;
+        if (path && !read)
+            rc = ckpt_read_moments_slice(path, &s->model, opt->lo, opt->hi, opt->m, opt->v, &e);
+        else if (!path)
+            memset(opt->m, 0, (opt->hi - opt->lo) * sizeof(float)), memset(opt->v, 0, (opt->hi - opt->lo) * sizeof(float));
+        if (rc) err_suffix(&e, " (hint: move %s aside to resume from the checkpoint before it)", path);
+        free(path);
+        comm_check_all(rc, e.msg, EXIT_RUNTIME);
     }
     comm_bcast(&s->st, sizeof s->st);
 }
 
+void student_optim_init(Optim *opt, const Student *s, const Config *cfg, const Comm *comm, double wd) {
+    GradSyncOptions o = {.shard = cfg->train.shard_optimizer};
+    size_t lo, hi;
+    gradsync_range(&s->model, comm, &o, &lo, &hi);
+    optim_init_range(opt, &s->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps, wd, cfg->train.grad_clip, lo,
+                     hi);
+}
+
 /* s->model (and opt: no weight decay, student.h) allocated for configuration mc */
-static void student_alloc(Student *s, const Config *cfg, const ModelConfig *mc, Optim *opt) {
+static void student_alloc(Student *s, const Config *cfg, const Comm *comm, const ModelConfig *mc, Optim *opt) {
     model_init(&s->model, mc);
-    if (opt) optim_init(opt, &s->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps, 0.0, cfg->train.grad_clip);
+    if (opt) student_optim_init(opt, s, cfg, comm, 0.0);
 }
 
 int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, int quarantine, Err *e) {
@@ -176,7 +204,7 @@ int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, in
     int64_t ok = 1;
     if (comm->rank == 0) {
         ok = ckpt_find_newest(dir, quarantine, -1, &meta);
-        if (ok) student_alloc(s, cfg, &meta.cfg, opt);
+        if (ok) student_alloc(s, cfg, comm, &meta.cfg, opt);
         ok = ok && student_read_newest(s, opt, dir, &meta, quarantine) == 0;
         if (!ok) err_set(e, "%s: no readable checkpoint (hint: train the student first)", dir);
     }
@@ -194,7 +222,7 @@ int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, in
         s->td = meta.td; /* moved */
         memset(&meta.td, 0, sizeof meta.td);
     } else {
-        student_alloc(s, cfg, &mc, opt);
+        student_alloc(s, cfg, comm, &mc, opt);
     }
     ckpt_meta_free(&meta);
     dataset_bcast_tokenizer(&s->td);

@@ -165,6 +165,16 @@ static void warn_config_changes(const char *old_json, const char *new_json, cons
     config_free(&b);
 }
 
+/* Bytes per rank of parameters, gradients and AdamW moments (with train.shard_optimizer each rank holds
+ * its 1/W of the moments and receives its 1/W of the reduced gradient), and of Open MPI's buffers for one
+ * gradient bucket or reduction piece. */
+static double state_bytes(const Config *cfg, const ModelConfig *mc, int W) {
+    double np = (double)model_param_count(mc), b = 8.0 * np;
+    b += cfg->train.shard_optimizer && W > 1 ? 12.0 * np / W : 8.0 * np;
+    if (W > 1) b += cfg->train.overlap || cfg->train.shard_optimizer ? 2 * cfg->train.bucket_mb * 1e6 : 4.0 * (1 << 24);
+    return b;
+}
+
 /* Collective: the checks that need the model's configuration, before anything is allocated. */
 static void check_model(const Sft *r, const ModelConfig *mc, const CkptMeta *meta) {
     const Config *cfg = r->t.cfg;
@@ -181,7 +191,7 @@ static void check_model(const Sft *r, const ModelConfig *mc, const CkptMeta *met
                      meta->path, meta->cfg.n_layer, meta->cfg.d_model, meta->cfg.vocab_size, mc->n_layer,
                      mc->d_model, mc->vocab_size);
     /* the model, optimizer and activations must fit: check before allocating */
-    double need = (double)model_param_count(mc) * 16.0 + (double)model_activation_bytes(mc, r->L.micro, r->L.T);
+    double need = state_bytes(cfg, mc, comm->size) + (double)model_activation_bytes(mc, r->L.micro, r->L.T);
     double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (rc == 0 && phys > 0 && need * comm->local_size > 0.9 * phys)
         rc = err_set(&e,
@@ -204,7 +214,7 @@ static void check_model(const Sft *r, const ModelConfig *mc, const CkptMeta *met
 static void print_plan(const Sft *r, const ModelConfig *c) {
     const BatchLayout *L = &r->L;
     size_t np = model_param_count(c);
-    double state_gib = (double)np * 16 / (1 << 30);
+    double state_gib = state_bytes(r->t.cfg, c, r->t.comm->size) / (1 << 30);
     double act_gib = (double)model_activation_bytes(c, L->micro, L->T) / (1 << 30);
     double tok_mean = 0;
     int64_t tok_max = 0;
@@ -232,9 +242,13 @@ static void print_plan(const Sft *r, const ModelConfig *c) {
              L->T, L->rows_per_rank, L->accum, L->micro);
     log_info("  steps: %lld (%lld rows per epoch, %.2f epochs)", (long long)r->total_steps, (long long)r->rows_epoch,
              r->rows_epoch ? (double)r->total_steps * L->B_global / (double)r->rows_epoch : 0.0);
-    log_info("  memory per rank: %.3f GiB parameters+gradients+AdamW, %.3f GiB activations, %.3f GiB "
+    log_info("  memory per rank: %.3f GiB parameters+gradients+AdamW%s, %.3f GiB activations, %.3f GiB "
              "in all",
-             state_gib, act_gib, state_gib + act_gib);
+             state_gib, r->t.cfg->train.shard_optimizer && r->t.comm->size > 1 ? " (moments sharded)" : "", act_gib,
+             state_gib + act_gib);
+    log_info("  gradient reduction: %s%s", r->t.comm->size == 1 ? "none (one rank)" :
+             r->t.cfg->train.overlap ? "buckets overlapped with the backward pass" : "blocking, after the backward pass",
+             r->t.cfg->train.shard_optimizer && r->t.comm->size > 1 ? ", reduce-scatter + parameter all-gather (ZeRO-1)" : "");
     log_info("  FLOPs per token (fwd+bwd): %.4g", model_flops_per_token(c, L->T));
 }
 
@@ -368,8 +382,7 @@ static void start_state(Sft *r, const ModelConfig *mc, CkptMeta *meta) {
     Err e = {{0}};
     int rc = 0;
     model_init(&s->model, mc);
-    optim_init(&r->t.opt, &s->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps, cfg->train.weight_decay,
-               cfg->train.grad_clip);
+    student_optim_init(&r->t.opt, s, cfg, comm, cfg->train.weight_decay);
     model_alloc_acts(&s->model, r->L.micro, r->L.T);
     int64_t resumed = 0;
     if (comm->rank == 0) {

@@ -142,20 +142,29 @@ void trainer_checkpoint(Trainer *t) {
     if (t->s.st.step == t->last_ckpt) return;
     trainer_flush(t);
     trainer_commit(t, 1); /* run.h5 as complete as the checkpoint */
+    t->s.st.world_size = t->comm->size;
+    t->s.st.threads = t->threads;
+    double t0 = util_now();
+    Err e = {{0}};
+    char *path = NULL;
+    if (t->cfg->train.shard_optimizer && t->comm->size > 1) { /* sharded moments (gradsync_range): every rank writes its slice */
+        size_t *bounds = xmalloc(sizeof(size_t) * (size_t)(t->comm->size + 1));
+        model_shard_bounds(&t->s.model, t->comm->size, bounds);
+        int rc = ckpt_write_sharded(t->comm, t->ckpt_dir, &t->s.model, bounds, t->opt.m, t->opt.v, &t->s.st,
+                                    &t->s.td, t->config_json, &t->prov, &t->s.log, &t->s.val, &path, &e);
+        free(bounds);
+        if (rc) err_suffix(&e, " (hint: is the disk full? every rank must see %s)", t->ckpt_dir);
+        comm_check_all(rc, e.msg, EXIT_RUNTIME); /* the same status and message on every rank */
+    } else if (t->comm->rank == 0 && ckpt_write(t->ckpt_dir, &t->s.model, t->opt.m, t->opt.v, &t->s.st, &t->s.td,
+                                                t->config_json, &t->prov, &t->s.log, &t->s.val, &path, &e) != 0) {
+        DIE("checkpoint failed: %s (hint: is the disk full?)", e.msg);
+    }
     if (t->comm->rank == 0) {
-        double t0 = util_now();
-        Err e;
-        char *path = NULL;
-        t->s.st.world_size = t->comm->size;
-        t->s.st.threads = t->threads;
-        if (ckpt_write(t->ckpt_dir, &t->s.model, t->opt.m, t->opt.v, &t->s.st, &t->s.td, t->config_json, &t->prov,
-                       &t->s.log, &t->s.val, &path, &e) != 0)
-            DIE("checkpoint failed: %s (hint: is the disk full?)", e.msg);
         ckpt_prune(t->ckpt_dir, t->cfg->train.ckpt_keep, path);
         t->ckpt_seconds = util_now() - t0;
         log_info("checkpoint %s (%.2f s)", path, t->ckpt_seconds);
-        free(path);
     }
+    free(path);
     t->last_ckpt = t->s.st.step;
 }
 

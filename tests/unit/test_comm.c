@@ -1,7 +1,7 @@
 /* test_comm -- base/comm.h under mpirun -np 2 (the program re-runs itself
  * under mpirun when started alone, so tests/run_all.sh can run it):
  * in-place allreduce sums (f32, f64, i64) equal the sequential sums,
- * comm_any, comm_max_i64, comm_bcast / bcast_i64, bcast_string (text,
+ * comm_any, comm_max_i64, comm_agree, comm_bcast / bcast_i64, bcast_string (text,
  * UTF-8, "", NULL), bcast_strings (incl. none), gather_bytes in rank order
  * with lengths; and in child jobs, that comm_check_all ends every rank with
  * the same exit code and rank 0 prints the lowest failing rank's message
@@ -43,6 +43,15 @@ static void collectives(const Comm *c) {
     EXPECT(comm_any(7) == 1, "any: a non-zero flag is true");
     EXPECT(comm_max_i64(c->rank == 1 ? INT64_MAX - 3 : -5) == INT64_MAX - 3, "max");
     EXPECT(comm_max_i64(-(int64_t)c->rank - 10) == -10, "max of negatives");
+    char msg[64];
+    snprintf(msg, sizeof msg, "rank %d is fine", c->rank);
+    EXPECT(comm_agree(0, msg, sizeof msg) == 0 && strstr(msg, "is fine"), "agree: all succeed, messages kept");
+    snprintf(msg, sizeof msg, c->rank ? "rank %d failed" : "rank %d fine", c->rank);
+    int rc = comm_agree(c->rank == 1 ? -1 : 0, msg, sizeof msg);
+    EXPECT(rc == -1 && !strcmp(msg, "rank 1 failed"), "agree: rank 1 fails: %d '%s'", rc, msg);
+    snprintf(msg, sizeof msg, "rank %d failed", c->rank);
+    rc = comm_agree(-1, msg, sizeof msg);
+    EXPECT(rc == -1 && !strcmp(msg, "rank 0 failed"), "agree: all fail, the lowest rank's message: %d '%s'", rc, msg);
 
     char buf[300];
     for (int i = 0; i < 300; i++) buf[i] = c->rank == 0 ? (char)(i * 7) : 0;
