@@ -14,6 +14,7 @@
 #include "stages/ingest.h"
 #include "stages/pipeline.h"
 #include "io/prov.h"
+#include "llm/chat.h"
 #include "standin/serve.h"
 #include "stages/teach.h"
 #include "stages/train.h"
@@ -169,7 +170,8 @@ static const char CHECK_HELP[] =
     "usage: hdistill check CONFIG [--set section.key=value]...\n"
     "\n"
     "Validates the configuration with its overrides (keys, types, bounds, model\n"
-    "dimensions, the shapes in model.init_from) without reading any data; exit 0,\n"
+    "dimensions, the shapes in model.init_from, the request options of teacher,\n"
+    "critic and the judges of eval.judges) without reading any data; exit 0,\n"
     "or 2 with one line naming the file and key.  jobs/submit.sh checks every sweep\n"
     "row this way before submitting.\n\n";
 
@@ -177,6 +179,12 @@ static int check_stage(const Config *cfg, const Comm *comm, int argc, char **arg
     (void)argc, (void)argv, (void)dry_run;
     Err e = {{0}};
     int rc = comm->rank == 0 ? train_check_init_from(cfg, &e) : 0;
+    JudgeConfig *jg = NULL;
+    int nj = 0;
+    if (rc == 0 && comm->rank == 0 && cfg->eval.judges[0]) rc = config_load_judges(cfg, cfg->eval.judges, &jg, &nj, &e);
+    for (int q = 0; q < nj && rc == 0; q++)
+        if (chat_endpoint_check(&jg[q].ep, jg[q].name, &e) != 0) rc = err_prefix(&e, "%s: judge ", cfg->eval.judges);
+    config_free_judges(jg, nj);
     comm_check(rc, e.msg, EXIT_USAGE);
     if (comm->rank == 0) printf("configuration valid: %s\n", cfg->source);
     return EXIT_OK;

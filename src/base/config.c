@@ -99,6 +99,9 @@ static const OptSpec OPTIONS[] = {
     {"data.max_examples", OT_I64, F(data.max_examples), "0", 0, BIG, NULL, "use the first N pairs; 0 = all"},
     {"data.too_long", OT_ENUM, F(data.too_long), "error", 0, 0, "error|skip",
      "a pair longer than train.seq_len: stop with an error, or skip it (counted)"},
+    {"data.use_truncated", OT_INT, F(data.use_truncated), "0", 0, 1, NULL,
+     "1 = also train on the paraphrases of teacher answers cut by the token limit (finish_reason length; kept "
+     "apart in data.h5 /teacher/truncated_paraphrases)"},
     {"data.val_fraction", OT_FLOAT, F(data.val_fraction), "0", 0, 0.5, NULL,
      "share of the pairs held out for validation loss (deterministic by train.seed)"},
 
@@ -192,7 +195,8 @@ static const OptSpec OPTIONS[] = {
     {"llm.budget_tokens", OT_I64, F(llm.budget_tokens), "0", 0, BIG, NULL,
      "limit on prompt + completion tokens, counted like llm.budget_usd; 0 = none"},
     {"llm.budget_file", OT_STRING, F(llm.budget_file), "", 0, 0, NULL,
-     "file holding what was spent, shared (under flock) by concurrent runs so a sweep has one cap; \"\" = none"},
+     "file holding what was spent, shared (under flock) by concurrent runs so a sweep has one cap; \"\" = "
+     "run.dir/llm-budget (kept across resumes)"},
 
     {"ingest.source", OT_STRING, F(ingest.source), "wordnet", 0, 0, NULL,
      "\"wordnet\" (WordNet example sentences) or a file of literal inputs"},
