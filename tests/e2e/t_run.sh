@@ -37,7 +37,7 @@ for r in (0, 1):
     need(all("Answer" in x for x in raw), "raw critic answers stored")
     pr = g["pairs"]
     npairs = len(pr["chosen"])
-    need(npairs == int(np.sum(lab != 0)) and npairs > 5, f"pairs {npairs}")
+    need(npairs == int(np.sum((lab == 1) | (lab == -1))) and npairs > 5, f"pairs {npairs}")
     need(np.all(np.isfinite(pr["ref_chosen"][()])) and np.all(pr["ref_chosen"][()] < 0), "DPO references")
     need(g.attrs["end_step"] > g.attrs["start_step"], "round trained")
 ev = f["/eval/eval/critic"]
