@@ -124,7 +124,8 @@ typedef struct {
     int64_t cache_hits;
     int64_t sent;         /* HTTP requests sent, including retries */
     int64_t retries;
-    int64_t ok, failed;   /* final outcomes of requests not in the cache */
+    int64_t ok, failed;   /* final outcomes of requests not in the cache: usable answers; failures (refusals
+                             and content filters are neither: errors[LLM_E_REFUSED/FILTERED] counts them) */
     int64_t stopped;      /* not answered because of a stop signal (not failures: asked again next time) */
     int64_t errors[LLM_N_STATUS]; /* attempt-level errors by kind */
     int64_t prompt_tokens, completion_tokens;

@@ -813,7 +813,7 @@ static size_t batch_finish(Batch *B) {
         if (s == LLM_OK) u->ok++;
         else if (s == LLM_E_STOPPED) u->stopped++;
         else {
-            u->failed++;
+            u->failed += s != LLM_E_REFUSED && s != LLM_E_FILTERED; /* those are answers, as in llm_run */
             u->errors[s]++;
         }
     }

@@ -466,7 +466,7 @@ static void finish(Run *R, long i, LlmStatus st, const char *msg) {
     } else if (st == LLM_E_STOPPED) { /* only a stop signal finishes a request so */
         R->c->usage.stopped++;
         R->stopped++;
-    } else {
+    } else if (st != LLM_E_REFUSED && st != LLM_E_FILTERED) { /* those are answers (errors_<kind> counts them) */
         R->c->usage.failed++;
     }
 }
