@@ -218,20 +218,22 @@ Status session_outcome_status(const LlmOutcome *o, const LlmBudget *b, const cha
         const char *why = o->first == LLM_E_QUOTA      ? "the account is out of quota (insufficient_quota)"
                           : o->first == LLM_E_REASONING ? "answers spent their whole token limit on reasoning"
                                                         : "the endpoint rejected requests (a 4xx is not retried)";
-        err_set(e, "%s: %lld of the requests failed for good: %s; run again once it is fixed (answers so far are "
+        err_set(e, "%s: stopped: %s; %lld requests without an answer; fix it and run again (answers so far are "
                    "cached): %s",
-                what, (long long)o->failed, why, o->first_msg);
+                what, why, (long long)o->failed, o->first_msg);
         return STATUS_FAILED;
     }
     if (o->budget) {
         double spent = 0, lim = 0;
         int64_t spent_t = 0, lim_t = 0;
         if (b) budget_state(b, &spent, &spent_t, &lim, &lim_t);
-        err_set(e, "%s: stopped at the spend limit: $%.4f and %lld tokens spent of llm.budget_usd %g / "
-                   "llm.budget_tokens %lld (0 = none); %lld requests not sent, %lld answered; raise the limit and run "
-                   "again to carry on (answers so far are cached; exit 4)",
-                what, spent, (long long)spent_t, lim, (long long)lim_t, (long long)o->budget,
-                (long long)(o->ok + o->refused + o->filtered));
+        char limits[128];
+        if (lim > 0 && lim_t > 0) snprintf(limits, sizeof limits, "llm.budget_usd %g, llm.budget_tokens %lld", lim, (long long)lim_t);
+        else if (lim > 0) snprintf(limits, sizeof limits, "llm.budget_usd %g", lim);
+        else snprintf(limits, sizeof limits, "llm.budget_tokens %lld", (long long)lim_t);
+        err_set(e, "%s: stopped at the spend limit (%s): $%.4f and %lld tokens spent; %lld requests not sent, %lld "
+                   "answered; raise the limit and run again to carry on (answers so far are cached; exit 4)",
+                what, limits, spent, (long long)spent_t, (long long)o->budget, (long long)(o->ok + o->refused + o->filtered));
         return STATUS_BUDGET;
     }
     if (o->stopped) {
@@ -240,8 +242,8 @@ Status session_outcome_status(const LlmOutcome *o, const LlmBudget *b, const cha
         return STATUS_STOPPED;
     }
     if (o->failed) {
-        err_set(e, "%s: %lld requests failed after their retries (%s): %s; run again to retry only those (answers so "
-                   "far are cached)",
+        err_set(e, "%s: %lld requests failed after their retries (%s); run again to retry only those (answers so far "
+                   "are cached): %s",
                 what, (long long)o->failed, llm_status_name(o->first), o->first_msg);
         return STATUS_FAILED;
     }
