@@ -463,7 +463,8 @@ static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cand
 
 /* ---- the critic beside the sampling ------------------------------------------------------
  * While all ranks sample a round's candidates chunk by chunk, a thread of rank 0 sends each
- * chunk's pairs to the critic as soon as the chunk is gathered (only the main thread calls MPI;
+ * chunk's pairs to the critic as soon as the chunk is gathered (in critic.mode=batch it waits
+ * for the last chunk, so that the round is one Batch API submission; only the main thread calls MPI;
  * the LLM client and its cache are used by the judging thread alone until it is joined), so a
  * round takes about the longer of sampling and judging instead of their sum.  The stored
  * results are those of judging everything afterwards: pair selection and the critic's answers
@@ -483,9 +484,10 @@ typedef struct {
 
 static void *judge_thread(void *vp) {
     JudgePipe *jp = vp;
+    int whole = jp->c->cfg->critic.mode == ENDPOINT_MODE_BATCH; /* the Batch API: one batch for the round */
     for (;;) {
         pthread_mutex_lock(&jp->mu);
-        while (jp->ready == jp->judged && !jp->closed) pthread_cond_wait(&jp->cv, &jp->mu);
+        while ((jp->ready == jp->judged || whole) && !jp->closed) pthread_cond_wait(&jp->cv, &jp->mu);
         int64_t i0 = jp->judged, i1 = jp->ready;
         int done = jp->closed && i0 == i1;
         pthread_mutex_unlock(&jp->mu);

@@ -17,7 +17,8 @@
 #    none judged: eval fails); a 4xx fails eval and a critique round quoting
 #    the param; insufficient_quota ends a round's judging at once; answers
 #    without log-probs are stored as text-sourced with a warning;
-#    critic.mode=batch gives the same probabilities as sync;
+#    critic.mode=batch gives the same probabilities as sync (a round: in one
+#    batch);
 #  - the Batch API: teach of 1,000 inputs killed with -9 while polling,
 #    started again: the same batch is polled (one POST /v1/batches in the
 #    stand-in's log), every input answered, no synchronous request;
@@ -283,6 +284,15 @@ check "critic.mode=batch: eval exits 0" test $? -eq 0
 check "critic.mode=batch: the same probabilities as sync" h5cmp "$TMP/ev.cbatch/run.h5" "$TMP/run.plain/run.h5" /eval/eval/critic/p rel 1e-12
 check "critic.mode=batch: through /v1/batches only" \
     test "$(count_log "$TMP/cbatch.log" POST /v1/batches 200)" -ge 1 -a "$(count_log "$TMP/cbatch.log" POST /v1/chat)" -eq 0
+nb=$(count_log "$TMP/cbatch.log" POST /v1/batches 200)
+critique_copy cbatch "$URL" --set critic.mode=batch --set critic.batch_poll=0.05
+check "critic.mode=batch in a round: exit 0, one batch for the whole round" \
+    test $? -eq 0 -a "$(count_log "$TMP/cbatch.log" POST /v1/batches 200)" -eq $((nb + 1))
+check "... the same probabilities as sync" $PY - "$TMP/cr.cbatch/run.h5" "$TMP/run.plain/run.h5" <<'EOF'
+import h5py, sys, numpy as np
+a, b = (h5py.File(x, "r")["/rounds/0/student/p"][()] for x in sys.argv[1:3])
+sys.exit(0 if np.allclose(a, b, rtol=1e-12, atol=0, equal_nan=True) else 1)
+EOF
 
 # ---- the Batch API: 1,000 inputs, kill -9 while polling, resume
 "$HD" ingest --set data.path="$TMP/big.h5" --set ingest.limit=1000 --set ingest.eval_fraction=0 --set ingest.ood_limit=0 >/dev/null 2>&1
