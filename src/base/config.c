@@ -75,9 +75,10 @@ typedef struct {
      "sync: requests in flight at once; batch: the OpenAI Batch API (files + /v1/batches, half price, <= 24 h)"}, \
     {#R ".batch_poll", OT_FLOAT, F(R.batch_poll), "30", 0.01, 86400, NULL,                                   \
      "batch mode: seconds between the first polls of a batch (grows to 10x)"},                               \
-    {#R ".price_in", OT_FLOAT, F(R.price_in), "0", 0, 1e6, NULL, "USD per million prompt tokens; 0 = unknown"}, \
+    {#R ".price_in", OT_FLOAT, F(R.price_in), "0", 0, 1e6, NULL,                                            \
+     "list price, USD per million prompt tokens (batch mode counts half); 0 = unknown"},                     \
     {#R ".price_out", OT_FLOAT, F(R.price_out), "0", 0, 1e6, NULL,                                           \
-     "USD per million completion tokens (reasoning tokens included); 0 = unknown"}
+     "list price, USD per million completion tokens (reasoning tokens included; batch mode counts half); 0 = unknown"}
 
 static const OptSpec OPTIONS[] = {
     {"run.dir", OT_STRING, F(run.dir), "runs/default", 0, 0, NULL,
