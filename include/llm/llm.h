@@ -24,7 +24,7 @@
  *   usable ones, refusals, filtered ones, reasoning-exhausted ones (a rerun
  *   classifies the stored body again, so it gets the same status).
  * - An optional spend limit (budget.h): a request that could cross it is
- *   not sent (LLM_E_BUDGET).
+ *   not sent (LLM_E_BUDGET), and neither is anything after it in the run.
  * - Usage accounting (tokens, reasoning tokens, cost at the role's prices),
  *   and a progress line for long stages (one line every 10 s when stdout is
  *   not a terminal, an updating line when it is).

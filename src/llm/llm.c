@@ -839,6 +839,11 @@ static int run_reserve(Run *R, long i) {
     }
     c->usage.errors[LLM_E_BUDGET]++;
     finish(R, i, LLM_E_BUDGET, m);
+    if (!R->halt) { /* the limit is reached: the run stops here, it does not fill the rest with smaller requests */
+        msgf(R->halt_msg, sizeof R->halt_msg, "not sent: the spend limit was reached (%.400s)", m);
+        R->halt_kind = LLM_E_BUDGET;
+        R->halt = 1;
+    }
     return -1;
 }
 
