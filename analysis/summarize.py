@@ -15,8 +15,10 @@ Columns, from each RUN_DIR/run.h5 (and the run's data.h5 for the teacher):
   steps, train_time_s, loss_tokens, final_loss   last /metrics/train step, time, tokens, loss
   usage.<role>.<x>       LLM usage: critic and judges from run.h5 /usage/<role>
                          (requests, eval_requests, cache_hits, prompt_tokens,
-                         completion_tokens); teacher from data.h5 /teacher/usage
-                         (requests, cache_hits, prompt_tokens, completion_tokens;
+                         completion_tokens, reasoning_tokens, cost_usd when
+                         recorded); teacher from data.h5 /teacher/usage
+                         (requests, cache_hits, prompt_tokens, completion_tokens,
+                         reasoning_tokens, cost_usd; empty when not recorded;
                          data.path is taken relative to the current directory)
 Prints the table as Markdown on stdout; --csv writes exactly one row per run
 (exact values), --md the Markdown table to a file. A run without a complete
@@ -35,8 +37,9 @@ DEFAULT_KEYS = ("critique.objective", "critique.beta", "critique.rounds", "train
 EVAL_COLS = ("wtr", "wtr_ci_low", "wtr_ci_high", "lc_winrate", "lc_ci_low", "lc_ci_high",
              "position_bias", "position_consistency", "length_bias",
              "student_words", "reference_words", "n", "judged")
-RUN_USAGE = ("requests", "eval_requests", "cache_hits", "prompt_tokens", "completion_tokens")
-TEACHER_USAGE = ("requests", "cache_hits", "prompt_tokens", "completion_tokens")
+RUN_USAGE = ("requests", "eval_requests", "cache_hits", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+             "cost_usd")
+TEACHER_USAGE = ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd")
 DIGITS = {"wtr": 1, "wtr_ci_low": 1, "wtr_ci_high": 1, "lc_winrate": 1, "lc_ci_low": 1, "lc_ci_high": 1,
           "position_bias": 3, "position_consistency": 3, "length_bias": 3,
           "student_words": 1, "reference_words": 1, "train_time_s": 1, "final_loss": 4}

@@ -11,6 +11,7 @@
 #                      and returns its exit code
 #   hd_finish RC       RC 3 = stopped early, resumable: requeue this job (it
 #                      resumes from its checkpoint) and exit 0; else exit RC
+#                      (4 = the LLM spend limit: not requeued, raise it first)
 #   hd_sweep_rows FILE   the number of rows of a sweep file (header excluded)
 #   hd_sweep_sets FILE I DIR   SETS=(--set run.dir=DIR/row-I --set key=value...)
 #                      for row I; returns 2 with a message for a bad row

@@ -16,6 +16,7 @@
 #include "stages/ingest.h"
 #include "stages/pipeline.h"
 #include "io/prov.h"
+#include "llm/chat.h"
 #include "standin/serve.h"
 #include "stages/teach.h"
 #include "stages/train.h"
@@ -59,7 +60,8 @@ static const char USAGE[] =
     "        version, git SHA and library versions\n"
     "\n"
     "exit codes: 0 done, 1 runtime error, 2 bad usage/configuration/input,\n"
-    "            3 stopped early (signal, STOP file, train.max_run_time): run again to resume\n"
+    "            3 stopped early (signal, STOP file, train.max_run_time): run again to resume,\n"
+    "            4 stopped at the LLM spend limit (llm.budget_*): raise it and run again\n"
     "'hdistill SUBCOMMAND --help' describes one subcommand.\n";
 
 static const char TRAIN_HELP[] =
@@ -98,30 +100,38 @@ static const char TEACH_HELP[] =
     "the numbered lists, detects refusals, and writes /teacher into data.path.  Every\n"
     "answer is first appended to the durable cache (llm.cache; default data.path +\n"
     "\".llm-cache\"), so a stage killed at any point and started again pays for nothing\n"
-    "twice.  Exit 0 when every input has a final answer, 1 when some requests failed and\n"
-    "should be retried (run again), 3 when stopped by a signal.  --dry-run counts what is\n"
-    "cached and what would be sent, and sends nothing.  Runs on rank 0.\n"
+    "twice.  teacher.mode=batch uses the OpenAI Batch API (half price, within 24 h).\n"
+    "Refusals and content filters are answers; answers cut by teacher.max_tokens are\n"
+    "kept apart.  Exit 0 when every input has a final answer, 1 when requests failed (a\n"
+    "4xx, insufficient_quota or a reasoning-exhausted answer stop at once, quoting the\n"
+    "server; others: run again to retry them), 3 when stopped by a signal, 4 at the\n"
+    "spend limit.  --dry-run prints the requests to send and cached, their estimated\n"
+    "tokens and cost, and sends nothing.  Runs on rank 0.\n"
     "\n"
     "options:\n";
 
 static const char CRITIQUE_HELP[] =
-    "usage: hdistill critique CONFIG [--set section.key=value]...\n"
+    "usage: hdistill critique CONFIG [--set section.key=value]... [--dry-run]\n"
     "\n"
     "Runs the critique rounds not yet complete on the newest checkpoint of run.dir: sample\n"
     "critique.k candidates per training input, keep the most distant pair of comparable\n"
     "length, ask the critic in both orders, train with critique.objective (ft, sd, dpo,\n"
     "brio, brio-dpo).  Everything a round decides is stored in run.h5 /rounds/<r> before\n"
     "training, so a killed round resumes without re-sampling or paying the critic again.\n"
+    "A pair without a usable verdict is unjudged (never a tie).  --dry-run prints what is\n"
+    "left and the critic's requests with estimated tokens and cost; nothing is run.\n"
     "\n"
     "options:\n";
 
 static const char EVAL_HELP[] =
-    "usage: hdistill eval CONFIG [--set section.key=value]...\n"
+    "usage: hdistill eval CONFIG [--set section.key=value]... [--dry-run]\n"
     "\n"
     "Evaluates the newest checkpoint: beam-search outputs on eval.splits against the\n"
     "teacher's reference, judged by the critic and the judges of eval.judges in both\n"
-    "orders; win-or-tie rate with a bootstrap 95% interval, position-bias and length-bias\n"
-    "rates, into run.h5 /eval, printed as a table.\n"
+    "orders; win-or-tie rate over the judged inputs with a bootstrap 95% interval (an\n"
+    "input without a usable verdict is unjudged, never a tie, and counted), the\n"
+    "length-controlled win rate, position and length bias, into run.h5 /eval, printed as\n"
+    "a table.  --dry-run prints the judges' requests with estimated tokens and cost.\n"
     "\n"
     "options:\n";
 
@@ -176,7 +186,8 @@ static const char CHECK_HELP[] =
     "usage: hdistill check CONFIG [--set section.key=value]...\n"
     "\n"
     "Validates the configuration with its overrides (keys, types, bounds, model\n"
-    "dimensions, the shapes in model.init_from) without reading any data; exit 0,\n"
+    "dimensions, the shapes in model.init_from, the request options of teacher,\n"
+    "critic and the judges of eval.judges) without reading any data; exit 0,\n"
     "or 2 with one line naming the file and key.  jobs/submit.sh checks every sweep\n"
     "row this way before submitting.\n\n";
 
@@ -184,6 +195,12 @@ static int check_stage(const Config *cfg, const Comm *comm, int argc, char **arg
     (void)argc, (void)argv, (void)dry_run;
     Err e = {{0}};
     int rc = comm->rank == 0 ? train_check_init_from(cfg, &e) : 0;
+    JudgeConfig *jg = NULL;
+    int nj = 0;
+    if (rc == 0 && comm->rank == 0 && cfg->eval.judges[0]) rc = config_load_judges(cfg, cfg->eval.judges, &jg, &nj, &e);
+    for (int q = 0; q < nj && rc == 0; q++)
+        if (chat_endpoint_check(&jg[q].ep, jg[q].name, &e) != 0) rc = err_prefix(&e, "%s: judge ", cfg->eval.judges);
+    config_free_judges(jg, nj);
     comm_check(rc, e.msg, EXIT_USAGE);
     if (comm->rank == 0) printf("configuration valid: %s\n", cfg->source);
     return EXIT_OK;

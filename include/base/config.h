@@ -64,6 +64,7 @@ typedef struct {
         char *pairs;     /* training pairs: .jsonl or .h5 */
         int64_t max_examples; /* 0 = all */
         int too_long;    /* TooLong */
+        int use_truncated; /* 1: teacher paraphrases of answers cut by the token limit are trained on too */
         double val_fraction; /* held-out share of the pairs for validation loss */
     } data;
     struct {
@@ -124,7 +125,7 @@ typedef struct {
         double stop_grace; /* seconds in-flight requests may finish after a stop signal */
         double budget_usd;     /* spend limit of the run, USD; 0 = none */
         int64_t budget_tokens; /* token limit (prompt + completion) of the run; 0 = none */
-        char *budget_file;     /* file holding the amount spent, shared by concurrent runs; "" = none */
+        char *budget_file;     /* file holding the amount spent, shared by concurrent runs; "" = run.dir/llm-budget */
     } llm;
     struct {
         int64_t seed;

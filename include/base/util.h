@@ -23,16 +23,19 @@ enum {
     EXIT_RUNTIME = 1,   /* an environment error during the run (I/O, MPI)   */
     EXIT_USAGE = 2,     /* bad command line, configuration or input data    */
     EXIT_STOPPED = 3,   /* stopped early (signal, STOP file, time); resumable */
+    EXIT_BUDGET = 4,    /* stopped at the LLM spend limit (llm.budget_usd/budget_tokens): nothing
+                           more was sent; raise the limit and run again to carry on */
 };
 
 /* ---- errors ------------------------------------------------------------ */
 
 /* The outcome of a stage, or of one of its phases: done; stopped early by a
  * stop request (a signal, the STOP file, the time limit: resumable, exit 3);
- * or failed (an Err says why).  Functions that can be stopped return a
- * Status; "stopped" is never encoded otherwise. */
-typedef enum { STATUS_OK = 0, STATUS_STOPPED = 1, STATUS_FAILED = 2 } Status;
-/* EXIT_OK, EXIT_STOPPED, or failed_code for STATUS_FAILED. */
+ * failed (an Err says why); or stopped at the LLM spend limit (an Err says
+ * what was spent and what is left to do; exit 4).  Functions that can be
+ * stopped return a Status; "stopped" is never encoded otherwise. */
+typedef enum { STATUS_OK = 0, STATUS_STOPPED = 1, STATUS_FAILED = 2, STATUS_BUDGET = 3 } Status;
+/* EXIT_OK, EXIT_STOPPED, EXIT_BUDGET, or failed_code for STATUS_FAILED. */
 int status_exit_code(Status s, int failed_code);
 
 typedef struct {

@@ -78,7 +78,10 @@ typedef struct {
 
 /* Defaults: poll 30 s, 50,000 lines, 200 MB, "24h", no retry, factor 1. */
 void llm_batch_options_init(LlmBatchOptions *o);
-/* Defaults with ec's batch_poll. */
+/* The options of a role in batch mode: the defaults with ec's batch_poll,
+ * price factor 0.5 (ec's price_in/price_out are list prices; OpenAI and
+ * Azure bill the Batch API at half of them) and transient failures retried
+ * synchronously. */
 void llm_batch_options_for(LlmBatchOptions *o, const EndpointConfig *ec);
 
 /* Runs reqs[0..n) through the Batch API; the same result contract as

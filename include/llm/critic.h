@@ -49,6 +49,7 @@ typedef struct {
     char *raw_ab, *raw_ba; /* response contents: the answers without reasoning ("" on failure) */
     char *reasoning_ab, *reasoning_ba; /* the critic's reasoning, if any ("" otherwise) */
     int truncated_ab, truncated_ba;    /* the answer was cut by the token limit (no verdict taken) */
+    char *error_ab, *error_ba;         /* the client's error of an order that did not end LLM_OK ("" otherwise) */
 } CriticJudgement;
 
 /* Judges items in both orders (2n requests through c; through the Batch API

@@ -14,7 +14,9 @@
  *   the error quotes the server's message, type, param and code), a 429
  *   with code insufficient_quota (the whole run stops at once: nothing more
  *   is sent), refusals, content filters, answers whose tokens all went to
- *   reasoning.  An endpoint that refuses every connection is given up on
+ *   reasoning (that too stops the run: the requests not yet sent would
+ *   spend their token limit the same way; they end as LLM_E_REASONING with
+ *   an error starting "not sent:").  An endpoint that refuses every connection is given up on
  *   quickly with a clear message instead of burning the whole budget.
  * - Answers are normalised by chat.h (reasoning removed and kept apart).
  * - A durable cache (cache.h): a request already answered is never sent
@@ -22,7 +24,7 @@
  *   usable ones, refusals, filtered ones, reasoning-exhausted ones (a rerun
  *   classifies the stored body again, so it gets the same status).
  * - An optional spend limit (budget.h): a request that could cross it is
- *   not sent (LLM_E_BUDGET).
+ *   not sent (LLM_E_BUDGET), and neither is anything after it in the run.
  * - Usage accounting (tokens, reasoning tokens, cost at the role's prices),
  *   and a progress line for long stages (one line every 10 s when stdout is
  *   not a terminal, an updating line when it is).
@@ -83,7 +85,8 @@ typedef enum {
     LLM_E_STOPPED,   /* not attempted / abandoned because of a stop signal (an endpoint given up on: LLM_E_CONNECT) */
     LLM_E_QUOTA,     /* 429 insufficient_quota (billing): final, and nothing more is sent in this run */
     LLM_E_REASONING, /* answered, but the token limit was spent on reasoning: content empty and
-                        finish_reason "length"; final (raise max_tokens / max_completion_tokens) */
+                        finish_reason "length"; final (raise max_tokens / max_completion_tokens), and
+                        the rest of the run is not sent */
     LLM_E_REFUSED,   /* answered with a refusal (message.refusal): final */
     LLM_E_FILTERED,  /* a content filter: finish_reason "content_filter", or an error with code
                         "content_filter" (Azure's 400): final */
@@ -121,7 +124,8 @@ typedef struct {
     int64_t cache_hits;
     int64_t sent;         /* HTTP requests sent, including retries */
     int64_t retries;
-    int64_t ok, failed;   /* final outcomes of requests not in the cache */
+    int64_t ok, failed;   /* final outcomes of requests not in the cache: usable answers; failures (refusals
+                             and content filters are neither: errors[LLM_E_REFUSED/FILTERED] counts them) */
     int64_t stopped;      /* not answered because of a stop signal (not failures: asked again next time) */
     int64_t errors[LLM_N_STATUS]; /* attempt-level errors by kind */
     int64_t prompt_tokens, completion_tokens;

@@ -7,7 +7,8 @@
 #include "base/comm.h"
 #include "base/config.h"
 
-/* Parses argv[first..] (CONFIG, --set, --dry-run) on rank 0, validates, and
+/* Parses argv[first..] (CONFIG, --set, --dry-run) on rank 0, validates (the
+ * option table, the model, the roles' request options), and
  * broadcasts the resolved configuration; on error every rank exits with
  * EXIT_USAGE after rank 0 prints one line. */
 void cli_load_config(Config *cfg, const Comm *comm, int argc, char **argv, int first, int *dry_run);

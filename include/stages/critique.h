@@ -30,8 +30,15 @@
 int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv);
 /* `hdistill critique --dry-run`: checks what the rounds need (the inputs and
  * the teacher's answers in data.path, a readable checkpoint in run.dir) and
- * prints what is left to do and the most critic requests it can take; reads
- * only (no lock, nothing written, nothing sent).  Collective; exit code. */
+ * prints what is left to do, the most critic requests it can take and
+ * their estimated tokens and cost; reads only (no lock, nothing written,
+ * nothing sent).  Collective; exit code. */
 int critique_plan(const Config *cfg, const Comm *comm);
+/* For `hdistill run --dry-run` (no checkpoint needed): the critic's
+ * requests of the rounds not yet collected, their estimated tokens and cost
+ * (the teacher's paraphrases stand in for the student's candidates).  Reads
+ * only.  Collective; exit code (2 when data.path lacks the teacher's
+ * answers). */
+int critique_plan_requests(const Config *cfg, const Comm *comm);
 
 #endif

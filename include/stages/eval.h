@@ -35,9 +35,16 @@
 int eval_main(const Config *cfg, const Comm *comm, int argc, char **argv);
 /* `hdistill eval --dry-run`: checks the checkpoint, the splits and their
  * references and the judges file, and prints the inputs and requests per
- * judge (or that the newest checkpoint is already evaluated); reads only.
+ * judge with their estimated tokens and cost (or that the newest checkpoint
+ * is already evaluated); reads only.
  * Collective; exit code. */
 int eval_plan(const Config *cfg, const Comm *comm);
+/* For `hdistill run --dry-run` (no checkpoint needed): every judge's
+ * requests of the evaluations to come (/eval, and /sft/eval and one per
+ * round with critique.eval_each_round), estimated tokens and cost (the
+ * reference stands in for the student's output).  Reads only.  Collective;
+ * exit code. */
+int eval_plan_requests(const Config *cfg, const Comm *comm);
 
 /* What a caller that already holds them lends to an evaluation; NULL
  * members (or a NULL EvalShared) are opened by the evaluation itself.
@@ -57,7 +64,9 @@ typedef struct {
  * "/rounds/<r>/eval" after round r, "/sft/eval" after SFT); skipped when
  * root holds a complete evaluation of the same step.  Returns STATUS_OK or
  * STATUS_STOPPED (a stop signal ended the judging); failures end every rank
- * with one message (EXIT_USAGE for missing inputs, else EXIT_RUNTIME). */
+ * with one message (EXIT_USAGE for missing inputs, EXIT_BUDGET at the spend
+ * limit, else EXIT_RUNTIME; a judge's 4xx, insufficient_quota or
+ * reasoning_length ends the evaluation at once, quoting the client). */
 Status eval_run(const Config *cfg, const Comm *comm, const char *root, const EvalShared *sh);
 
 #endif

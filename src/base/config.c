@@ -67,7 +67,7 @@ typedef struct {
      "user message template; {input} {n} (teacher), {input} {a} {b} (critic)"},                            \
     {#R ".token_param", OT_ENUM, F(R.token_param), "max_tokens", 0, 0, "max_tokens|max_completion_tokens",    \
      "the name the token limit is sent as (OpenAI o-series and gpt-5 models want max_completion_tokens)"},    \
-    {#R ".reasoning_effort", OT_ENUM, F(R.reasoning_effort), "", 0, 0, "|none|minimal|low|medium|high",       \
+    {#R ".reasoning_effort", OT_NAME, F(R.reasoning_effort), "", 0, 0, "|none|minimal|low|medium|high",       \
      "reasoning models: reasoning_effort sent with every request; \"\" or none = not sent"},                  \
     {#R ".extra_body", OT_STRING, F(R.extra_body), "", 0, 0, NULL,                                           \
      "a JSON object merged into every request body, e.g. {\"chat_template_kwargs\":{\"enable_thinking\":false}}"}, \
@@ -75,9 +75,10 @@ typedef struct {
      "sync: requests in flight at once; batch: the OpenAI Batch API (files + /v1/batches, half price, <= 24 h)"}, \
     {#R ".batch_poll", OT_FLOAT, F(R.batch_poll), "30", 0.01, 86400, NULL,                                   \
      "batch mode: seconds between the first polls of a batch (grows to 10x)"},                               \
-    {#R ".price_in", OT_FLOAT, F(R.price_in), "0", 0, 1e6, NULL, "USD per million prompt tokens; 0 = unknown"}, \
+    {#R ".price_in", OT_FLOAT, F(R.price_in), "0", 0, 1e6, NULL,                                            \
+     "list price, USD per million prompt tokens (batch mode counts half); 0 = unknown"},                     \
     {#R ".price_out", OT_FLOAT, F(R.price_out), "0", 0, 1e6, NULL,                                           \
-     "USD per million completion tokens (reasoning tokens included); 0 = unknown"}
+     "list price, USD per million completion tokens (reasoning tokens included; batch mode counts half); 0 = unknown"}
 
 static const OptSpec OPTIONS[] = {
     {"run.dir", OT_STRING, F(run.dir), "runs/default", 0, 0, NULL,
@@ -99,6 +100,9 @@ static const OptSpec OPTIONS[] = {
     {"data.max_examples", OT_I64, F(data.max_examples), "0", 0, BIG, NULL, "use the first N pairs; 0 = all"},
     {"data.too_long", OT_ENUM, F(data.too_long), "error", 0, 0, "error|skip",
      "a pair longer than train.seq_len: stop with an error, or skip it (counted)"},
+    {"data.use_truncated", OT_INT, F(data.use_truncated), "0", 0, 1, NULL,
+     "1 = also train on the paraphrases of teacher answers cut by the token limit (finish_reason length; kept "
+     "apart in data.h5 /teacher/truncated_paraphrases)"},
     {"data.val_fraction", OT_FLOAT, F(data.val_fraction), "0", 0, 0.5, NULL,
      "share of the pairs held out for validation loss (deterministic by train.seed)"},
 
@@ -195,7 +199,8 @@ static const OptSpec OPTIONS[] = {
     {"llm.budget_tokens", OT_I64, F(llm.budget_tokens), "0", 0, BIG, NULL,
      "limit on prompt + completion tokens, counted like llm.budget_usd; 0 = none"},
     {"llm.budget_file", OT_STRING, F(llm.budget_file), "", 0, 0, NULL,
-     "file holding what was spent, shared (under flock) by concurrent runs so a sweep has one cap; \"\" = none"},
+     "file holding what was spent, shared (under flock) by concurrent runs so a sweep has one cap; \"\" = "
+     "run.dir/llm-budget (kept across resumes)"},
 
     {"ingest.source", OT_STRING, F(ingest.source), "wordnet", 0, 0, NULL,
      "\"wordnet\" (WordNet example sentences) or a file of literal inputs"},

@@ -22,7 +22,7 @@ static int g_quiet = 0;
 static void (*g_abort_hook)(int) = NULL;
 
 int status_exit_code(Status s, int failed_code) {
-    return s == STATUS_OK ? EXIT_OK : s == STATUS_STOPPED ? EXIT_STOPPED : failed_code;
+    return s == STATUS_OK ? EXIT_OK : s == STATUS_STOPPED ? EXIT_STOPPED : s == STATUS_BUDGET ? EXIT_BUDGET : failed_code;
 }
 
 int err_set(Err *e, const char *fmt, ...) {

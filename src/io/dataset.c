@@ -73,7 +73,21 @@ static int load_jsonl(const char *path, int64_t max, Pairs *out, Err *e) {
     return rc;
 }
 
-static int load_h5(const char *path, int64_t max, Pairs *out, Err *e) {
+/* /teacher/truncated_paraphrases of f (NULL when absent or unreadable: e set then) */
+static char **truncated_items(StoreFile *f, const char *path, int64_t want, Err *e) {
+    if (!store_exists(f, "/teacher/truncated_paraphrases")) return NULL;
+    int64_t n = 0;
+    char **t = store_read_strings(f, "/teacher/truncated_paraphrases", &n, e);
+    if (t && n != want) {
+        store_free_strings(t, n);
+        err_set(e, "%s: /teacher/truncated_paraphrases has %lld items, /teacher/paraphrases %lld", path, (long long)n,
+                (long long)want);
+        return NULL;
+    }
+    return t;
+}
+
+static int load_h5(const char *path, int64_t max, unsigned flags, Pairs *out, Err *e) {
     StoreFile *f = store_open(path, 0, e);
     if (!f) return -1;
     int64_t cap = 0;
@@ -103,7 +117,9 @@ static int load_h5(const char *path, int64_t max, Pairs *out, Err *e) {
         int64_t *refused = NULL;
         if (para && store_exists(f, "/teacher/refused"))
             refused = store_read_alloc(f, "/teacher/refused", 'l', &nr, e);
-        if (!in || !para || store_dims(f, "/teacher/paraphrases", &nd, dims, e) != 0) rc = -1;
+        char **cut = para && (flags & DATASET_TRUNCATED) ? truncated_items(f, path, np, e) : NULL;
+        if (para && (flags & DATASET_TRUNCATED) && !cut && store_exists(f, "/teacher/truncated_paraphrases")) rc = -1;
+        else if (!in || !para || store_dims(f, "/teacher/paraphrases", &nd, dims, e) != 0) rc = -1;
         else if (nd != 2 || dims[0] != ni || (refused && nr != ni))
             rc = err_set(e, "%s: /teacher/paraphrases must be [%lld, N] matching /inputs/train", path,
                          (long long)ni);
@@ -112,11 +128,13 @@ static int load_h5(const char *path, int64_t max, Pairs *out, Err *e) {
                 if (refused && refused[i]) continue;
                 for (int64_t k = 0; k < dims[1] && (max <= 0 || out->n < max); k++) {
                     const char *t = para[i * dims[1] + k];
+                    if (!t[0] && cut) t = cut[i * dims[1] + k];
                     if (t[0]) pairs_push(out, &cap, in[i], t, i);
                 }
             }
         store_free_strings(in, ni);
         store_free_strings(para, np);
+        if (cut) store_free_strings(cut, np);
         free(refused);
     } else {
         rc = err_set(e, "%s: no /pairs/{prompt,target} and no /inputs/train + /teacher/paraphrases "
@@ -129,11 +147,15 @@ static int load_h5(const char *path, int64_t max, Pairs *out, Err *e) {
     return rc;
 }
 
-int dataset_load_pairs(const char *path, int64_t max, Pairs *out, Err *e) {
+int dataset_load_pairs_with(const char *path, int64_t max, unsigned flags, Pairs *out, Err *e) {
     memset(out, 0, sizeof *out);
     if (!path || !*path) return err_set(e, "data.pairs is not set (hint: --set data.pairs=FILE.jsonl)");
-    if (util_ends_with(path, ".h5") || util_ends_with(path, ".hdf5")) return load_h5(path, max, out, e);
+    if (util_ends_with(path, ".h5") || util_ends_with(path, ".hdf5")) return load_h5(path, max, flags, out, e);
     return load_jsonl(path, max, out, e);
+}
+
+int dataset_load_pairs(const char *path, int64_t max, Pairs *out, Err *e) {
+    return dataset_load_pairs_with(path, max, 0, out, e);
 }
 
 /* ---- examples ---------------------------------------------------------------- */

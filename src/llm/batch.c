@@ -42,6 +42,8 @@ void llm_batch_options_init(LlmBatchOptions *o) {
 void llm_batch_options_for(LlmBatchOptions *o, const EndpointConfig *ec) {
     llm_batch_options_init(o);
     if (ec && ec->batch_poll > 0) o->poll = ec->batch_poll;
+    o->price_factor = 0.5;             /* OpenAI and Azure bill batch requests at half the list price */
+    o->retry = LLM_BATCH_RETRY_SYNC;   /* the few lines that fail are asked again at once */
 }
 
 /* ---- the journal -------------------------------------------------------------- */
@@ -811,7 +813,7 @@ static size_t batch_finish(Batch *B) {
         if (s == LLM_OK) u->ok++;
         else if (s == LLM_E_STOPPED) u->stopped++;
         else {
-            u->failed++;
+            u->failed += s != LLM_E_REFUSED && s != LLM_E_FILTERED; /* those are answers, as in llm_run */
             u->errors[s]++;
         }
     }

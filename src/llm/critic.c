@@ -103,7 +103,9 @@ void critic_judgement_free(CriticJudgement *j) {
     free(j->raw_ba);
     free(j->reasoning_ab);
     free(j->reasoning_ba);
-    j->raw_ab = j->raw_ba = j->reasoning_ab = j->reasoning_ba = NULL;
+    free(j->error_ab);
+    free(j->error_ba);
+    j->raw_ab = j->raw_ba = j->reasoning_ab = j->reasoning_ba = j->error_ab = j->error_ba = NULL;
 }
 
 /* One order of a judgement from its result: source, P(option 1), texts. */
@@ -140,6 +142,8 @@ size_t critic_judge(LlmClient *c, const EndpointConfig *ec, const CriticItem *it
         double p = NAN, q = NAN;
         j->src_ab = judge_order(ab, &p, &j->raw_ab, &j->reasoning_ab, &j->truncated_ab);
         j->src_ba = judge_order(ba, &q, &j->raw_ba, &j->reasoning_ba, &j->truncated_ba);
+        j->error_ab = xstrdup(ab->status == LLM_OK ? "" : ab->error);
+        j->error_ba = xstrdup(ba->status == LLM_OK ? "" : ba->error);
         j->p_ab = j->src_ab ? p : NAN;
         j->p_ba = j->src_ba ? 1.0 - q : NAN;
         if (j->src_ab && j->src_ba) j->p = 0.5 * (j->p_ab + j->p_ba);

@@ -434,8 +434,9 @@ typedef struct {
     double next_rps, tpm_budget, tpm_stamp, stop_at;
     size_t finished, ok, total_net, stopped, active;
     int64_t connect_fail_streak;
-    int gave_up, quota, broken;
-    char gave_up_msg[256], quota_msg[512], broken_msg[256];
+    int gave_up, halt, broken;
+    LlmStatus halt_kind; /* what halted the run: insufficient_quota, reasoning_length */
+    char gave_up_msg[256], halt_msg[512], broken_msg[256];
     const char *progress;
     double t0, last_progress;
     int tty;
@@ -465,7 +466,7 @@ static void finish(Run *R, long i, LlmStatus st, const char *msg) {
     } else if (st == LLM_E_STOPPED) { /* only a stop signal finishes a request so */
         R->c->usage.stopped++;
         R->stopped++;
-    } else {
+    } else if (st != LLM_E_REFUSED && st != LLM_E_FILTERED) { /* those are answers (errors_<kind> counts them) */
         R->c->usage.failed++;
     }
 }
@@ -475,8 +476,8 @@ static void schedule_retry(Run *R, long i, LlmStatus kind, double retry_after, c
     c->usage.errors[kind]++;
     LlmResult *r = &R->res[i];
     msgf(r->error, sizeof r->error, "%s", msg);
-    if (R->gave_up || R->quota) {
-        finish(R, i, R->gave_up ? LLM_E_CONNECT : LLM_E_QUOTA, R->gave_up ? R->gave_up_msg : R->quota_msg);
+    if (R->gave_up || R->halt) {
+        finish(R, i, R->gave_up ? LLM_E_CONNECT : R->halt_kind, R->gave_up ? R->gave_up_msg : R->halt_msg);
         return;
     }
     if (R->tries[i] > c->ep.retries) {
@@ -620,6 +621,13 @@ static void complete_answer(Run *R, Slot *s, long i) {
         char msg[600];
         msgf(msg, sizeof msg, "%s request %ld: %s", c->name, i, after_name(c, r->error));
         c->usage.errors[st]++;
+        if (st == LLM_E_REASONING && !R->halt) { /* every other request would spend its tokens the same way */
+            msgf(R->halt_msg, sizeof R->halt_msg, "not sent: %s request %ld spent its whole token limit on reasoning, "
+                 "so the run stopped (hint: raise %s.max_tokens, lower %s.reasoning_effort, or turn thinking off "
+                 "with %s.extra_body)", c->name, i, c->name, c->name, c->name);
+            R->halt_kind = LLM_E_REASONING;
+            R->halt = 1;
+        }
         finish(R, i, st, msg);
         return;
     }
@@ -657,11 +665,13 @@ static void complete_error(Run *R, Slot *s, long i, long http) {
     settle(R, i, 0, 0);
     LlmStatus st = llm_status_of_error(http, known ? &er : NULL);
     if (st == LLM_E_QUOTA) {
-        if (!R->quota)
-            msgf(R->quota_msg, sizeof R->quota_msg,
+        if (!R->halt) {
+            msgf(R->halt_msg, sizeof R->halt_msg,
                  "not sent: %s request %ld got insufficient_quota, so the run stopped: %.300s (hint: check "
                  "the plan and billing of the account)", c->name, i, er.message);
-        R->quota = 1;
+            R->halt_kind = LLM_E_QUOTA;
+        }
+        R->halt = 1;
         c->usage.errors[LLM_E_QUOTA]++;
         char m[512];
         msgf(m, sizeof m, "insufficient_quota: %s", msg);
@@ -777,9 +787,9 @@ static int run_stop_check(Run *R) {
 static void run_requeue(Run *R) {
     if (R->stop_at >= 0) return;
     double now = util_now();
-    int end_all = R->gave_up || R->quota;
-    LlmStatus why = R->gave_up ? LLM_E_CONNECT : LLM_E_QUOTA;
-    const char *msg = R->gave_up ? R->gave_up_msg : R->quota_msg;
+    int end_all = R->gave_up || R->halt;
+    LlmStatus why = R->gave_up ? LLM_E_CONNECT : R->halt_kind;
+    const char *msg = R->gave_up ? R->gave_up_msg : R->halt_msg;
     for (size_t k = 0; k < R->nretry;) {
         if (R->retry[k].due <= now || end_all) {
             if (end_all) {
@@ -829,6 +839,11 @@ static int run_reserve(Run *R, long i) {
     }
     c->usage.errors[LLM_E_BUDGET]++;
     finish(R, i, LLM_E_BUDGET, m);
+    if (!R->halt) { /* the limit is reached: the run stops here, it does not fill the rest with smaller requests */
+        msgf(R->halt_msg, sizeof R->halt_msg, "not sent: the spend limit was reached (%.400s)", m);
+        R->halt_kind = LLM_E_BUDGET;
+        R->halt = 1;
+    }
     return -1;
 }
 
@@ -842,7 +857,7 @@ static double run_launch(Run *R) {
         if (R->tpm_budget > c->ep.rate_tpm) R->tpm_budget = c->ep.rate_tpm;
         R->tpm_stamp = now;
     }
-    while (R->stop_at < 0 && !util_stop_signal() && !R->quota && R->active < (size_t)c->ep.concurrency &&
+    while (R->stop_at < 0 && !util_stop_signal() && !R->halt && R->active < (size_t)c->ep.concurrency &&
            R->rhead < R->rtail) {
         if (c->ep.rate_rps > 0 && R->next_rps > now) {
             if (R->next_rps - now < wait) wait = R->next_rps - now;

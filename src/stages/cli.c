@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "engine/tokenizer.h"
+#include "stages/session.h"
 #include "stages/student.h"
 
 void cli_load_config(Config *cfg, const Comm *comm, int argc, char **argv, int first, int *dry_run) {
@@ -38,6 +39,7 @@ void cli_load_config(Config *cfg, const Comm *comm, int argc, char **argv, int f
             else if (strncmp(argv[i], "--set=", 6) == 0) rc = config_set(cfg, argv[i] + 6, &e);
         }
         if (rc == 0) rc = config_validate(cfg, &e);
+        if (rc == 0 && session_check_config(cfg, &e) != 0) rc = err_prefix(&e, "%s: ", cfg->source); /* request options */
         ModelConfig mc;
         if (rc == 0) rc = student_model_config(cfg, 0, &mc, &e); /* the model: preset, overrides, init_from's config */
     }

@@ -52,6 +52,7 @@ typedef struct {
     char **teacher; /* [n_inputs * teacher_n] */
     int64_t teacher_n;
     int T;
+    Err err;        /* rank 0: why a round failed or stopped at the spend limit */
 } Ctx;
 
 static void itemset_free(ItemSet *s) {
@@ -344,14 +345,20 @@ typedef struct {
     int32_t *pi, *pj, *label;
     double *p_ab, *p_ba, *p;
     char **raw_ab, **raw_ba;
-    int64_t no_pair, ties;
+    int32_t *src;       /* [n, 2]: where each order's preference came from (CRITIC_SRC_*) */
+    uint8_t *trunc;     /* [n, 2]: the order's answer was cut by the token limit */
+    char **reason;      /* [n, 2]: the order's reasoning ("" if none) */
+    int any_reason;
+    int64_t no_pair, ties, unjudged;
 } Judged;
 
 static void judged_free(Judged *j, int k) {
     for (int64_t i = 0; i < j->n * k; i++) free(j->cands[i]);
     for (int64_t i = 0; i < j->n; i++) free(j->raw_ab[i]), free(j->raw_ba[i]);
+    for (int64_t i = 0; i < 2 * j->n; i++) free(j->reason[i]);
     free(j->input), free(j->cands), free(j->pi), free(j->pj), free(j->label);
     free(j->p_ab), free(j->p_ba), free(j->p), free(j->raw_ab), free(j->raw_ba);
+    free(j->src), free(j->trunc), free(j->reason);
     memset(j, 0, sizeof *j);
 }
 
@@ -370,14 +377,36 @@ static void judged_alloc(Judged *j, char **cands) {
     j->p = xmalloc(sizeof(double) * (size_t)(n + 1));
     j->raw_ab = xcalloc((size_t)(n + 1), sizeof(char *));
     j->raw_ba = xcalloc((size_t)(n + 1), sizeof(char *));
+    j->src = xcalloc((size_t)(2 * n + 1), sizeof(int32_t));
+    j->trunc = xcalloc((size_t)(2 * n + 1), 1);
+    j->reason = xcalloc((size_t)(2 * n + 1), sizeof(char *));
 }
 
-/* How a judging went: requests that failed after their retries, stopped by a signal. */
+/* How a judging went: the outcomes of its requests (session.h), how many were asked. */
 typedef struct {
-    int64_t failed, requests;
-    int stopped;
-    LlmStatus first;
+    LlmOutcome o;
+    int64_t requests;
 } JudgeOutcome;
+
+/* Input i of j from its judgement d (takes its texts); its label by the tie rule, -2 when unjudged. */
+static void take_judgement(Judged *j, int64_t i, CriticJudgement *d, double tie_margin, JudgeOutcome *out) {
+    j->p_ab[i] = d->p_ab, j->p_ba[i] = d->p_ba, j->p[i] = d->p;
+    j->raw_ab[i] = d->raw_ab, j->raw_ba[i] = d->raw_ba;
+    j->reason[2 * i] = d->reasoning_ab, j->reason[2 * i + 1] = d->reasoning_ba;
+    d->raw_ab = d->raw_ba = d->reasoning_ab = d->reasoning_ba = NULL;
+    j->any_reason |= j->reason[2 * i][0] || j->reason[2 * i + 1][0];
+    j->src[2 * i] = d->src_ab, j->src[2 * i + 1] = d->src_ba;
+    j->trunc[2 * i] = (uint8_t)d->truncated_ab, j->trunc[2 * i + 1] = (uint8_t)d->truncated_ba;
+    session_outcome_add(&out->o, d->st_ab, d->error_ab);
+    session_outcome_add(&out->o, d->st_ba, d->error_ba);
+    if (isnan(d->p)) { /* no usable verdict in either order: never a tie */
+        j->label[i] = -2;
+        j->unjudged++;
+        return;
+    }
+    j->label[i] = pairs_verdict(d->p, tie_margin);
+    if (j->label[i] == 0) j->ties++;
+}
 
 /* Inputs [i0, i1) of j: the most distant comparable pair of each, judged by the critic in both
  * orders, labels by the tie rule. */
@@ -401,35 +430,26 @@ static void judge_range(const Ctx *c, LlmClient *client, Judged *j, const int *t
         }
     }
     CriticJudgement *jd = xcalloc((size_t)(m + 1), sizeof(CriticJudgement));
+    if (out->o.final) m = 0; /* a 4xx, insufficient_quota or reasoning_length ended the judging: ask nothing more */
     critic_judge(client, &cfg->critic, items, (size_t)m, jd, label);
-    int stopped;
-    LlmStatus first_fail;
-    int64_t failed = critic_failures(jd, (size_t)m, &stopped, &first_fail);
-    if (failed && !out->failed) out->first = first_fail;
-    out->failed += failed, out->requests += 2 * m, out->stopped |= stopped;
+    out->requests += 2 * m;
     for (int64_t q = 0; q < m; q++) {
-        int64_t i = which[q];
-        j->p_ab[i] = jd[q].p_ab, j->p_ba[i] = jd[q].p_ba, j->p[i] = jd[q].p;
-        j->raw_ab[i] = jd[q].raw_ab, j->raw_ba[i] = jd[q].raw_ba;
-        jd[q].raw_ab = jd[q].raw_ba = NULL;
-        j->label[i] = pairs_verdict(j->p[i], cfg->critique.tie_margin);
-        if (j->label[i] == 0) j->ties++;
+        take_judgement(j, which[q], &jd[q], cfg->critique.tie_margin, out);
+        critic_judgement_free(&jd[q]);
     }
     free(jd), free(items), free(which);
 }
 
-/* STATUS_STOPPED when stopped by a signal (answers so far cached); STATUS_FAILED with e set when
- * critic requests failed after their retries (a round never trains on a partial judgement). */
-static Status judge_status(Judged *j, const JudgeOutcome *o, const char *label, Err *e) {
-    if (!o->stopped && o->failed)
-        err_set(e, "%s: %lld of %lld requests failed after their retries (first: %s; usage line above); run again to "
-                   "retry them: the answers so far are cached",
-                label, (long long)o->failed, (long long)o->requests, llm_status_name(o->first));
+/* The judging's status (session_outcome_status: a round never trains on a partial judgement; the
+ * answers so far are cached); e set for anything but STATUS_OK.  b: the client's budget, or NULL. */
+static Status judge_status(Judged *j, const JudgeOutcome *o, const LlmBudget *b, const char *label, Err *e) {
     for (int64_t i = 0; i < j->n; i++) {
         if (!j->raw_ab[i]) j->raw_ab[i] = xstrdup("");
         if (!j->raw_ba[i]) j->raw_ba[i] = xstrdup("");
+        if (!j->reason[2 * i]) j->reason[2 * i] = xstrdup("");
+        if (!j->reason[2 * i + 1]) j->reason[2 * i + 1] = xstrdup("");
     }
-    return o->stopped ? STATUS_STOPPED : o->failed ? STATUS_FAILED : STATUS_OK;
+    return session_outcome_status(&o->o, b, label, e);
 }
 
 /* rank 0: pick pairs among cands (n x k), judge them; fills j (takes cands) */
@@ -438,12 +458,13 @@ static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cand
     judged_alloc(j, cands);
     JudgeOutcome o = {0};
     judge_range(c, client, j, tok_len, k, 0, j->n, label, &o);
-    return judge_status(j, &o, label, e);
+    return judge_status(j, &o, llm_client_budget(client), label, e);
 }
 
 /* ---- the critic beside the sampling ------------------------------------------------------
  * While all ranks sample a round's candidates chunk by chunk, a thread of rank 0 sends each
- * chunk's pairs to the critic as soon as the chunk is gathered (only the main thread calls MPI;
+ * chunk's pairs to the critic as soon as the chunk is gathered (in critic.mode=batch it waits
+ * for the last chunk, so that the round is one Batch API submission; only the main thread calls MPI;
  * the LLM client and its cache are used by the judging thread alone until it is joined), so a
  * round takes about the longer of sampling and judging instead of their sum.  The stored
  * results are those of judging everything afterwards: pair selection and the critic's answers
@@ -463,9 +484,10 @@ typedef struct {
 
 static void *judge_thread(void *vp) {
     JudgePipe *jp = vp;
+    int whole = jp->c->cfg->critic.mode == ENDPOINT_MODE_BATCH; /* the Batch API: one batch for the round */
     for (;;) {
         pthread_mutex_lock(&jp->mu);
-        while (jp->ready == jp->judged && !jp->closed) pthread_cond_wait(&jp->cv, &jp->mu);
+        while ((jp->ready == jp->judged || whole) && !jp->closed) pthread_cond_wait(&jp->cv, &jp->mu);
         int64_t i0 = jp->judged, i1 = jp->ready;
         int done = jp->closed && i0 == i1;
         pthread_mutex_unlock(&jp->mu);
@@ -494,19 +516,34 @@ static void pipe_chunk(void *vp, int c0, int c1, char **texts, int *tok_len) {
 
 static int store_judged(Ctx *c, const char *g, const Judged *j, int k, Err *e) {
     char obj[256];
-    int64_t n = j->n, d2[2] = {n, k};
+    int64_t n = j->n, d2[2] = {n, k}, o2[2] = {n, 2};
 #define O(x) (snprintf(obj, sizeof obj, "%s/%s", g, x), obj)
-    return store_write_i64(c->t.run, O("input"), j->input, 1, &n, "index into /inputs/train of data.h5", e) ||
+    if (j->any_reason &&
+        store_write_strings(c->t.run, O("reasoning"), (const char *const *)j->reason, 2, o2,
+                            "the critic's reasoning, [input, order] (order 0: a first, 1: b first); \"\" where none", e))
+        return -1;
+    return store_write_i32(c->t.run, O("source"), j->src, 2, o2,
+                           "where each order's preference came from, [input, order]: 1 log-probs, 2 the written "
+                           "answer, 0 none (no pair, not asked, or no usable verdict)", e) ||
+           store_write_u8(c->t.run, O("truncated"), j->trunc, 2, o2,
+                          "1 = that order's answer was cut by critic.max_tokens (finish_reason length; no verdict "
+                          "taken from it)", e) ||
+           store_write_i64(c->t.run, O("input"), j->input, 1, &n, "index into /inputs/train of data.h5", e) ||
            store_write_strings(c->t.run, O("candidates"), (const char *const *)j->cands, 2, d2,
                                "sampled candidates (student) or teacher paraphrases, row = input", e) ||
            store_write_i32(c->t.run, O("pair_a"), j->pi, 1, &n, "column of option a of the judged pair; -1 = no pair", e) ||
            store_write_i32(c->t.run, O("pair_b"), j->pj, 1, &n, "column of option b", e) ||
-           store_write_f64(c->t.run, O("p_ab"), j->p_ab, 1, &n, "P(a better), asked with a as option 1", e) ||
-           store_write_f64(c->t.run, O("p_ba"), j->p_ba, 1, &n, "P(a better), asked with a as option 2", e) ||
-           store_write_f64(c->t.run, O("p"), j->p, 1, &n, "P(a better), mean of both orders", e) ||
+           store_write_f64(c->t.run, O("p_ab"), j->p_ab, 1, &n, "P(a better), asked with a as option 1; NaN: no verdict", e) ||
+           store_write_f64(c->t.run, O("p_ba"), j->p_ba, 1, &n, "P(a better), asked with a as option 2; NaN: no verdict", e) ||
+           store_write_f64(c->t.run, O("p"), j->p, 1, &n, "P(a better), mean of the orders with a verdict; NaN: unjudged", e) ||
            store_write_strings(c->t.run, O("raw_ab"), (const char *const *)j->raw_ab, 1, &n, "critic answer, a first", e) ||
            store_write_strings(c->t.run, O("raw_ba"), (const char *const *)j->raw_ba, 1, &n, "critic answer, b first", e) ||
-           store_write_i32(c->t.run, O("label"), j->label, 1, &n, "1 = a chosen, -1 = b chosen, 0 = tie or no pair", e);
+           store_write_i32(c->t.run, O("label"), j->label, 1, &n,
+                           "1 = a chosen, -1 = b chosen, 0 = tie or no pair, -2 = unjudged (no usable verdict in either "
+                           "order: never a tie)", e) ||
+           store_set_attr_i64(c->t.run, g, "no_pair", j->no_pair, e) ||
+           store_set_attr_i64(c->t.run, g, "ties", j->ties, e) ||
+           store_set_attr_i64(c->t.run, g, "unjudged", j->unjudged, e);
 #undef O
 }
 
@@ -517,7 +554,7 @@ static void judged_to_pairs(const Ctx *c, const Judged *j, int k, ItemSet *s) {
     s->a = xcalloc((size_t)(j->n + 1), sizeof(char *));
     s->b = xcalloc((size_t)(j->n + 1), sizeof(char *));
     for (int64_t i = 0; i < j->n; i++) {
-        if (j->label[i] == 0) continue;
+        if (j->label[i] != 1 && j->label[i] != -1) continue; /* a tie, no pair, or unjudged */
         const char *A = j->cands[i * k + j->pi[i]], *B = j->cands[i * k + j->pj[i]];
         s->prompt[s->n] = xstrdup(c->inputs[j->input[i]]);
         s->a[s->n] = xstrdup(j->label[i] > 0 ? A : B);
@@ -689,14 +726,19 @@ static Status sample_and_judge(Ctx *c, Round *rd, LlmClient *client, const GenOp
         pthread_join(th, NULL);
         pthread_mutex_destroy(&jp.mu);
         pthread_cond_destroy(&jp.cv);
-        rc = judge_status(&j, &jp.out, "critic", e);
+        rc = judge_status(&j, &jp.out, llm_client_budget(client), "critic", e);
         if (rc == STATUS_OK) {
             judged_to_pairs(c, &j, k, &rd->set[SET_STUDENT]);
             char sub[96];
             snprintf(sub, sizeof sub, "%s/student", rd->g);
             if (store_judged(c, sub, &j, k, e) != 0) rc = STATUS_FAILED;
-            log_info("round %d: %lld inputs -> %lld pairs (%lld without a usable pair, %lld ties)", rd->r,
-                     (long long)rd->m, (long long)rd->set[SET_STUDENT].n, (long long)j.no_pair, (long long)j.ties);
+            log_info("round %d: %lld inputs -> %lld pairs (%lld without a usable pair, %lld ties, %lld unjudged)", rd->r,
+                     (long long)rd->m, (long long)rd->set[SET_STUDENT].n, (long long)j.no_pair, (long long)j.ties,
+                     (long long)j.unjudged);
+            if (j.unjudged)
+                log_warn("round %d: the critic gave no usable verdict for %lld pairs (cut by critic.max_tokens, "
+                         "refused, filtered or no \"Answer: 1|2\"): they are left out, not counted as ties",
+                         rd->r, (long long)j.unjudged);
         }
         judged_free(&j, k);
         free(jp.tok_len);
@@ -724,8 +766,9 @@ static Status judge_teacher(Ctx *c, Round *rd, LlmClient *client, Err *e) {
 }
 
 /* Collective: samples (all ranks) and judges (rank 0) the round's pairs.
- * Returns STATUS_OK, or STATUS_STOPPED when stopped while judging (every
- * rank); exits on a failure. */
+ * Returns rank 0's status on every rank: STATUS_OK, STATUS_STOPPED when
+ * stopped while judging, STATUS_FAILED or STATUS_BUDGET (c->err says why,
+ * on rank 0). */
 static Status collect(Ctx *c, Round *rd, LlmClient *client) {
     const Config *cfg = c->cfg;
     Err e = {{0}};
@@ -748,10 +791,9 @@ static Status collect(Ctx *c, Round *rd, LlmClient *client) {
     /* rank 0's outcome decides */
     int64_t status = rc;
     comm_bcast_i64(&status, 1);
-    if (status == STATUS_OK) return STATUS_OK;
-    comm_check(status == STATUS_FAILED, e.msg, EXIT_RUNTIME);
-    log_info("round %d: stopped while judging; the answers so far are cached", rd->r);
-    return STATUS_STOPPED;
+    if (status == STATUS_STOPPED) log_info("round %d: stopped while judging; the answers so far are cached", rd->r);
+    if (status == STATUS_FAILED || status == STATUS_BUDGET) c->err = e;
+    return (Status)status;
 }
 
 /* rank 0: the round's data from run.h5 (a resumed round) */
@@ -881,9 +923,10 @@ static Status run_round(Ctx *c, int r, LlmClient *client) {
     rd.m = round_inputs(c, r, &rd.in);
     Err e = {{0}};
     if (!info[1]) {
-        if (collect(c, &rd, client) == STATUS_STOPPED) {
+        Status cs = collect(c, &rd, client);
+        if (cs != STATUS_OK) {
             round_free(&rd);
-            return STATUS_STOPPED;
+            return cs;
         }
         prepare_sets(c, &rd, 1);
         int rc = c->comm->rank == 0 ? store_round(c, &rd, &e) : 0;
@@ -1019,6 +1062,10 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
         Err e2;
         if (session_record_usage(&critic, c->t.run, "/usage/critic", CRITIC_USAGE, &e2)) log_warn("%s", e2.msg);
     }
+    if (comm->rank == 0 && (code == STATUS_FAILED || code == STATUS_BUDGET)) {
+        fflush(stdout);
+        fprintf(stderr, "error: %s\n", c->err.msg); /* the last line: why (comm_check's form) */
+    }
     trainer_log_comm(&c->t);
     trainer_close_run(&c->t);
     session_close(&critic);
@@ -1027,6 +1074,67 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     if (c->teacher) store_free_strings(c->teacher, c->n_inputs * c->teacher_n);
     trainer_free(&c->t);
     return status_exit_code(code, EXIT_RUNTIME);
+}
+
+/* Rank 0: the critic's requests for `todo` rounds to collect, estimated with the teacher's first two
+ * paraphrases of each input in place of the student's pair (not sampled yet), logged (session.h). */
+static int log_critic_estimate(Ctx *c, int todo, Err *e) {
+    const Config *cfg = c->cfg;
+    const ObjectiveSpec *ob = objective_of(cfg->critique.objective);
+    int per = ob->sample + ob->teacher_pairs; /* judged pair sets per round */
+    if (per == 0 || todo == 0 || c->n_inputs == 0 || c->teacher_n == 0) return 0;
+    int64_t *in, m = round_inputs(c, 0, &in);
+    ChatRequest *reqs = xcalloc((size_t)(2 * m + 1), sizeof(ChatRequest));
+    int64_t N = c->teacher_n;
+    for (int64_t i = 0; i < m; i++) {
+        const char *a = c->teacher[in[i] * N], *b = c->teacher[in[i] * N + (N > 1)];
+        critic_request(&cfg->critic, c->inputs[in[i]], a, b, &reqs[2 * i]);
+        critic_request(&cfg->critic, c->inputs[in[i]], b, a, &reqs[2 * i + 1]);
+    }
+    LlmSession s;
+    int rc = session_open_plan(&s, cfg, &cfg->critic, "critic", NULL, e);
+    if (rc == 0) session_log_estimate(&s, cfg, reqs, (size_t)(2 * m), (double)per * todo, 1);
+    session_close(&s);
+    for (int64_t i = 0; i < 2 * m; i++) chat_request_free(&reqs[i]);
+    free(reqs), free(in);
+    return rc;
+}
+
+/* Rank 0: how many of the rounds are still to collect, by run.h5 (all of them without one). */
+static int rounds_to_collect(const Config *cfg, StoreFile *run, int print) {
+    int todo = 0;
+    for (int r = 0; r < cfg->critique.rounds; r++) {
+        char g[48];
+        int64_t complete = 0, collected = 0;
+        snprintf(g, sizeof g, "/rounds/%d", r);
+        if (run && store_exists(run, g)) {
+            store_get_attr_i64(run, g, "complete", &complete, NULL);
+            store_get_attr_i64(run, g, "collected", &collected, NULL);
+        }
+        if (print) log_info("  round %d: %s", r, complete ? "complete" : collected ? "collected, training to finish" : "to do");
+        todo += !collected;
+    }
+    return todo;
+}
+
+int critique_plan_requests(const Config *cfg, const Comm *comm) {
+    Err e = {{0}};
+    int rc = 0;
+    if (comm->rank == 0 && cfg->critique.rounds > 0) {
+        Ctx c;
+        memset(&c, 0, sizeof c);
+        c.cfg = cfg;
+        rc = read_inputs(&c, &e);
+        char *rp = xasprintf("%s/run.h5", cfg->run.dir);
+        StoreFile *run = rc == 0 && util_file_exists(rp) ? store_open(rp, 0, NULL) : NULL;
+        if (rc == 0) rc = log_critic_estimate(&c, rounds_to_collect(cfg, run, 0), &e);
+        store_close(run, NULL);
+        free(rp);
+        store_free_strings(c.inputs, c.n_inputs);
+        if (c.teacher) store_free_strings(c.teacher, c.n_inputs * c.teacher_n);
+    }
+    comm_check(rc, e.msg, EXIT_USAGE);
+    return EXIT_OK;
 }
 
 /* rank 0 of critique_plan: the rounds' state and the request bound */
@@ -1042,18 +1150,7 @@ static int plan_rounds(const Config *cfg, Err *e) {
     if (rc == 0 && !run) rc = err_suffix(e, " (hint: the student must be trained first)");
     const ObjectiveSpec *ob = objective_of(cfg->critique.objective);
     int64_t m = cfg->critique.inputs > 0 && cfg->critique.inputs < c.n_inputs ? cfg->critique.inputs : c.n_inputs;
-    int todo = 0;
-    for (int r = 0; rc == 0 && r < cfg->critique.rounds; r++) {
-        char g[48];
-        int64_t complete = 0, collected = 0;
-        snprintf(g, sizeof g, "/rounds/%d", r);
-        if (store_exists(run, g)) {
-            store_get_attr_i64(run, g, "complete", &complete, NULL);
-            store_get_attr_i64(run, g, "collected", &collected, NULL);
-        }
-        log_info("  round %d: %s", r, complete ? "complete" : collected ? "collected, training to finish" : "to do");
-        todo += !collected;
-    }
+    int todo = rc == 0 ? rounds_to_collect(cfg, run, 1) : 0;
     if (rc == 0) {
         int64_t per = ob->sample ? 2 * m : 0;
         per += ob->teacher_pairs ? 2 * m : 0;
@@ -1062,6 +1159,9 @@ static int plan_rounds(const Config *cfg, Err *e) {
         log_info("  critic: at most %lld requests per round to collect, %lld for the %d rounds left (both orders; "
                  "answers in %s/llm-cache or llm.cache are not asked again)",
                  (long long)per, (long long)per * todo, todo, cfg->run.dir);
+        rc = log_critic_estimate(&c, todo, e);
+    }
+    if (rc == 0) {
         log_info("dry run: nothing was sampled, sent, trained or written");
     }
     store_close(run, NULL);

@@ -74,11 +74,20 @@ static int store_verdicts(StoreFile *run, const char *root, const Judge *jg, con
     int64_t n = sp->n;
     double *pab = xmalloc(sizeof(double) * (size_t)(n + 1)), *pba = xmalloc(sizeof(double) * (size_t)(n + 1));
     const char **rab = xcalloc((size_t)(n + 1), sizeof(char *)), **rba = xcalloc((size_t)(n + 1), sizeof(char *));
+    const char **reason = xcalloc((size_t)(2 * n + 1), sizeof(char *));
+    int32_t *source = xcalloc((size_t)(2 * n + 1), sizeof(int32_t));
+    uint8_t *trunc = xcalloc((size_t)(2 * n + 1), 1);
+    int any_reason = 0;
     for (int64_t i = 0; i < n; i++) {
         pab[i] = j[i].p_ab, pba[i] = j[i].p_ba;
         rab[i] = j[i].raw_ab, rba[i] = j[i].raw_ba;
+        reason[2 * i] = j[i].reasoning_ab, reason[2 * i + 1] = j[i].reasoning_ba;
+        any_reason |= j[i].reasoning_ab[0] || j[i].reasoning_ba[0];
+        source[2 * i] = j[i].src_ab, source[2 * i + 1] = j[i].src_ba;
+        trunc[2 * i] = (uint8_t)j[i].truncated_ab, trunc[2 * i + 1] = (uint8_t)j[i].truncated_ba;
     }
     char g[192], obj[256];
+    int64_t o2[2] = {n, 2};
     snprintf(g, sizeof g, "%s/%s/%s", root, sp->name, jg->name);
 #define O(x) (snprintf(obj, sizeof obj, "%s/%s", g, x), obj)
     int rc = store_write_f64(run, O("p_ab"), pab, 1, &n, "P(student better), student as option 1; NaN: no verdict", e) ||
@@ -89,7 +98,16 @@ static int store_verdicts(StoreFile *run, const char *root, const Judge *jg, con
                              "order; left out of every rate)",
                              e) ||
              store_write_strings(run, O("raw_ab"), rab, 1, &n, "judge's answer, student first", e) ||
-             store_write_strings(run, O("raw_ba"), rba, 1, &n, "judge's answer, reference first", e);
+             store_write_strings(run, O("raw_ba"), rba, 1, &n, "judge's answer, reference first", e) ||
+             store_write_i32(run, O("source"), source, 2, o2,
+                             "where each order's preference came from, [input, order] (order 0: student first): 1 "
+                             "log-probs, 2 the written answer, 0 none", e) ||
+             store_write_u8(run, O("truncated"), trunc, 2, o2,
+                            "1 = that order's answer was cut by the token limit (finish_reason length; no verdict "
+                            "taken from it)", e);
+    if (rc == 0 && any_reason)
+        rc = store_write_strings(run, O("reasoning"), reason, 2, o2,
+                                 "the judge's reasoning, [input, order] (order 0: student first); \"\" where none", e);
 #undef O
     struct { const char *k; double v; } fa[] = {
         {"wtr", st->wtr}, {"wtr_ci_low", st->ci_low}, {"wtr_ci_high", st->ci_high}, {"lc_winrate", st->lc_winrate},
@@ -102,7 +120,7 @@ static int store_verdicts(StoreFile *run, const char *root, const Judge *jg, con
         {"p_from_none", src[CRITIC_SRC_NONE]}};
     for (size_t k = 0; rc == 0 && k < sizeof fa / sizeof fa[0]; k++) rc = store_set_attr_f64(run, g, fa[k].k, fa[k].v, e);
     for (size_t k = 0; rc == 0 && k < sizeof ia / sizeof ia[0]; k++) rc = store_set_attr_i64(run, g, ia[k].k, ia[k].v, e);
-    free(pab), free(pba), free(rab), free(rba);
+    free(pab), free(pba), free(rab), free(rba), free(reason), free(source), free(trunc);
     return rc;
 }
 
@@ -131,23 +149,17 @@ static Status judge_split(const Config *cfg, StoreFile *run, const char *root, J
     critic_judge(jg->ses->client, jg->ep, items, (size_t)n, j, label);
     int *ws = xmalloc(sizeof(int) * (size_t)(n + 1)), *wr = xmalloc(sizeof(int) * (size_t)(n + 1));
     double *pab = xmalloc(sizeof(double) * (size_t)(n + 1)), *pba = xmalloc(sizeof(double) * (size_t)(n + 1));
-    int stopped;
-    Status rc = STATUS_OK;
-    LlmStatus first_fail;
-    int64_t failed = critic_failures(j, (size_t)n, &stopped, &first_fail), src[3];
+    LlmOutcome o;
+    memset(&o, 0, sizeof o);
+    int64_t src[3];
     for (int64_t i = 0; i < n; i++) {
         pab[i] = j[i].p_ab, pba[i] = j[i].p_ba;
         ws[i] = text_word_count(student[i]), wr[i] = text_word_count(sp->ref[i]);
+        session_outcome_add(&o, j[i].st_ab, j[i].error_ab);
+        session_outcome_add(&o, j[i].st_ba, j[i].error_ba);
     }
-    if (stopped) {
-        rc = STATUS_STOPPED;
-        log_info("eval %s: %s: stopped while judging (answers so far are cached)", sp->name, jg->name);
-    } else if (failed) {
-        rc = STATUS_FAILED;
-        err_set(e, "eval %s: judge %s: %lld of %lld requests failed after their retries (first: %s; usage line "
-                   "above); run again to retry them: the answers so far are cached",
-                sp->name, jg->name, (long long)failed, (long long)(2 * n), llm_status_name(first_fail));
-    }
+    Status rc = session_outcome_status(&o, llm_client_budget(jg->ses->client), label, e);
+    if (rc == STATUS_STOPPED) log_info("%s: stopped while judging (answers so far are cached)", label);
     if (rc == STATUS_OK) {
         judge_stats(pab, pba, ws, wr, n, cfg->eval.tie_margin, cfg->eval.bootstrap,
                     rng_derive((uint64_t)cfg->train.seed, 0xb007, 0), st, v, p);
@@ -392,16 +404,78 @@ Status eval_run(const Config *cfg, const Comm *comm, const char *root, const Eva
             close_judges(jg, nj, in.run, 1);
             if (cache && !(sh && sh->cache)) cache_close(cache);
         }
-        comm_check(comm->rank == 0 && code == STATUS_FAILED, e.msg, EXIT_RUNTIME);
         int64_t cc = code;
         comm_bcast_i64(&cc, 1);
         code = (Status)cc;
+        comm_check(code == STATUS_FAILED || code == STATUS_BUDGET, e.msg, status_exit_code(code, EXIT_RUNTIME));
         free_splits(comm, in.sp, ns, outs);
     }
     if (comm->rank == 0 && in.own_run && store_close(in.run, &e) != 0) DIE("%s", e.msg);
     config_free_judges(in.extra, in.n_extra);
     if (s == &own) student_free(&own);
     return code;
+}
+
+/* Rank 0: every judge's requests for the splits of in, estimated with the reference in place of the
+ * student's output (not decoded yet), times `evals` evaluations, logged (session.h). */
+static int log_judge_estimates(const Config *cfg, const EvalInputs *in, double evals, Err *e) {
+    int64_t n = 0;
+    for (int k = 0; k < in->nsp; k++) n += in->sp[k].n;
+    int rc = 0;
+    for (int q = -1; q < in->n_extra && rc == 0 && n > 0; q++) {
+        const EndpointConfig *ep = q < 0 ? &cfg->critic : &in->extra[q].ep;
+        ChatRequest *reqs = xcalloc((size_t)(2 * n + 1), sizeof(ChatRequest));
+        size_t m = 0;
+        for (int k = 0; k < in->nsp; k++)
+            for (int64_t i = 0; i < in->sp[k].n; i++) {
+                critic_request(ep, in->sp[k].input[i], in->sp[k].ref[i], in->sp[k].ref[i], &reqs[m++]);
+                critic_request(ep, in->sp[k].input[i], in->sp[k].ref[i], in->sp[k].ref[i], &reqs[m++]);
+            }
+        LlmSession s;
+        rc = session_open_plan(&s, cfg, ep, q < 0 ? "critic" : in->extra[q].name, NULL, e);
+        if (rc == 0) session_log_estimate(&s, cfg, reqs, m, evals, 1);
+        session_close(&s);
+        for (size_t i = 0; i < m; i++) chat_request_free(&reqs[i]);
+        free(reqs);
+    }
+    return rc;
+}
+
+/* rank 0: the splits (references) of eval.splits and the judges of eval.judges into in */
+static int plan_inputs(const Config *cfg, EvalInputs *in, Err *e) {
+    StoreFile *d = store_open(cfg->data.path, 0, e);
+    const char *names[2] = {"eval", "ood"};
+    const unsigned bits[2] = {EVAL_SPLIT_EVAL, EVAL_SPLIT_OOD};
+    int rc = d ? 0 : -1;
+    for (int k = 0; k < 2 && rc == 0; k++)
+        if (cfg->eval.splits & bits[k]) rc = load_split(d, names[k], cfg->eval.limit, &in->sp[in->nsp++], e);
+    store_close(d, NULL);
+    if (rc == 0 && cfg->eval.judges[0]) rc = config_load_judges(cfg, cfg->eval.judges, &in->extra, &in->n_extra, e);
+    return rc;
+}
+
+static void plan_inputs_free(EvalInputs *in) {
+    for (int k = 0; k < in->nsp; k++) {
+        store_free_strings(in->sp[k].input, in->sp[k].n);
+        store_free_strings(in->sp[k].ref, in->sp[k].n);
+    }
+    config_free_judges(in->extra, in->n_extra);
+}
+
+int eval_plan_requests(const Config *cfg, const Comm *comm) {
+    Err e = {{0}};
+    int rc = 0;
+    if (comm->rank == 0) {
+        EvalInputs in;
+        memset(&in, 0, sizeof in);
+        rc = plan_inputs(cfg, &in, &e);
+        /* /eval, and with eval_each_round /sft/eval and one per round */
+        double evals = 1 + (cfg->critique.eval_each_round && cfg->critique.rounds > 0 ? cfg->critique.rounds + 1 : 0);
+        if (rc == 0) rc = log_judge_estimates(cfg, &in, evals, &e);
+        plan_inputs_free(&in);
+    }
+    comm_check(rc, e.msg, EXIT_USAGE);
+    return EXIT_OK;
 }
 
 /* rank 0 of eval_plan */
@@ -426,14 +500,7 @@ static int plan_eval(const Config *cfg, Err *e) {
     if (rc == 0 && in.done) {
         log_info("plan: the newest checkpoint (step %lld) is already evaluated; nothing to do", (long long)step);
     } else if (rc == 0) {
-        StoreFile *d = store_open(cfg->data.path, 0, e);
-        const char *names[2] = {"eval", "ood"};
-        const unsigned bits[2] = {EVAL_SPLIT_EVAL, EVAL_SPLIT_OOD};
-        if (!d) rc = -1;
-        for (int k = 0; k < 2 && rc == 0; k++)
-            if (cfg->eval.splits & bits[k]) rc = load_split(d, names[k], cfg->eval.limit, &in.sp[in.nsp++], e);
-        store_close(d, NULL);
-        if (rc == 0 && cfg->eval.judges[0]) rc = config_load_judges(cfg, cfg->eval.judges, &in.extra, &in.n_extra, e);
+        rc = plan_inputs(cfg, &in, e);
         int64_t n = 0;
         for (int k = 0; k < in.nsp; k++) n += in.sp[k].n;
         if (rc == 0) {
@@ -441,14 +508,11 @@ static int plan_eval(const Config *cfg, Err *e) {
                      meta.path, (long long)n, cfg->eval.beam);
             log_info("  judges: critic%s%d more; at most %lld requests each (both orders; cached answers are not asked "
                      "again)", in.n_extra ? " and " : ", ", in.n_extra, (long long)(2 * n));
-            log_info("dry run: nothing was decoded, sent or written");
+            rc = log_judge_estimates(cfg, &in, 1, e);
         }
-        for (int k = 0; k < in.nsp; k++) {
-            store_free_strings(in.sp[k].input, in.sp[k].n);
-            store_free_strings(in.sp[k].ref, in.sp[k].n);
-        }
+        if (rc == 0) log_info("dry run: nothing was decoded, sent or written");
     }
-    config_free_judges(in.extra, in.n_extra);
+    plan_inputs_free(&in);
     ckpt_meta_free(&meta);
     return rc;
 }

@@ -57,8 +57,13 @@ int pipeline_main(const Config *cfg0, const Comm *comm, int argc, char **argv, i
             log_info("run: dry run: teach is planned once ingest has written %s (the inputs above)", cfg.data.path);
         else code = teach_main(&cfg, comm, argc, argv, dry_run);
     }
+    if (code == EXIT_OK && dry_run && flag(comm, cfg.data.path, "/teacher", "n")) {
+        /* the critic's and judges' requests, from the teacher's answers (the student's outputs do not exist yet) */
+        code = critique_plan_requests(&cfg, comm);
+        if (code == EXIT_OK) code = eval_plan_requests(&cfg, comm);
+    }
     if (code == EXIT_OK && dry_run) {
-        log_info("run: dry run stops before training (the teacher's answers are needed to plan it)");
+        log_info("run: dry run stops before training (nothing was trained, sampled, sent or written)");
         free(run_path);
         return EXIT_OK;
     }

@@ -10,6 +10,7 @@
 #include "io/lock.h"
 #include "io/prov.h"
 #include "io/store.h"
+#include "llm/batch.h"
 #include "llm/cache.h"
 #include "llm/llm.h"
 #include "llm/teacher.h"
@@ -22,9 +23,6 @@ typedef struct {
     int64_t n;
     size_t first;       /* index of its first request */
 } Split;
-
-
-static int transient(LlmStatus s) { return s != LLM_OK && s != LLM_E_HTTP4XX; }
 
 /* The inputs of teach.splits from data.path; *nsp set.  -1 with e set. */
 static int load_splits(const Config *cfg, Split sp[3], int *nsp, size_t *total, Err *e) {
@@ -74,79 +72,121 @@ static size_t build_requests(const Config *cfg, const Split *sp, int nsp, LlmCac
     return cached;
 }
 
+/* What the answers of a teach held, over every split. */
 typedef struct {
-    size_t transient, refused, short_lists, stopped;
-    char first_err[256];
+    LlmOutcome out;      /* request outcomes */
+    size_t refused;      /* refusals: in words, or the API's refusal field */
+    size_t filtered;     /* stopped by a content filter */
+    size_t truncated;    /* answers cut by the token limit: their items kept apart */
+    size_t short_lists;  /* usable answers with fewer than teach.n items */
+    size_t reasoning;    /* answers that came with a reasoning text */
 } TeachCounts;
 
-/* The closing lines and the outcome of a teach that wrote its results:
- * stopped (requests left unanswered by a stop signal), failed (requests
- * failed for reasons worth retrying: EXIT_RUNTIME, run again) or done. */
-static Status report(const Config *cfg, size_t total, const TeachCounts *tc, const char *cache_file) {
-    log_info("teach: wrote %s: %zu answers, %zu refused, %zu with fewer than %d items, %zu failed", cfg->data.path,
-             total - tc->transient, tc->refused, tc->short_lists, cfg->teach.n, tc->transient);
-    if (tc->stopped) {
-        log_info("teach: stopped early by a signal: run teach again to carry on (the %zu answers so far are "
-                 "cached in %s and are not asked again)",
-                 total - tc->transient, cache_file);
-        return STATUS_STOPPED;
+/* The description of /teacher/.../status: every LlmStatus by number. */
+static char *status_description(void) {
+    ByteBuf b = {0};
+    bytebuf_printf(&b, "request outcome (LlmStatus):");
+    for (int s = 0; s < LLM_N_STATUS; s++) bytebuf_printf(&b, "%s %d %s", s ? "," : "", s, llm_status_name((LlmStatus)s));
+    return b.a;
+}
+
+/* The per-input datasets of one split, filled from its results. */
+typedef struct {
+    int64_t n;
+    int N;
+    char **para, **trunc_para, **raw, **reasoning, **error;
+    uint8_t *refused, *filtered, *truncated;
+    int32_t *nparsed, *status;
+    int any_reasoning;
+} SplitOut;
+
+static void split_out_alloc(SplitOut *o, int64_t n, int N) {
+    memset(o, 0, sizeof *o);
+    o->n = n, o->N = N;
+    o->para = xcalloc((size_t)(n * N + 1), sizeof(char *));
+    o->trunc_para = xcalloc((size_t)(n * N + 1), sizeof(char *));
+    o->raw = xcalloc((size_t)(n + 1), sizeof(char *));
+    o->reasoning = xcalloc((size_t)(n + 1), sizeof(char *));
+    o->error = xcalloc((size_t)(n + 1), sizeof(char *));
+    o->refused = xcalloc((size_t)(n + 1), 1);
+    o->filtered = xcalloc((size_t)(n + 1), 1);
+    o->truncated = xcalloc((size_t)(n + 1), 1);
+    o->nparsed = xcalloc((size_t)(n + 1), sizeof(int32_t));
+    o->status = xcalloc((size_t)(n + 1), sizeof(int32_t));
+}
+
+static void split_out_free(SplitOut *o) {
+    for (int64_t i = 0; i < o->n * o->N; i++) free(o->para[i]), free(o->trunc_para[i]);
+    for (int64_t i = 0; i < o->n; i++) free(o->raw[i]), free(o->reasoning[i]), free(o->error[i]);
+    free(o->para), free(o->trunc_para), free(o->raw), free(o->reasoning), free(o->error);
+    free(o->refused), free(o->filtered), free(o->truncated), free(o->nparsed), free(o->status);
+}
+
+/* Input i's answer r: its row of every dataset, and the counts. */
+static void take_answer(SplitOut *o, int64_t i, const LlmResult *r, TeachCounts *tc) {
+    int N = o->N;
+    int answered = r->status == LLM_OK || r->status == LLM_E_REFUSED || r->status == LLM_E_FILTERED ||
+                   r->status == LLM_E_REASONING;
+    o->status[i] = r->status;
+    session_outcome_add(&tc->out, r->status, r->error);
+    o->error[i] = xstrdup(r->status == LLM_OK ? "" : r->error);
+    o->reasoning[i] = xstrdup(answered && r->resp.reasoning ? r->resp.reasoning : "");
+    if (o->reasoning[i][0]) o->any_reasoning = 1, tc->reasoning++;
+    o->raw[i] = xstrdup(r->status == LLM_OK ? r->resp.content
+                        : r->status == LLM_E_REFUSED && r->resp.refusal ? r->resp.refusal : "");
+    if (r->status == LLM_E_REFUSED || (r->status == LLM_OK && teacher_is_refusal(r->resp.content))) {
+        o->refused[i] = 1;
+        tc->refused++;
     }
-    if (tc->transient > 0) {
-        log_error("teach: %zu requests failed (see /teacher/status), e.g. %s; run again to retry "
-                  "them -- answers so far are cached in %s",
-                  tc->transient, tc->first_err, cache_file);
-        return STATUS_FAILED;
-    }
-    return STATUS_OK;
+    if (r->status == LLM_E_FILTERED) o->filtered[i] = 1, tc->filtered++;
+    if (r->status != LLM_OK || o->refused[i]) return;
+    StrVec items = {0};
+    o->nparsed[i] = teacher_parse_list(r->resp.content, N, &items);
+    o->truncated[i] = chat_response_truncated(&r->resp) ? 1 : 0;
+    tc->truncated += o->truncated[i];
+    if (!o->truncated[i] && o->nparsed[i] < N) tc->short_lists++;
+    char **row = o->truncated[i] ? o->trunc_para : o->para; /* a cut answer's items are kept apart */
+    for (size_t j = 0; j < items.n; j++) row[i * N + (int64_t)j] = xstrdup(items.a[j]);
+    strvec_free(&items);
 }
 
 /* Parses the answers of split s and writes its datasets under s->group. */
 static int write_split(StoreFile *out, const Split *s, const LlmResult *res, int N, TeachCounts *tc, Err *e) {
-    int64_t n = s->n;
-    char **para = xcalloc((size_t)(n * N + 1), sizeof(char *));
-    char **raw = xcalloc((size_t)(n + 1), sizeof(char *));
-    uint8_t *refused = xcalloc((size_t)(n + 1), 1);
-    int32_t *nparsed = xcalloc((size_t)(n + 1), sizeof(int32_t));
-    int32_t *status = xcalloc((size_t)(n + 1), sizeof(int32_t));
-    for (int64_t i = 0; i < n; i++) {
-        const LlmResult *r = &res[s->first + (size_t)i];
-        status[i] = r->status;
-        raw[i] = xstrdup(r->status == LLM_OK ? r->resp.content : "");
-        if (r->status != LLM_OK) {
-            tc->transient += transient(r->status);
-            tc->stopped += r->status == LLM_E_STOPPED;
-            if (!tc->first_err[0]) snprintf(tc->first_err, sizeof tc->first_err, "%s", r->error);
-            continue;
-        }
-        StrVec items = {0};
-        if (teacher_is_refusal(r->resp.content)) {
-            refused[i] = 1;
-            tc->refused++;
-        } else {
-            nparsed[i] = teacher_parse_list(r->resp.content, N, &items);
-            if (nparsed[i] < N) tc->short_lists++;
-        }
-        for (size_t j = 0; j < items.n; j++) para[i * N + (int64_t)j] = xstrdup(items.a[j]);
-        strvec_free(&items);
+    SplitOut o;
+    split_out_alloc(&o, s->n, N);
+    for (int64_t i = 0; i < s->n; i++) take_answer(&o, i, &res[s->first + (size_t)i], tc);
+    for (int64_t i = 0; i < s->n * N; i++) {
+        if (!o.para[i]) o.para[i] = xstrdup("");
+        if (!o.trunc_para[i]) o.trunc_para[i] = xstrdup("");
     }
-    char obj[128];
-    int64_t d2[2] = {n, N}, d1 = n;
+    char obj[128], *sdesc = status_description();
+    int64_t d2[2] = {s->n, N}, d1 = s->n;
 #define OBJ(x) (snprintf(obj, sizeof obj, "%s/%s", s->group, x), obj)
-    int rc = store_write_strings(out, OBJ("paraphrases"), (const char *const *)para, 2, d2,
-                                 "teacher paraphrases: row = input (same order as /inputs/<split>), "
-                                 "column = list item; \"\" where none",
-                                 e) ||
-             store_write_u8(out, OBJ("refused"), refused, 1, &d1, "1 = the teacher refused this input", e) ||
-             store_write_i32(out, OBJ("n_parsed"), nparsed, 1, &d1, "list items parsed from the answer", e) ||
-             store_write_i32(out, OBJ("status"), status, 1, &d1,
-                             "request outcome: 0 ok, 1 http_4xx, 2 http_5xx, 3 rate_limited, 4 timeout, "
-                             "5 connect, 6 transport, 7 malformed, 8 schema, 9 empty, 10 stopped",
-                             e) ||
-             store_write_strings(out, OBJ("raw"), (const char *const *)raw, 1, &d1, "the teacher's answer as received", e);
+#define STRS(x, v, nd, d, desc) store_write_strings(out, OBJ(x), (const char *const *)(v), nd, d, desc, e)
+    int rc = STRS("paraphrases", o.para, 2, d2,
+                  "teacher paraphrases: row = input (same order as /inputs/<split>), column = list item; \"\" where "
+                  "none (refused, filtered, failed, or cut by the token limit: see truncated)") ||
+             STRS("truncated_paraphrases", o.trunc_para, 2, d2,
+                  "the items of answers cut by the token limit (finish_reason length), kept apart: trained on only "
+                  "with data.use_truncated=1; \"\" elsewhere") ||
+             store_write_u8(out, OBJ("refused"), o.refused, 1, &d1,
+                            "1 = the teacher refused this input (in words, or the API's refusal field)", e) ||
+             store_write_u8(out, OBJ("filtered"), o.filtered, 1, &d1,
+                            "1 = a content filter stopped the answer (finish_reason content_filter, or a 400 with "
+                            "code content_filter)", e) ||
+             store_write_u8(out, OBJ("truncated"), o.truncated, 1, &d1,
+                            "1 = the answer was cut by the token limit (finish_reason length); its items are in "
+                            "truncated_paraphrases", e) ||
+             store_write_i32(out, OBJ("n_parsed"), o.nparsed, 1, &d1, "list items parsed from the answer", e) ||
+             store_write_i32(out, OBJ("status"), o.status, 1, &d1, sdesc, e) ||
+             STRS("raw", o.raw, 1, &d1, "the teacher's answer as received (without its reasoning; a refusal's text)") ||
+             STRS("error", o.error, 1, &d1, "the client's error for a request that did not end ok (\"\" otherwise)");
+    if (rc == 0 && o.any_reasoning)
+        rc = STRS("reasoning", o.reasoning, 1, &d1, "the teacher's reasoning (reasoning models), \"\" where none");
+#undef STRS
 #undef OBJ
-    for (int64_t i = 0; i < n * N; i++) free(para[i]);
-    for (int64_t i = 0; i < n; i++) free(raw[i]);
-    free(para), free(raw), free(refused), free(nparsed), free(status);
+    free(sdesc);
+    split_out_free(&o);
     return rc;
 }
 
@@ -161,6 +201,7 @@ static int write_teacher_meta(StoreFile *out, const Config *cfg, int argc, char 
              store_set_attr_str(out, "/teacher", "model", cfg->teacher.model, e) ||
              store_set_attr_str(out, "/teacher", "base_url", cfg->teacher.base_url, e) ||
              store_set_attr_str(out, "/teacher", "prompt", cfg->teacher.prompt, e) ||
+             store_set_attr_str(out, "/teacher", "mode", config_enum_name("teacher.mode", cfg->teacher.mode), e) ||
              store_set_attr_i64(out, "/teacher", "complete", complete, e) ||
              session_add_usage(prev, out, "/teacher/usage", "attributes: usage of the endpoint role", e) ||
              session_record_usage(ses, out, "/teacher/usage", "attributes: usage of the endpoint role", e) ||
@@ -183,7 +224,9 @@ static int write_results(const Config *cfg, int argc, char **argv, const Split *
     if (rc == 0) session_read_usage(out, "/teacher/usage", &prev);
     if (rc == 0) rc = store_delete(out, "/teacher", e);
     for (int k = 0; k < nsp && rc == 0; k++) rc = write_split(out, &sp[k], res, cfg->teach.n, tc, e);
-    if (rc == 0) rc = write_teacher_meta(out, cfg, argc, argv, &prev, ses, tc->transient == 0, e);
+    const LlmOutcome *o = &tc->out;
+    int complete = o->failed == 0 && o->budget == 0 && o->stopped == 0;
+    if (rc == 0) rc = write_teacher_meta(out, cfg, argc, argv, &prev, ses, complete, e);
     if (out && store_close(out, rc ? NULL : e) != 0) rc = -1;
     if (rc == 0) rc = util_rename_durable(tmp, path, e);
     if (rc != 0) unlink(tmp);
@@ -191,8 +234,50 @@ static int write_results(const Config *cfg, int argc, char **argv, const Split *
     return rc;
 }
 
+/* The closing lines and the outcome of a teach that wrote its results; the
+ * last line printed is the reason when it did not end OK. */
+static Status report(const Config *cfg, size_t total, const TeachCounts *tc, const LlmSession *ses,
+                     const char *cache_file) {
+    const LlmOutcome *o = &tc->out;
+    log_info("teach: wrote %s: %zu answers (%zu refused, %zu filtered, %zu cut by the token limit and kept apart, "
+             "%zu with fewer than %d items, %zu with reasoning); %lld failed, %lld not sent (budget), %lld stopped",
+             cfg->data.path, total - (size_t)(o->failed + o->budget + o->stopped), tc->refused, tc->filtered,
+             tc->truncated, tc->short_lists, cfg->teach.n, tc->reasoning, (long long)o->failed, (long long)o->budget,
+             (long long)o->stopped);
+    if (tc->truncated)
+        log_warn("teach: %zu answers were cut by teacher.max_tokens (finish_reason length): their items are kept "
+                 "apart (/teacher/truncated_paraphrases) and not trained on unless data.use_truncated=1 (hint: raise "
+                 "teacher.max_tokens)", tc->truncated);
+    Err e = {{0}};
+    Status st = session_outcome_status(o, llm_client_budget(ses->client), "teach", &e);
+    if (st == STATUS_STOPPED)
+        log_info("teach: stopped early by a signal: run teach again to carry on (the answers so far are cached in "
+                 "%s and are not asked again)", cache_file);
+    else if (st != STATUS_OK)
+        log_error("%s", e.msg);
+    return st;
+}
+
+/* Sends the requests: the Batch API in teacher.mode=batch, else in flight at once. */
+static void ask_teacher(const Config *cfg, LlmSession *ses, const ChatRequest *reqs, size_t n, LlmResult *res) {
+    if (cfg->teacher.mode != ENDPOINT_MODE_BATCH) {
+        llm_run(ses->client, reqs, n, res, "teach");
+        return;
+    }
+    LlmBatchStats bs = {0};
+    LlmBatchOptions o;
+    llm_batch_options_for(&o, &cfg->teacher);
+    o.stats = &bs;
+    llm_batch_run(ses->client, reqs, n, res, &o, "teach");
+    log_info("teach: Batch API: %lld batches created, %lld resumed, %lld adopted; %lld lines sent, %lld answered, "
+             "%lld failed, %lld expired, %lld asked again directly, %lld duplicates",
+             (long long)bs.batches_created, (long long)bs.batches_resumed, (long long)bs.batches_adopted,
+             (long long)bs.lines_submitted, (long long)bs.answered, (long long)bs.failed_lines,
+             (long long)bs.expired_lines, (long long)bs.retried_sync, (long long)bs.duplicates);
+}
+
 /* Rank 0: the whole stage.  Returns -1 with e set on a usage/input error;
- * else 0 with *outcome the stage's outcome (STATUS_FAILED: retry). */
+ * else 0 with *outcome the stage's outcome. */
 static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, Status *outcome, Err *e) {
     Split sp[3];
     int nsp = 0;
@@ -202,7 +287,9 @@ static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, Statu
     char *cache_file = session_cache_path(cfg, SESSION_DATA);
     int rc = load_splits(cfg, sp, &nsp, &total, e);
     if (rc == 0) rc = (cache = session_cache_open(cfg, SESSION_DATA, e)) ? 0 : -1;
-    if (rc == 0) rc = session_open(&ses, cfg, &cfg->teacher, "teacher", cache, e);
+    if (rc == 0)
+        rc = dry_run ? session_open_plan(&ses, cfg, &cfg->teacher, "teacher", cache, e)
+                     : session_open(&ses, cfg, &cfg->teacher, "teacher", cache, e);
     ChatRequest *reqs = rc == 0 ? xcalloc(total + 1, sizeof(ChatRequest)) : NULL;
     LlmResult *res = rc == 0 ? xcalloc(total + 1, sizeof(LlmResult)) : NULL;
     if (rc == 0) {
@@ -210,19 +297,22 @@ static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, Statu
         char splits[64];
         config_get_string(cfg, "teach.splits", splits, sizeof splits);
         log_info("teach: %zu inputs (%s) x 1 request for %d paraphrases each; %zu already answered in %s, "
-                 "%zu to send to %s",
-                 total, splits, cfg->teach.n, cached, cache_file, total - cached, ses.url);
+                 "%zu to send to %s%s",
+                 total, splits, cfg->teach.n, cached, cache_file, total - cached, ses.url,
+                 cfg->teacher.mode == ENDPOINT_MODE_BATCH ? " through the Batch API" : "");
     }
     if (rc == 0 && dry_run) {
+        session_log_estimate(&ses, cfg, reqs, total, 1, 0);
         log_info("dry run: nothing was sent or written");
     } else if (rc == 0) {
-        llm_run(ses.client, reqs, total, res, "teach");
+        ask_teacher(cfg, &ses, reqs, total, res);
         char ub[512];
         llm_usage_format(llm_usage(ses.client), ub, sizeof ub);
         log_info("teach: teacher usage: %s", ub);
-        TeachCounts tc = {0};
+        TeachCounts tc;
+        memset(&tc, 0, sizeof tc);
         rc = write_results(cfg, argc, argv, sp, nsp, res, &ses, &tc, e);
-        if (rc == 0) *outcome = report(cfg, total, &tc, cache_file);
+        if (rc == 0) *outcome = report(cfg, total, &tc, &ses, cache_file);
     }
     for (size_t i = 0; reqs && i < total; i++) {
         chat_request_free(&reqs[i]);

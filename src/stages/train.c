@@ -91,7 +91,8 @@ static int load_examples(Sft *r, const CkptMeta *meta, Examples *all, Err *e) {
     const Config *cfg = r->t.cfg;
     Student *s = &r->t.s;
     Pairs pairs = {0};
-    int rc = dataset_load_pairs(cfg->data.pairs, cfg->data.max_examples, &pairs, e);
+    int rc = dataset_load_pairs_with(cfg->data.pairs, cfg->data.max_examples,
+                                     cfg->data.use_truncated ? DATASET_TRUNCATED : 0, &pairs, e);
     if (rc == 0 && meta->path) {
         s->tok = tokenizer_from_data(&meta->td, e);
         if (!s->tok) rc = -1;

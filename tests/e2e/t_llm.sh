@@ -2,9 +2,9 @@
 # t_llm -- the LLM client and the teach stage against a separate stand-in
 # server: every fault kind is retried to success; kill -9 of teach and a
 # restart sends no answered request again; connection refused, unknown
-# host, slow server, wrong schema and 4xx give clear errors and recorded
-# failures without hanging; rate limiting; the API key never reaches a
-# file or a log.
+# host, slow server, wrong schema and 4xx give clear errors, recorded
+# failures and exit 1 without hanging; rate limiting; the API key never
+# reaches a file or a log.
 source "$(dirname "$0")/lib.sh"
 
 SERVERS=()
@@ -113,12 +113,17 @@ teach schema "http://127.0.0.1:$PORT/v1" --set teacher.retries=2
 check "wrong schema: exit 1" test $? -eq 1
 check "wrong schema: status 8 recorded" test "$(h5val "$TMP/schema.h5" "int((f['/teacher/status'][()]==8).all())")" -eq 1
 
-# --- 4xx is not retried
+# --- 4xx is not retried, and fails the stage quoting the server
 start_server four
 fresh four
 teach four "http://127.0.0.1:$PORT/nothing-here"
-check "404: exit 0 (a final answer), no retries" test "$(h5val "$TMP/four.h5" "f['/teacher/usage'].attrs['retries']")" -eq 0
+rc=$?
+check "404: exit 1 (a failure, not an answer)" test $rc -eq 1
+check "404: no retries" test "$(h5val "$TMP/four.h5" "f['/teacher/usage'].attrs['retries']")" -eq 0
 check "404: recorded as http_4xx" test "$(h5val "$TMP/four.h5" "int((f['/teacher/status'][()]==1).all())")" -eq 1
+check "404: counted failed, not complete" test "$(h5val "$TMP/four.h5" "f['/teacher/usage'].attrs['failed'] == 60 and f['/teacher'].attrs['complete'] == 0")" = True
+check "404: the last line quotes the server" bash -c "tail -n 1 '$TMP/four.teach.log' | grep -q 'HTTP 404'"
+check "404: the error stored per input" test "$(h5val "$TMP/four.h5" "int(all(b'HTTP 404' in x for x in f['/teacher/error'][()]))")" -eq 1
 
 # --- rate limit: 60 requests at 40/s take at least ~1.5 s
 start_server rate

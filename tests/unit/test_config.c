@@ -44,6 +44,15 @@ int main(void) {
     EXPECT(strstr(json, "\"teacher\"") && strstr(json, "\"prompt\""), "dump has every section");
     char buf[64];
     EXPECT(config_get_string(&c, "train.steps", buf, sizeof buf) == 0 && !strcmp(buf, "7"), "get %s", buf);
+    /* reasoning_effort is a string kept as given (it once was written over its pointer as an enum index) */
+    EXPECT(c.teacher.reasoning_effort && !c.teacher.reasoning_effort[0], "reasoning_effort defaults to \"\"");
+    EXPECT(config_set(&c, "teacher.reasoning_effort=low", &e) == 0 && !strcmp(c.teacher.reasoning_effort, "low") &&
+               config_get_string(&c, "teacher.reasoning_effort", buf, sizeof buf) == 0 && !strcmp(buf, "low"),
+           "reasoning_effort low: %s", e.msg);
+    EXPECT(config_set(&c, "critic.reasoning_effort=extreme", &e) != 0 && strstr(e.msg, "critic.reasoning_effort"),
+           "a bad reasoning_effort names the key: %s", e.msg);
+    EXPECT(c.data.use_truncated == 0 && config_set(&c, "data.use_truncated=1", &e) == 0 && c.data.use_truncated == 1,
+           "data.use_truncated");
     /* errors name key and source */
     EXPECT(config_set(&c, "train.batch_size=0", &e) != 0 && strstr(e.msg, "train.batch_size") &&
                strstr(e.msg, "out of range"),

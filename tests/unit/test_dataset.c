@@ -3,7 +3,8 @@
  * non-string fields, empty strings, a truncated last line, trailing junk,
  * NUL bytes and \u0000 are errors naming file:line; a missing or empty file
  * names the file) and from HDF5 (/pairs/{prompt,target}, a teach data.h5
- * with refused inputs and empty paraphrases skipped, mismatched shapes and
+ * with refused inputs, empty paraphrases and the items of truncated answers
+ * skipped (those only with DATASET_TRUNCATED), mismatched shapes and
  * files with neither are errors).  Under mpirun -np 2 (re-run
  * automatically): dataset_bcast_examples and dataset_bcast_tokenizer give
  * every rank rank 0's data bitwise, replacing what the others held. */
@@ -136,6 +137,18 @@ static void hdf5(void) {
            "teach data: refused and empty skipped (%lld pairs)", (long long)pr.n);
     data_pairs_free(&pr);
     EXPECT(dataset_load_pairs(p, 2, &pr, &e) == 0 && pr.n == 2, "teach data with max 2");
+    data_pairs_free(&pr);
+    /* input 3's answer was cut by the token limit: its items kept apart, used only on request */
+    f = store_open(p, 1, &e);
+    const char *cut[8] = {"", "", "", "", "", "", "c3", "d3"};
+    store_write_strings(f, "/teacher/truncated_paraphrases", cut, 2, d2, NULL, &e);
+    store_close(f, NULL);
+    EXPECT(dataset_load_pairs(p, 0, &pr, &e) == 0 && pr.n == 3, "truncated items left out by default (%lld)",
+           (long long)pr.n);
+    data_pairs_free(&pr);
+    EXPECT(dataset_load_pairs_with(p, 0, DATASET_TRUNCATED, &pr, &e) == 0 && pr.n == 5 && !strcmp(pr.prompt[3], "in3") &&
+               !strcmp(pr.target[3], "c3") && !strcmp(pr.target[4], "d3"),
+           "DATASET_TRUNCATED adds them (%lld): %s", (long long)pr.n, e.msg);
     data_pairs_free(&pr);
     /* paraphrases of another shape */
     f = store_open(p, 1, &e);

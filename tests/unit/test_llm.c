@@ -4,7 +4,8 @@
  * vLLM's and Ollama's unknown model, llama-server's context limit);
  * max_completion_tokens + reasoning_effort are accepted and reasoning tokens
  * counted; an answer whose tokens all went to reasoning is final and names
- * the parameter; insufficient_quota stops the run at once; Retry-After as
+ * the parameter and stops the run (nothing more is sent), as
+ * insufficient_quota does; Retry-After as
  * an HTTP date is honoured and a wait over backoff_max is reported;
  * refusals and content filters (finish_reason and Azure's 400) are final
  * and cached; reasoning shapes give clean answers; extra_body reaches the
@@ -178,6 +179,26 @@ static void test_http_errors(void) {
                has(r[0].error, "exceed_context_size_error"),
            "llama-server context: %s", r[0].error);
     free_all(q, r, 1);
+    cli_close(&k);
+    serve_stop(s);
+}
+
+/* an answer whose token limit went to reasoning stops the run: the rest is not sent */
+static void test_reasoning_halt(void) {
+    Server *s = start(DIALECT_OPENAI, SERVE_FAULT_EXHAUSTED, 1.0, NULL);
+    Cli k;
+    cli_open(&k, s, NULL);
+    k.cfg.teacher.concurrency = 1;
+    cli_connect(&k);
+    ChatRequest *q = requests(&k.cfg.teacher, 8, 0);
+    LlmResult *r = xcalloc(8, sizeof *r);
+    llm_run(k.c, q, 8, r, NULL);
+    int all = 1;
+    for (int i = 1; i < 8; i++) all &= r[i].status == LLM_E_REASONING && has(r[i].error, "not sent") && r[i].attempts == 0;
+    EXPECT(r[0].status == LLM_E_REASONING && r[0].attempts == 1 && all && llm_usage(k.c)->sent == 1 &&
+               llm_usage(k.c)->failed == 8,
+           "reasoning halt: sent %lld, r[1] %s", (long long)llm_usage(k.c)->sent, r[1].error);
+    free_all(q, r, 8);
     cli_close(&k);
     serve_stop(s);
 }
@@ -419,6 +440,7 @@ int main(void) {
     snprintf(TMP, sizeof TMP, "/tmp/hdistill-test-llm-XXXXXX");
     CHECK(mkdtemp(TMP), "mkdtemp");
     test_http_errors();
+    test_reasoning_halt();
     test_quota_and_retry_after();
     test_final_answers();
     test_extra_body();

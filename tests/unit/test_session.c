@@ -5,7 +5,11 @@
  * from the cache, and the stand-in is gone after session_close; a session
  * that cannot open leaves nothing behind; usage recorded twice into one
  * object is summed field by field (errors_<kind> and seconds included),
- * session_read_usage reads it back and gives zeros for a missing object.
+ * session_read_usage reads it back and gives zeros for a missing object;
+ * request outcomes -> stage status (refusals and filters are answers, a
+ * 4xx or insufficient_quota is reported first, the budget is exit 4); the
+ * spend limit shared by the sessions open at once, in run.dir/llm-budget,
+ * none in a dry run, refused for a role without max_tokens or prices.
  * No MPI: sessions are rank 0's. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -38,9 +42,78 @@ static int usage_equal(const LlmUsage *a, const LlmUsage *b) {
     int ok = a->requests == b->requests && a->cache_hits == b->cache_hits && a->sent == b->sent &&
              a->retries == b->retries && a->ok == b->ok && a->failed == b->failed && a->stopped == b->stopped &&
              a->prompt_tokens == b->prompt_tokens && a->completion_tokens == b->completion_tokens &&
-             a->seconds == b->seconds;
+             a->seconds == b->seconds && a->reasoning_tokens == b->reasoning_tokens && a->cost_usd == b->cost_usd;
     for (int s = 1; s < LLM_N_STATUS; s++) ok &= a->errors[s] == b->errors[s];
     return ok;
+}
+
+/* what request outcomes mean for a stage */
+static void test_outcomes(void) {
+    LlmOutcome o;
+    Err e;
+    memset(&o, 0, sizeof o);
+    session_outcome_add(&o, LLM_OK, "");
+    session_outcome_add(&o, LLM_E_REFUSED, "teacher request 1: refused: no");
+    session_outcome_add(&o, LLM_E_FILTERED, "teacher request 2: filtered");
+    EXPECT(session_outcome_status(&o, NULL, "teach", &e) == STATUS_OK && o.refused == 1 && o.filtered == 1 &&
+               o.failed == 0,
+           "refusals and filters are answers");
+    session_outcome_add(&o, LLM_E_TIMEOUT, "teacher request 3: timed out");
+    EXPECT(session_outcome_status(&o, NULL, "teach", &e) == STATUS_FAILED && strstr(e.msg, "timed out") &&
+               strstr(e.msg, "run again to retry"),
+           "a transient failure: %s", e.msg);
+    session_outcome_add(&o, LLM_E_STOPPED, "");
+    EXPECT(session_outcome_status(&o, NULL, "teach", &e) == STATUS_STOPPED, "a stop signal wins over transient ones");
+    session_outcome_add(&o, LLM_E_BUDGET, "teacher request 5: not sent: ...");
+    EXPECT(session_outcome_status(&o, NULL, "teach", &e) == STATUS_BUDGET && strstr(e.msg, "spend limit") &&
+               strstr(e.msg, "1 requests not sent") && status_exit_code(STATUS_BUDGET, 1) == EXIT_BUDGET,
+           "the budget: %s", e.msg);
+    session_outcome_add(&o, LLM_E_QUOTA, "not sent: teacher request 9 got insufficient_quota, so the run stopped");
+    session_outcome_add(&o, LLM_E_QUOTA, "insufficient_quota: teacher request 9: HTTP 429: You exceeded your quota");
+    EXPECT(session_outcome_status(&o, NULL, "teach", &e) == STATUS_FAILED && o.final == 2 &&
+               strstr(e.msg, "HTTP 429: You exceeded") && strstr(e.msg, "out of quota"),
+           "insufficient_quota: the answered one is quoted: %s", e.msg);
+    memset(&o, 0, sizeof o);
+    session_outcome_add(&o, LLM_E_HTTP5XX, "critic request 0: HTTP 503");
+    session_outcome_add(&o, LLM_E_HTTP4XX, "critic request 1: HTTP 400: bad (param max_tokens)");
+    EXPECT(session_outcome_status(&o, NULL, "eval", &e) == STATUS_FAILED && strstr(e.msg, "param max_tokens") &&
+               o.first == LLM_E_HTTP4XX,
+           "a 4xx is reported before a transient failure: %s", e.msg);
+}
+
+/* the run's spend limit: one budget for the sessions open at once, in run.dir/llm-budget */
+static void test_budget(const char *dir) {
+    Config c;
+    Err e = {{0}};
+    config_init(&c);
+    char *kv = xasprintf("run.dir=%s/budgetrun", dir);
+    set(&c, kv), free(kv);
+    set(&c, "teacher.base_url=http://127.0.0.1:9/v1");
+    set(&c, "critic.base_url=http://127.0.0.1:9/v1");
+    set(&c, "llm.budget_tokens=1000");
+    LlmSession a, b;
+    EXPECT(session_open_plan(&a, &c, &c.teacher, "teacher", NULL, &e) == 0 && llm_client_budget(a.client) == NULL,
+           "a dry run's session has no budget: %s", e.msg);
+    session_close(&a);
+    char *file = xasprintf("%s/budgetrun/llm-budget", dir);
+    EXPECT(!util_file_exists(file), "no budget file from a dry run");
+    EXPECT(session_open(&a, &c, &c.teacher, "teacher", NULL, &e) == 0 &&
+               session_open(&b, &c, &c.critic, "critic", NULL, &e) == 0,
+           "%s", e.msg);
+    EXPECT(a.client && b.client && llm_client_budget(a.client) && llm_client_budget(a.client) == llm_client_budget(b.client),
+           "one budget for both roles");
+    EXPECT(util_file_exists(file), "kept in run.dir/llm-budget");
+    session_close(&a);
+    session_close(&b);
+    set(&c, "teacher.max_tokens=0");
+    EXPECT(session_open(&a, &c, &c.teacher, "teacher", NULL, &e) != 0 && strstr(e.msg, "teacher.max_tokens"),
+           "a role without a token limit cannot be budgeted: %s", e.msg);
+    set(&c, "teacher.max_tokens=100");
+    set(&c, "llm.budget_usd=1");
+    EXPECT(session_open(&a, &c, &c.teacher, "teacher", NULL, &e) != 0 && strstr(e.msg, "price_in"),
+           "USD without prices: %s", e.msg);
+    free(file);
+    config_free(&c);
 }
 
 int main(void) {
@@ -126,7 +199,7 @@ int main(void) {
         LlmUsage twice, w = *u;
         session_read_usage(f, "/teacher/usage", &twice);
         w.requests *= 2, w.cache_hits *= 2, w.sent *= 2, w.retries *= 2, w.ok *= 2, w.failed *= 2, w.stopped *= 2;
-        w.prompt_tokens *= 2, w.completion_tokens *= 2, w.seconds *= 2;
+        w.prompt_tokens *= 2, w.completion_tokens *= 2, w.seconds *= 2, w.reasoning_tokens *= 2, w.cost_usd *= 2;
         for (int k = 1; k < LLM_N_STATUS; k++) w.errors[k] *= 2;
         EXPECT(usage_equal(&twice, &w) && twice.requests == 12 && twice.prompt_tokens > 0, "recorded twice: requests %lld",
                (long long)twice.requests);
@@ -148,7 +221,7 @@ int main(void) {
     LlmUsage a, b;
     memset(&a, 0, sizeof a), memset(&b, 0, sizeof b);
     a.requests = 1, a.cache_hits = 2, a.sent = 3, a.retries = 4, a.ok = 5, a.failed = 6, a.stopped = 7;
-    a.prompt_tokens = 8, a.completion_tokens = 9, a.seconds = 0.5;
+    a.prompt_tokens = 8, a.completion_tokens = 9, a.seconds = 0.5, a.reasoning_tokens = 3, a.cost_usd = 0.125;
     b = a;
     b.requests = 100, b.seconds = 2.25, b.stopped = 70;
     for (int k = 1; k < LLM_N_STATUS; k++) a.errors[k] = 10 * k, b.errors[k] = 1000 + k;
@@ -158,6 +231,7 @@ int main(void) {
     sum.requests += b.requests, sum.cache_hits += b.cache_hits, sum.sent += b.sent, sum.retries += b.retries;
     sum.ok += b.ok, sum.failed += b.failed, sum.stopped += b.stopped, sum.prompt_tokens += b.prompt_tokens;
     sum.completion_tokens += b.completion_tokens, sum.seconds += b.seconds;
+    sum.reasoning_tokens += b.reasoning_tokens, sum.cost_usd += b.cost_usd;
     for (int k = 1; k < LLM_N_STATUS; k++) sum.errors[k] += b.errors[k];
     session_read_usage(f, "/x/usage", &got);
     EXPECT(usage_equal(&got, &sum), "every field summed");
@@ -170,14 +244,16 @@ int main(void) {
     }
     EXPECT(named, "an errors_<kind> attribute per error kind");
     const char *plain[] = {"requests", "cache_hits", "sent", "retries", "ok", "failed", "stopped", "prompt_tokens",
-                           "completion_tokens"};
+                           "completion_tokens", "reasoning_tokens"};
     int present = 1;
     for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++) {
         int64_t v;
         present &= store_get_attr_i64(f, "/x/usage", plain[k], &v, &e) == 0;
     }
     double sec = 0;
-    EXPECT(present && store_get_attr_f64(f, "/x/usage", "seconds", &sec, &e) == 0 && sec == 2.75,
+    double cost = 0;
+    EXPECT(present && store_get_attr_f64(f, "/x/usage", "seconds", &sec, &e) == 0 && sec == 2.75 &&
+               store_get_attr_f64(f, "/x/usage", "cost_usd", &cost, &e) == 0 && cost == 0.25,
            "the documented attribute names");
     store_close(f, NULL);
     free(h5);
@@ -200,6 +276,8 @@ int main(void) {
     session_close(&s);
     cache_close(cache);
     config_free(&c);
+    test_outcomes();
+    test_budget(dir);
     test_rm_rf(dir);
     free(dir);
     return test_summary();
