@@ -15,7 +15,8 @@
  * needed); the lock of a data file is PATH.lock (PATH's directory is created
  * if needed).  Locks are per process and re-entrant: taking a lock the
  * process holds returns it again (hdistill run takes the run's lock once;
- * its stages take it again).  Only rank 0 locks.
+ * its stages take it again); a forked child holds none of its parent's.
+ * Only rank 0 locks.
  *
  * When the process ends without having written anything the lock guards
  * (the run directory holds nothing but the lock file; the data file does
@@ -34,8 +35,9 @@ typedef enum { LOCK_RUN_DIR = 0, LOCK_DATA_FILE = 1 } LockKind;
  * set ("runs/x: in use by PID 123 on host n1 (Slurm job 45) since ...").
  * Not thread-safe; held until the process ends. */
 int lock_acquire(const char *path, LockKind kind, double wait_s, Err *e);
-/* Releases a lock this process holds (for a data file once it is written:
- * run directories stay locked until the process ends).  No-op otherwise. */
+/* Releases a lock this process holds (the stages release a data file's once
+ * it is written and never a run directory's: that stays locked until the
+ * process ends).  No-op when this process does not hold it. */
 void lock_release(const char *path, LockKind kind);
 /* 1 if this process holds the lock of path. */
 int lock_held(const char *path, LockKind kind);

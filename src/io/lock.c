@@ -18,6 +18,7 @@ typedef struct {
     int fd;          /* kept open: closing any descriptor of the file drops a POSIX lock */
     char *made_dir;  /* the directory the lock created (the run directory, a data file's directory), or NULL */
     int made_file;   /* the lock created the lock file */
+    pid_t pid;       /* the process that holds it (a forked child inherits the table, not the lock) */
 } Held;
 
 static Held *g_held;
@@ -30,7 +31,8 @@ static char *lock_file_of(const char *path, LockKind kind) {
 
 static Held *find_held(const char *path, LockKind kind) {
     for (int i = 0; i < g_n_held; i++)
-        if (g_held[i].kind == kind && !strcmp(g_held[i].target, path)) return &g_held[i];
+        if (g_held[i].pid == getpid() && g_held[i].kind == kind && !strcmp(g_held[i].target, path))
+            return &g_held[i];
     return NULL;
 }
 
@@ -52,6 +54,7 @@ static int dir_only_lock(const char *dir) {
 static void cleanup_at_exit(void) {
     for (int i = 0; i < g_n_held; i++) {
         Held *h = &g_held[i];
+        if (h->pid != getpid()) continue; /* a forked child's copy: the parent's to clean */
         int untouched = h->kind == LOCK_RUN_DIR ? dir_only_lock(h->target) : !util_file_exists(h->target);
         if (!untouched) continue;
         if (h->made_file) unlink(h->file);
@@ -104,7 +107,7 @@ static int try_lock(int fd) {
 
 int lock_acquire(const char *path, LockKind kind, double wait_s, Err *e) {
     if (find_held(path, kind)) return 0;
-    Held h = {.target = xstrdup(path), .file = lock_file_of(path, kind), .kind = kind, .fd = -1};
+    Held h = {.target = xstrdup(path), .file = lock_file_of(path, kind), .kind = kind, .fd = -1, .pid = getpid()};
     /* the directory the lock file goes into: the run directory, or the data file's (ingest writes a new
      * data.path wherever it points) */
     char *dir = xstrdup(path);
