@@ -29,6 +29,7 @@ LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
 .PHONY: all test test-slurm check-layers bench bench-train bench-decode bench-client ablation clean deps tests quickstart install uninstall FORCE
+.PHONY: test-asan fuzz fuzz-run
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -67,6 +68,16 @@ check-layers:
 # the jobs/ scripts on a private one-node Slurm cluster (also part of make test)
 test-slurm: tests
 	tests/run_all.sh t_slurm
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build of the library, the unit
+# tests and the program in build-asan/, then every unit test and a short
+# end-to-end run (1 rank and mpirun -np 2) with leak detection
+# (tests/asan/run.sh, suppressions tests/asan/lsan.supp; docs/testing.md)
+ASAN_BUILD := build-asan
+ASAN_OPT   := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+test-asan:
+	$(MAKE) BUILD=$(ASAN_BUILD) OPT='$(ASAN_OPT)' tests
+	tests/asan/run.sh $(ASAN_BUILD)
 
 bench: bench-train bench-decode bench-client
 bench-train: $(BIN) $(BENCH_BIN)

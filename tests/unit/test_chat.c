@@ -65,6 +65,7 @@ static void test_request(void) {
     Err e;
     EXPECT(chat_request_parse(body, strlen(body), &back, &e) == 0, "%s", e.msg);
     chat_request_key(&back, k2);
+    chat_request_free(&back);
     EXPECT(!strcmp(k1, k2), "key differs after a round trip");
     /* the same body with other whitespace and key order is the same request */
     const char *other = "{ \"messages\": [ {\"content\": \"be brief\", \"role\": \"system\"}, {\"role\":\"user\","
