@@ -29,7 +29,7 @@ LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
 .PHONY: all test test-slurm check-layers bench bench-train bench-decode bench-client ablation clean deps tests quickstart install uninstall FORCE
-.PHONY: test-asan fuzz fuzz-run
+.PHONY: test-asan fuzz fuzz-targets fuzz-run
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -78,6 +78,25 @@ ASAN_OPT   := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 test-asan:
 	$(MAKE) BUILD=$(ASAN_BUILD) OPT='$(ASAN_OPT)' tests
 	tests/asan/run.sh $(ASAN_BUILD)
+
+# libFuzzer targets tests/fuzz/fuzz_*.c (clang) over the library built with
+# coverage, ASan and UBSan in build-fuzz/; make fuzz-run runs each for
+# FUZZ_SECONDS on its corpus tests/fuzz/corpus/<target>/ (tests/fuzz/run.sh)
+FUZZ_BUILD   := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_OPT     := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 20
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT='$(FUZZ_OPT)' fuzz-targets
+fuzz-targets: $(FUZZ_BIN)
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(DEPFLAGS) -Itests/fuzz $< $(LIB) -o $@ $(LDLIBS)
+fuzz-run: fuzz
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+-include $(FUZZ_BIN:=.d)
 
 bench: bench-train bench-decode bench-client
 bench-train: $(BIN) $(BENCH_BIN)

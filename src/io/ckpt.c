@@ -243,6 +243,7 @@ int ckpt_write(const char *dir, const Model *m, const float *mom_m, const float 
 
 int ckpt_read_meta(const char *path, ModelConfig *cfg, TokenizerData *tok, char **config_json,
                    Err *e) {
+    if (tok) memset(tok, 0, sizeof *tok);
     StoreFile *f = store_open(path, 0, e);
     if (!f) return -1;
     int rc = 0;
@@ -261,6 +262,7 @@ int ckpt_read_meta(const char *path, ModelConfig *cfg, TokenizerData *tok, char 
         if (!*config_json) rc = -1;
     }
     store_close(f, NULL);
+    if (rc != 0 && tok) tokenizer_data_free(tok); /* read before a later part failed (found by fuzz_ckpt) */
     return rc;
 }
 

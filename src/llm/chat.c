@@ -77,6 +77,13 @@ void chat_request_key(const ChatRequest *r, char key[65]) {
     free(s);
 }
 
+/* A JSON number as int64, clamped: casting a double outside int64's range
+ * (a seed or a token count of 1e300) is undefined. */
+static int64_t json_i64(const cJSON *v) {
+    double d = v->valuedouble;
+    return d >= 0x1p63 ? INT64_MAX : d <= -0x1p63 ? INT64_MIN : (int64_t)d;
+}
+
 int chat_request_parse(const char *body, size_t len, ChatRequest *r, Err *e) {
     memset(r, 0, sizeof *r);
     cJSON *o = cJSON_ParseWithLength(body, len);
@@ -104,7 +111,7 @@ int chat_request_parse(const char *body, size_t len, ChatRequest *r, Err *e) {
     if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "temperature"))) r->temperature = v->valuedouble;
     if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "top_p"))) r->top_p = v->valuedouble;
     if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "max_tokens"))) r->max_tokens = v->valueint;
-    if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "seed"))) r->seed = (int64_t)v->valuedouble;
+    if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "seed"))) r->seed = json_i64(v);
     if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "n"))) r->n = v->valueint;
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "logprobs"))) r->logprobs = 1;
     if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "top_logprobs"))) r->top_logprobs = v->valueint;
@@ -180,8 +187,8 @@ int chat_response_parse(const char *body, size_t len, ChatResponse *out, Err *e)
     if (cJSON_IsObject(usage)) {
         cJSON *pt = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
         cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
-        if (cJSON_IsNumber(pt)) out->prompt_tokens = (int64_t)pt->valuedouble;
-        if (cJSON_IsNumber(ct)) out->completion_tokens = (int64_t)ct->valuedouble;
+        if (cJSON_IsNumber(pt)) out->prompt_tokens = json_i64(pt);
+        if (cJSON_IsNumber(ct)) out->completion_tokens = json_i64(ct);
     }
 out:
     cJSON_Delete(o);

@@ -54,10 +54,10 @@ int critic_parse(const ChatResponse *r, double *p1) {
                 if (isfinite(l1) && isfinite(l2)) {
                     double m = l1 > l2 ? l1 : l2;
                     *p1 = exp(l1 - m) / (exp(l1 - m) + exp(l2 - m));
-                } else if (isfinite(l1)) {
-                    *p1 = exp(l1);
+                } else if (isfinite(l1)) { /* a log-prob above 0 (rounding, a broken server) is 0 */
+                    *p1 = exp(fmin(l1, 0.0));
                 } else if (isfinite(l2)) {
-                    *p1 = 1.0 - exp(l2);
+                    *p1 = 1.0 - exp(fmin(l2, 0.0));
                 } else {
                     break;
                 }

@@ -79,6 +79,10 @@ static void test_request(void) {
     r.temperature = 0.7;
     chat_request_key(&r, k2);
     EXPECT(strcmp(k1, k2) != 0, "temperature not part of the key");
+    /* a seed outside int64 is clamped, not cast (undefined; found by fuzz_chat_request) */
+    const char *huge = "{\"model\":\"m\",\"messages\":[],\"seed\":1e999}";
+    EXPECT(chat_request_parse(huge, strlen(huge), &back, &e) == 0 && back.seed == INT64_MAX, "seed 1e999");
+    chat_request_free(&back);
     EXPECT(chat_request_parse("{\"model\": 3}", 12, &back, &e) != 0, "bad request accepted");
     EXPECT(chat_request_parse("{nope", 5, &back, &e) != 0 && strstr(e.msg, "malformed"), "malformed accepted");
     chat_request_free(&r), chat_request_free(&o2);
@@ -114,6 +118,25 @@ static void test_response(void) {
     chat_response_free(&r);
     EXPECT(chat_response_parse("{\"choices\":[", 12, &r, &e) != 0 && strstr(e.msg, "malformed"), "malformed");
     EXPECT(chat_response_parse("{\"object\":\"x\"}", 14, &r, &e) != 0 && strstr(e.msg, "schema"), "schema");
+    /* a positive log-prob of the only answer token is probability 1, so P(1 better) stays in [0, 1]
+     * (it was 1 - exp(0.22) = -0.25: found by fuzz_chat_response) */
+    const char *pos = "{\"choices\":[{\"message\":{\"content\":\"Answer: 2\"},\"logprobs\":{\"content\":["
+                      "{\"token\":\"Answer\",\"logprob\":0},{\"token\":\" 2\",\"logprob\":0.2231,\"top_logprobs\":["
+                      "{\"token\":\" 2\",\"logprob\":0.2231},{\"token\":\" 0\",\"logprob\":-1.6}]}]}}]}";
+    EXPECT(chat_response_parse(pos, strlen(pos), &r, &e) == 0, "%s", e.msg);
+    EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_LOGPROBS && p1 == 0.0, "positive log-prob of 2: p1 %g", p1);
+    chat_response_free(&r);
+    const char *pos1 = "{\"choices\":[{\"message\":{\"content\":\"Answer: 1\"},\"logprobs\":{\"content\":["
+                       "{\"token\":\"Answer:\",\"logprob\":0},{\"token\":\" 1\",\"logprob\":1e-7}]}}]}";
+    EXPECT(chat_response_parse(pos1, strlen(pos1), &r, &e) == 0, "%s", e.msg);
+    EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_LOGPROBS && p1 == 1.0, "positive log-prob of 1: p1 %g", p1);
+    chat_response_free(&r);
+    /* usage outside int64 is clamped, not cast (undefined; found by fuzz_chat_response) */
+    const char *big = "{\"choices\":[{\"message\":{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":6e52,"
+                      "\"completion_tokens\":-1e300}}";
+    EXPECT(chat_response_parse(big, strlen(big), &r, &e) == 0 && r.prompt_tokens == INT64_MAX &&
+               r.completion_tokens == INT64_MIN, "usage 6e52, -1e300");
+    chat_response_free(&r);
     const char *err = "{\"error\":{\"message\":\"model not found\"}}";
     EXPECT(chat_response_parse(err, strlen(err), &r, &e) != 0 && strstr(e.msg, "model not found"), "error %s", e.msg);
     char *t = chat_fill_template("S: {input} n={n} 1. {a} 2. {b} {other}", "x y", 3, "A", "B");
