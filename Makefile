@@ -28,7 +28,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test test-slurm check-layers bench bench-train bench-decode bench-client ablation clean deps tests quickstart install uninstall FORCE
+.PHONY: all test test-slurm check-layers bench bench-train bench-decode bench-client bench-memory ablation clean deps tests quickstart install uninstall FORCE
 .PHONY: test-asan fuzz fuzz-targets fuzz-run
 all: $(BIN)
 
@@ -105,6 +105,9 @@ bench-decode: $(BIN) $(BENCH_BIN)
 	bench/decode.sh
 bench-client: $(BIN) $(BENCH_BIN)
 	bench/client.sh
+# peak RSS per rank of qwen2.5-0.5b training on 2 ranks (about 9 GiB each; not part of make bench)
+bench-memory: $(BIN) $(BENCH_BIN)
+	bench/memory.sh
 # the five critique objectives x 3 seeds on the stand-in (about 5 minutes on 2 cores)
 ablation: $(BIN)
 	bench/ablation.sh
@@ -113,7 +116,7 @@ deps:
 	tools/deps.sh
 
 # installs what is missing, builds, and runs the whole method on the built-in
-# stand-in endpoint: ingest -> teach -> SFT -> a DPO round -> evaluation
+# stand-in endpoint: ingest -> teach -> SFT -> DPO rounds -> evaluation
 quickstart:
 	tools/deps.sh
 	$(MAKE) all

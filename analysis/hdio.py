@@ -23,8 +23,9 @@ import h5py
 import numpy as np
 
 # attributes of /eval/<split>/<judge> (and /rounds/<r>/eval/<split>/<judge>)
-EVAL_KEYS = ("wtr", "wtr_ci_low", "wtr_ci_high", "position_bias", "length_bias",
-             "student_words", "reference_words", "n", "wins", "ties", "losses")
+EVAL_KEYS = ("wtr", "wtr_ci_low", "wtr_ci_high", "lc_winrate", "lc_ci_low", "lc_ci_high",
+             "position_bias", "position_consistency", "length_bias",
+             "student_words", "reference_words", "n", "judged", "unjudged", "wins", "ties", "losses")
 SPLIT_ORDER = ("eval", "ood")
 
 
@@ -190,8 +191,8 @@ def ordered_judges(names):
 
 class EvalSet:
     """The evaluation at ROOT (/eval or /rounds/<r>/eval): its attributes and, per split
-    and judge, the attributes wtr, wtr_ci_low, wtr_ci_high, position_bias, length_bias,
-    student_words, reference_words, n, wins, ties, losses."""
+    and judge, the attributes of EVAL_KEYS (None where a run predates one: judged,
+    unjudged, lc_* and position_consistency came with the length-controlled rate)."""
 
     def __init__(self, root, a, results):
         self.root = root
@@ -257,6 +258,7 @@ class Run:
         self.metrics = {}               # /metrics/train/<series> -> array
         self.val = {}                   # /metrics/val/<series> -> array
         self.usage = {}                 # role -> attributes of /usage/<role>
+        self.trace = {}                 # /trace/<step|rank|kind|t0|t1> -> array (train.trace=1)
 
     # --- derived
     def cfg(self, key, default=None):
@@ -305,6 +307,42 @@ class Run:
         return self.cfg("data.path")
 
 
+TRACE_KINDS = ("compute", "comm", "wait", "optim")   # /trace/kind 0..3
+
+
+def _union(iv):
+    """Merged, sorted list of the (start, end) intervals IV."""
+    out = []
+    for a, b in sorted(iv):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+def comm_hidden(trace, rank=None):
+    """(seconds reducing gradients, of them hidden behind compute) over the steps of a
+    /trace (train.trace=1), summed over ranks (or for RANK): per step and rank, the union
+    of the comm intervals and its overlap with the compute interval."""
+    if not trace or "kind" not in trace:
+        return None
+    step, rk, kind = trace["step"], trace["rank"], trace["kind"]
+    t0, t1 = trace["t0"], trace["t1"]
+    total = hidden = 0.0
+    for key in sorted(set(zip(step.tolist(), rk.tolist()))):
+        if rank is not None and key[1] != rank:
+            continue
+        sel = (step == key[0]) & (rk == key[1])
+        comp = [(a, b) for a, b, k in zip(t0[sel], t1[sel], kind[sel]) if k == 0]
+        comm = _union([(a, b) for a, b, k in zip(t0[sel], t1[sel], kind[sel]) if k == 1])
+        for a, b in comm:
+            total += b - a
+            for c0, c1 in comp:
+                hidden += max(0.0, min(b, c1) - max(a, c0))
+    return total, hidden
+
+
 def load_run(run_dir):
     """Read a run directory's run.h5; RunError when missing, unreadable or not a run."""
     run = Run(run_dir)
@@ -315,7 +353,7 @@ def load_run(run_dir):
             run.root_attrs = attrs(f)
             if "provenance" in f:
                 run.provenance = attrs(f["provenance"])
-            for grp, dst in (("/metrics/train", run.metrics), ("/metrics/val", run.val)):
+            for grp, dst in (("/metrics/train", run.metrics), ("/metrics/val", run.val), ("/trace", run.trace)):
                 if grp in f:
                     for k, ds in f[grp].items():
                         if isinstance(ds, h5py.Dataset):

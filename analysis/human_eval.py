@@ -26,8 +26,8 @@ together (same ids and rows, unchanged texts) and that the runs still hold the
 exported outputs, and reports as Markdown (stdout, or --out), in the manner of
 Table 1 of Ravi et al. (2024): per judge present in the runs (the critic and
 the extra judges of eval.judges), the agreement of its verdict
-(/eval/<split>/<judge>/verdict: 1 student wins, 0 tie, -1 loss) with the
-humans on humor (a tie agrees only with a tie), also on the items both call
+(/eval/<split>/<judge>/verdict: 1 student wins, 0 tie, -1 loss; -2, no
+usable verdict, is left out of the judge's figures) with the humans on humor (a tie agrees only with a tie), also on the items both call
 decisive, and its position-bias and length-bias rates (the attributes of
 /eval/<split>/<judge>, over the whole split); the humans' win-or-tie rate of
 the student and their length-bias rate; the share of student outputs and of
@@ -47,6 +47,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hdio  # noqa: E402
 
+UNJUDGED = -2   # the verdict of an input the judge gave no usable answer on
 BLIND_COLS = ("id", "input", "A", "B", "funnier", "a_keeps_meaning", "b_keeps_meaning")
 FILL_COLS = ("id", "funnier", "a_keeps_meaning", "b_keeps_meaning")
 KEY_COLS = ("id", "run", "run_dir", "split", "index", "student_side", "check")
@@ -287,11 +288,12 @@ def cmd_import(a):
                 continue
             ws = np.array([hdio.words(s) for s in o["student"]])
             wr = np.array([hdio.words(s) for s in o["reference"]])
-            dl = int(np.sum((o["verdict"][j] != 0) & (ws != wr)))
+            vj = o["verdict"][j]
+            dl = int(np.sum((vj != 0) & (vj != UNJUDGED) & (ws != wr)))
             attrs[(rn, sp, j)] = (at, dl)
 
     def agreement(xs, j):
-        xs = [x for x in xs if x["h"] is not None and j in x["v"]]
+        xs = [x for x in xs if x["h"] is not None and j in x["v"] and x["v"][j] != UNJUDGED]
         h = np.array([x["h"] for x in xs], dtype=int)
         v = np.array([x["v"][j] for x in xs], dtype=int)
         dec = (h != 0) & (v != 0)

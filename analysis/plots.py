@@ -18,6 +18,12 @@ Writes into DIR:
                       after r rounds) and of its evaluation outputs
                       (/sft/eval, /rounds/<r>/eval, /eval; --split), with the teacher
                       references' mean as a dashed line.
+  trace_<run>.png     for every run trained with train.trace=1: the last steps'
+                      intervals per rank (/trace) -- compute (forward and
+                      backward), each gradient reduction (comm), the wait for
+                      them after the backward pass, the optimizer step -- and
+                      in the title the share of reduction time hidden behind
+                      compute over all steps and ranks.
 A figure no run has data for is skipped with a note on stderr. Prints one line
 per file written: "wrote PATH (counts of what was drawn)". --data FILE.csv also
 writes every plotted value (figure, run, series, x, y, y_low, y_high), e.g. to
@@ -179,6 +185,41 @@ def plot_length(plt, runs, out, split):
     return path
 
 
+def plot_trace(plt, run, out, last=3):
+    tr = run.trace
+    steps = np.unique(tr["step"])[-last:]
+    colors = {0: "tab:blue", 1: "tab:orange", 2: "tab:red", 3: "tab:green"}
+    ranks = sorted(set(tr["rank"].tolist()))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.9 * len(ranks)))
+    n = 0
+    for r in ranks:
+        for k in (0, 2, 3, 1):
+            sel = (tr["rank"] == r) & (tr["kind"] == k) & np.isin(tr["step"], steps)
+            if not np.any(sel):
+                continue
+            a, b = tr["t0"][sel], tr["t1"][sel]
+            y = r + (0.2 if k == 1 else -0.2 if k == 0 else 0.0)
+            ax.broken_barh(list(zip(a, b - a)), (y - 0.15, 0.3), facecolors=colors[k], gid=hdio.TRACE_KINDS[k])
+            record("trace", run.name, f"rank {r} {hdio.TRACE_KINDS[k]}", a.tolist(), (b - a).tolist())
+            n += int(np.sum(sel))
+    total, hidden = hdio.comm_hidden(tr)
+    share = f"{100 * hidden / total:.0f} %" if total > 0 else "-"
+    ax.set_yticks(ranks)
+    ax.set_yticklabels([f"rank {r}" for r in ranks])
+    ax.set_xlabel("seconds since the trainer started (each rank's clock)")
+    ax.set_title(f"{run.name}: steps {int(steps[0])}-{int(steps[-1])}; reduction {total:.2f} s over all steps, "
+                 f"{share} hidden behind compute")
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color=colors[k], label=hdio.TRACE_KINDS[k]) for k in (0, 1, 2, 3)],
+              loc="upper left", fontsize=8, ncol=4)
+    fig.tight_layout()
+    path = os.path.join(out, f"trace_{run.name}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path} (ranks={len(ranks)} intervals={n} hidden={share})")
+    return path
+
+
 def make_all(runs, out, split="eval", judge="critic"):
     plt = hdio.matplotlib_pyplot()
     try:
@@ -186,6 +227,7 @@ def make_all(runs, out, split="eval", judge="critic"):
     except OSError as e:
         hdio.fail(f"{out}: cannot create the directory ({e.strerror})")
     written = [plot_loss(plt, runs, out), plot_wtr(plt, runs, out, split, judge), plot_length(plt, runs, out, split)]
+    written += [plot_trace(plt, r, out) for r in runs if r.trace.get("kind") is not None and len(r.trace["kind"])]
     return [p for p in written if p]
 
 

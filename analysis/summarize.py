@@ -9,8 +9,9 @@ Columns, from each RUN_DIR/run.h5 (and the run's data.h5 for the teacher):
                          runs, plus critique.objective, critique.beta,
                          critique.rounds, train.lr, train.seed (--keys k1,k2 replaces them)
   <split>.<judge>.<x>    for every split and judge of /eval: wtr, wtr_ci_low,
-                         wtr_ci_high, position_bias, length_bias, student_words,
-                         reference_words, n
+                         wtr_ci_high, lc_winrate, lc_ci_low, lc_ci_high,
+                         position_bias, position_consistency, length_bias,
+                         student_words, reference_words, n, judged
   steps, train_time_s, loss_tokens, final_loss   last /metrics/train step, time, tokens, loss
   usage.<role>.<x>       LLM usage: critic and judges from run.h5 /usage/<role>
                          (requests, eval_requests, cache_hits, prompt_tokens,
@@ -31,11 +32,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hdio  # noqa: E402
 
 DEFAULT_KEYS = ("critique.objective", "critique.beta", "critique.rounds", "train.lr", "train.seed")
-EVAL_COLS = ("wtr", "wtr_ci_low", "wtr_ci_high", "position_bias", "length_bias",
-             "student_words", "reference_words", "n")
+EVAL_COLS = ("wtr", "wtr_ci_low", "wtr_ci_high", "lc_winrate", "lc_ci_low", "lc_ci_high",
+             "position_bias", "position_consistency", "length_bias",
+             "student_words", "reference_words", "n", "judged")
 RUN_USAGE = ("requests", "eval_requests", "cache_hits", "prompt_tokens", "completion_tokens")
 TEACHER_USAGE = ("requests", "cache_hits", "prompt_tokens", "completion_tokens")
-DIGITS = {"wtr": 1, "wtr_ci_low": 1, "wtr_ci_high": 1, "position_bias": 3, "length_bias": 3,
+DIGITS = {"wtr": 1, "wtr_ci_low": 1, "wtr_ci_high": 1, "lc_winrate": 1, "lc_ci_low": 1, "lc_ci_high": 1,
+          "position_bias": 3, "position_consistency": 3, "length_bias": 3,
           "student_words": 1, "reference_words": 1, "train_time_s": 1, "final_loss": 4}
 
 

@@ -14,7 +14,7 @@
 # hdistill: build/bench/bench_decode (gen_run, GenOptions.batch = all rows);
 # PyTorch: bench/torch_decode.py (Debian python3-torch, float32, no_grad,
 # preallocated cache), run with the default OpenMP wait policy and with
-# OMP_WAIT_POLICY=PASSIVE (PERF.md), the better kept per mode and named.
+# OMP_WAIT_POLICY=PASSIVE (docs/performance.md), the better kept per mode and named.
 # End of text: id V-1, made unreachable in the random weights the same way on
 # both sides (see bench_decode.c); both check that every sequence ran 32 steps.
 # Tokens: generated tokens of all sequences (sampling 16*6*32 = 3072 per run;
@@ -34,7 +34,7 @@
 #   RESULT decode_sample_tok_s=... torch_sample_tok_s=... decode_beam_tok_s=...
 #          torch_beam_tok_s=... sample_ratio=... beam_ratio=... sgemm_gflops=...
 # (ratio = hdistill / PyTorch).  On a quiet machine the whole run should take
-# roughly 15-20 minutes (an estimate from PERF.md's rates; PyTorch runs 2 wait
+# roughly 15-20 minutes (an estimate from docs/performance.md's rates; PyTorch runs 2 wait
 # policies x both modes x (warm-up + reps)).
 # Environment: BENCH_DECODE_REPS (3), BENCH_DECODE_WARMUP (1);
 # BENCH_DECODE_TINY=1 swaps in tiny models and sizes (checks the script end

@@ -32,9 +32,9 @@ static const char USAGE[] =
     "        the teacher writes teach.n humorous paraphrases of every input -> data.path /teacher\n"
     "  serve --standin --port P [--seed S] [--request-log FILE] [--latency-ms X] [--fault KIND=RATE]...\n"
     "        the built-in stand-in OpenAI-compatible endpoint (a test world, not a model)\n"
-    "  critique CONFIG [--set ...]\n"
+    "  critique CONFIG [--set ...] [--dry-run]\n"
     "        the critique rounds (sample, pair, critic, DPO/BRIO/SD/FT) on the trained student\n"
-    "  eval CONFIG [--set ...]\n"
+    "  eval CONFIG [--set ...] [--dry-run]\n"
     "        win-or-tie rate of the newest checkpoint vs the teacher, per judge, both orders\n"
     "  run CONFIG [--set ...] [--dry-run]\n"
     "        the whole method: ingest -> teach -> train -> critique -> eval (completed stages skipped)\n"
@@ -43,9 +43,9 @@ static const char USAGE[] =
     "  check CONFIG [--set section.key=value]...\n"
     "        validate a configuration without reading data (exit 0, or 2 naming the key)\n"
     "  export RUN_DIR|CHECKPOINT.h5 --out DIR\n"
-    "        the student's weights as a Hugging Face GPT-2 model.safetensors + config.json\n"
-    "  tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
-    "        print GPT-2 token ids of each stdin line\n"
+    "        the student as a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)\n"
+    "  tokenize (--hf TOKENIZER_JSON | --gpt2-vocab FILE --gpt2-merges FILE) [--decode]\n"
+    "        print the token ids of each stdin line (or the text of ids)\n"
     "  help-config [SECTION,...]\n"
     "        every configuration option with type, default, bounds and meaning\n"
     "  version\n"
@@ -129,32 +129,34 @@ static const char RUN_HELP[] =
     "options:\n";
 
 static const char TOKENIZE_HELP[] =
-    "usage: hdistill tokenize --gpt2-vocab FILE --gpt2-merges FILE\n"
+    "usage: hdistill tokenize (--hf TOKENIZER_JSON | --gpt2-vocab FILE --gpt2-merges FILE) [--decode] [-z]\n"
     "\n"
-    "Reads text lines on stdin (a line ends at \\n, which is not part of the text) and\n"
-    "prints each line's GPT-2 token ids, space-separated, one output line per input\n"
-    "line.  FILE: GPT-2's vocab.json/encoder.json and merges.txt/vocab.bpe.\n";
+    "Reads records on stdin (a line ending in \\n, or with -z/--null-data a NUL-ended\n"
+    "record; the delimiter is not part of the text) and prints each record's token ids,\n"
+    "space-separated, one output record per input record; with --decode, reads ids and\n"
+    "prints the text.  --hf: a Hugging Face tokenizer.json (or its directory); --gpt2-*:\n"
+    "GPT-2's vocab.json/encoder.json and merges.txt/vocab.bpe.\n";
 
 static const char EXPORT_HELP[] =
     "usage: hdistill export RUN_DIR|CHECKPOINT.h5 --out DIR\n"
     "\n"
     "Writes the student of the newest readable checkpoint of RUN_DIR/ckpt (or of the\n"
-    "checkpoint given) for other tools, in Hugging Face's GPT-2 layout:\n"
-    "  DIR/model.safetensors  float32 weights, names transformer.*, Conv1D matrices [in, out],\n"
-    "                         the LM head tied to wte (not stored)\n"
-    "  DIR/config.json        GPT2LMHeadModel configuration (n_layer, n_head, n_embd, ...)\n"
-    "The file can start another run (model.init_from).  The tokenizer stays in the\n"
-    "checkpoint's /tokenizer; with tokenizer.type gpt2 it is GPT-2's own.\n"
+    "checkpoint given) as a Hugging Face model directory, for other tools or for\n"
+    "model.init_from of another run:\n"
+    "  Llama-style students: DIR/config.json (LlamaForCausalLM, Qwen2ForCausalLM or\n"
+    "      Qwen3ForCausalLM), DIR/model.safetensors (float32), and the run's\n"
+    "      tokenizer.json byte for byte with a tokenizer_config.json\n"
+    "  GPT-2 students: DIR/model.safetensors (names transformer.*, Conv1D matrices\n"
+    "      [in, out], the LM head tied to wte) and DIR/config.json (GPT2LMHeadModel);\n"
+    "      a tokenizer.json only when the run used tokenizer.type hf\n"
     "Exit codes: 0 done, 1 write error, 2 no readable checkpoint or bad arguments.\n";
 
 static int critique_stage(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
-    (void)dry_run;
-    return critique_main(cfg, comm, argc, argv);
+    return dry_run ? critique_plan(cfg, comm) : critique_main(cfg, comm, argc, argv);
 }
 
 static int eval_stage(const Config *cfg, const Comm *comm, int argc, char **argv, int dry_run) {
-    (void)dry_run;
-    return eval_main(cfg, comm, argc, argv);
+    return dry_run ? eval_plan(cfg, comm) : eval_main(cfg, comm, argc, argv);
 }
 
 /* The stages: "hdistill NAME CONFIG [--set k=v]... [--dry-run]" under MPI. */

@@ -27,6 +27,25 @@ void comm_barrier(void);
 void comm_allreduce_sum_f32(float *x, size_t n);
 void comm_allreduce_sum_f64(double *x, size_t n);
 void comm_allreduce_sum_i64(int64_t *x, size_t n);
+/* Non-blocking sums (started now, completed by comm_test/comm_wait; the
+ * buffer must stay untouched until then).  A request is a small integer
+ * handle; at most COMM_MAX_REQUESTS are outstanding.  n and the counts must
+ * fit an int (buckets do).  MPI makes progress inside MPI calls, so a
+ * caller computing meanwhile calls comm_test now and then. */
+enum { COMM_MAX_REQUESTS = 4096 };
+typedef int CommRequest;
+/* in place over x[0, n) */
+CommRequest comm_iallreduce_sum_f32(float *x, size_t n);
+/* Reduce-scatter: the sum over ranks of send[0, sum(counts)) is cut into
+ * consecutive pieces, piece r (counts[r] elements) landing in rank r's recv. */
+CommRequest comm_ireduce_scatter_sum_f32(const float *send, float *recv, const int *counts);
+void comm_reduce_scatter_sum_f32(const float *send, float *recv, const int *counts);
+/* 1 when the request has completed (and is released); 0 while pending. */
+int comm_test(CommRequest r);
+void comm_wait(CommRequest r);
+/* In place: rank r's part x[displs[r], displs[r] + counts[r]) is sent to every rank. */
+void comm_allgatherv_f32(float *x, const int *counts, const int *displs);
+
 /* Logical OR / max of an int over ranks. */
 int comm_any(int flag);
 int64_t comm_max_i64(int64_t v);

@@ -16,6 +16,9 @@
 #include "base/util.h"
 
 /* One LLM endpoint role (teacher, critic): transport + sampling + prompt. */
+typedef enum { TOKEN_PARAM_MAX_TOKENS = 0, TOKEN_PARAM_MAX_COMPLETION_TOKENS } TokenParam; /* <role>.token_param */
+typedef enum { ENDPOINT_MODE_SYNC = 0, ENDPOINT_MODE_BATCH } EndpointMode;                /* <role>.mode */
+
 typedef struct {
     char *base_url;     /* ".../v1", or "standin" = start the built-in stand-in */
     char *model;
@@ -28,6 +31,12 @@ typedef struct {
     int64_t seed;       /* -1 = not sent */
     char *system;       /* system message ("" = none) */
     char *prompt;       /* user message template: {input} {n} {a} {b} */
+    int token_param;    /* TokenParam: the name the token limit is sent as */
+    char *reasoning_effort; /* "" | "none" (neither sent) | minimal | low | medium | high */
+    char *extra_body;   /* JSON object (as text) merged into every request body; "" = none */
+    int mode;           /* EndpointMode: sync | batch (the OpenAI Batch API) */
+    double batch_poll;  /* batch mode: seconds between the first polls of a batch */
+    double price_in, price_out; /* USD per million prompt / completion tokens; 0 = unknown */
 } EndpointConfig;
 
 /* Enum options are stored as the index of their value among the option's
@@ -89,6 +98,10 @@ typedef struct {
         int ckpt_keep;
         int64_t eval_every;
         double max_run_time; /* seconds; 0 = no limit */
+        int overlap;         /* 1: bucketed non-blocking gradient reduction during backward */
+        double bucket_mb;    /* MB of gradient per bucket */
+        int shard_optimizer; /* 1: ZeRO stage 1 */
+        int trace;           /* 1: compute/communication intervals in run.h5 /trace */
     } train;
     struct {
         char *source;    /* "wordnet" | a file path */
@@ -109,6 +122,9 @@ typedef struct {
         char *cache;     /* response cache file; "" = next to the output */
         double sync_seconds;
         double stop_grace; /* seconds in-flight requests may finish after a stop signal */
+        double budget_usd;     /* spend limit of the run, USD; 0 = none */
+        int64_t budget_tokens; /* token limit (prompt + completion) of the run; 0 = none */
+        char *budget_file;     /* file holding the amount spent, shared by concurrent runs; "" = none */
     } llm;
     struct {
         int64_t seed;

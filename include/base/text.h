@@ -10,8 +10,9 @@
 #include "base/util.h"
 
 /* Normalised copy of s[0..len) (malloc'd): invalid UTF-8 bytes become U+FFFD,
- * control characters, no-break spaces and runs of white space one space,
- * trimmed, wrapping ASCII quotes removed (repeatedly); "" if nothing is left. */
+ * control characters (C0, DEL, C1: U+0000-U+001F, U+007F-U+009F), no-break
+ * spaces (U+00A0) and runs of white space one space, trimmed, wrapping ASCII
+ * quotes removed (repeatedly); "" if nothing is left. */
 char *text_normalize(const char *s, size_t len);
 
 /* Words of s: maximal runs of non-space characters (isspace, C locale). */

@@ -174,7 +174,7 @@ int util_stop_signal(void);
 /* ---- thread pool ------------------------------------------------------------
  * A fixed pool of worker threads for the non-GEMM kernels (LayerNorm, GELU,
  * attention, softmax, cross-entropy).  Workers spin briefly and then block,
- * so they give the cores back to OpenBLAS between parallel regions (PERF.md:
+ * so they give the cores back to OpenBLAS between parallel regions (docs/performance.md:
  * two spinning runtimes on two cores fight).  The calling thread takes part.
  */
 typedef void (*ParFn)(void *ctx, long begin, long end, int tid);

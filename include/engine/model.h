@@ -79,6 +79,13 @@ typedef struct {
     const float *logp;  /* [M] log-probability of its target */
     const float *logits; /* [M,V] its logits (after model_backward: dL/dlogits) */
     void *acts;         /* the family's activations */
+    /* Optional (NULL: none): during model_backward, grad_ready(grad_ctx, lo) says that
+     * grads[lo, n_params) hold their final values for this backward pass -- lo only
+     * falls, through the tail (final norm, head), each layer from the last, and 0 at the
+     * end, so a caller can start reducing a finished part while the rest is computed.
+     * Called from the calling thread, between layers. */
+    void (*grad_ready)(void *ctx, size_t lo);
+    void *grad_ctx;
 } Model;
 
 /* A GPT-2 configuration (the other fields zero). */
@@ -99,8 +106,16 @@ size_t model_param_count(const ModelConfig *cfg);
 int model_tensor_layout(const ModelConfig *cfg, ModelTensor **out);
 /* Bytes of activations + scratch for B x T rows. */
 size_t model_activation_bytes(const ModelConfig *cfg, int B, int T);
-/* Model FLOPs per token, forward + backward (PaLM convention, PERF.md). */
+/* Model FLOPs per token, forward + backward (PaLM convention, docs/performance.md). */
 double model_flops_per_token(const ModelConfig *cfg, int T);
+
+/* Cuts the flat parameter vector into W slices for W ranks (ZeRO-1 optimizer
+ * state): bounds[0..W] with bounds[0] = 0, bounds[W] = n_params, slice r =
+ * [bounds[r], bounds[r+1]), each within one row of n / W of an even cut and
+ * falling on a row of the tensor it cuts (so each slice's part of a tensor is
+ * one rectangular block of whole rows: one hyperslab).  Slices may be empty
+ * when W exceeds the number of rows. */
+void model_shard_bounds(const Model *m, int W, size_t *bounds);
 
 /* Lays out tensors and allocates params and grads; CHECKs the configuration. */
 void model_init(Model *m, const ModelConfig *cfg);

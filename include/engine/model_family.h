@@ -40,6 +40,11 @@ typedef struct ModelFamily {
     size_t (*kv_bytes)(const ModelKV *kv);
 } ModelFamily;
 
+/* For backward passes: grads[lo, n_params) are final (calls m->grad_ready when set). */
+static inline void model_grads_final(Model *m, size_t lo) {
+    if (m->grad_ready) m->grad_ready(m->grad_ctx, lo);
+}
+
 extern const ModelFamily model_family_gpt2;
 extern const ModelFamily model_family_llama;
 

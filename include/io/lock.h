@@ -12,14 +12,16 @@
  * nothing.
  *
  * The lock of a run directory is RUN_DIR/lock (the directory is created if
- * needed); the lock of a data file is PATH.lock.  Locks are per process and
- * re-entrant: taking a lock the process holds returns it again (hdistill run
- * takes the run's lock once; its stages take it again).  Only rank 0 locks.
+ * needed); the lock of a data file is PATH.lock (PATH's directory is created
+ * if needed).  Locks are per process and re-entrant: taking a lock the
+ * process holds returns it again (hdistill run takes the run's lock once;
+ * its stages take it again).  Only rank 0 locks.
  *
  * When the process ends without having written anything the lock guards
  * (the run directory holds nothing but the lock file; the data file does
- * not exist), the lock file and a directory the lock created are removed
- * again at exit(), so a refused configuration leaves nothing behind.
+ * not exist), the lock file and the directory the lock created (the
+ * innermost one, when it made several) are removed again at exit(), so a
+ * refused configuration leaves nothing behind.
  */
 #ifndef HDISTILL_LOCK_H
 #define HDISTILL_LOCK_H

@@ -106,8 +106,9 @@ int store_append_i64(StoreFile *f, const char *obj, const int64_t *x, int64_t n,
 /* Shrinks a 1-D series to n elements (no-op if shorter or absent). */
 int store_truncate(StoreFile *f, const char *obj, int64_t n, Err *e);
 
-/* Names of the links in a group (malloc'd array of malloc'd names; *n set),
- * or NULL if it is not a group. */
+/* Names of the links in a group (malloc'd array of malloc'd names; *n set;
+ * an empty group gives a non-NULL array and *n = 0), or NULL (*n = 0) if it
+ * is not a group. */
 char **store_list(StoreFile *f, const char *group, int *n);
 
 /* Library version string: "HDF5 x.y.z". */

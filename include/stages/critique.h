@@ -28,5 +28,10 @@
 
 /* Runs the rounds not yet complete; returns the exit code (collective). */
 int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv);
+/* `hdistill critique --dry-run`: checks what the rounds need (the inputs and
+ * the teacher's answers in data.path, a readable checkpoint in run.dir) and
+ * prints what is left to do and the most critic requests it can take; reads
+ * only (no lock, nothing written, nothing sent).  Collective; exit code. */
+int critique_plan(const Config *cfg, const Comm *comm);
 
 #endif

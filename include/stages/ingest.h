@@ -7,10 +7,13 @@
  * input per line).  Each input is normalised (invalid UTF-8 replaced by
  * U+FFFD, control characters and runs of white space made one space,
  * trimmed, wrapping quotes removed), filtered by word count, and
- * de-duplicated case-insensitively.  Inputs are ordered by a keyed hash of
- * their text (seeded), so `ingest.limit` takes a random but reproducible
- * subset, and the eval split is the inputs whose hash falls under
- * `ingest.eval_fraction` -- independent of file order and of the limit.
+ * de-duplicated case-insensitively (of inputs equal up to case, the
+ * smallest spelling in byte order is kept; an out-of-distribution input
+ * equal up to case to one of the main source is dropped).  Inputs are
+ * ordered by a keyed hash of their text (seeded), so `ingest.limit` takes a
+ * random but reproducible subset, and the eval split is the inputs whose
+ * hash falls under `ingest.eval_fraction` -- independent of file order and
+ * of the limit.
  *
  * data.h5 gets /inputs/train, /inputs/eval, /inputs/ood (UTF-8 strings),
  * counts and the ingest signature as attributes, /config and /provenance

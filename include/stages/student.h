@@ -57,9 +57,12 @@ int student_load_init_from(const Config *cfg, Model *m, char *info, size_t ninfo
  * NULL with e set; bpe tokenizers are trained (train.c), not loaded. */
 Tokenizer *student_load_tokenizer(const Config *cfg, Err *e);
 
-/* Collective.  Loads the newest readable checkpoint of cfg->run.dir into s
- * (opt, if given, is initialised with the train.* AdamW settings and gets the
- * moments).  -1 with e set (same status on every rank) if there is none. */
+/* Collective.  Loads the newest readable checkpoint of cfg->run.dir into s.
+ * opt, if given, is initialised with train.beta1, beta2, eps and grad_clip
+ * and weight decay 0 (its one user, the critique phase, trains without
+ * decay; train.weight_decay is SFT's), and gets the checkpoint's moments.
+ * -1 with e set (same status on every rank) if there is none; s and opt
+ * then hold nothing to free. */
 int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, int quarantine, Err *e);
 
 /* Rank 0, inside a collective section: reads the whole state of the

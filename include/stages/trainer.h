@@ -24,6 +24,7 @@
 #include "engine/optim.h"
 #include "io/prov.h"
 #include "io/store.h"
+#include "stages/gradsync.h"
 #include "stages/student.h"
 
 /* Collective: rank 0 takes the lock of run.dir (io/lock.h), waiting up to
@@ -41,6 +42,7 @@ typedef struct {
     const Comm *comm;
     Student s;
     Optim opt;
+    GradSync *gs;         /* the step's reduction and optimizer step (trainer_start_sync) */
     int threads;
     Provenance prov;      /* rank 0 */
     StoreFile *run;       /* rank 0: run.h5, open for writing */
@@ -72,9 +74,17 @@ void trainer_close_run(Trainer *t);
 /* Collective: 1 when the ranks agree to stop before the next step (see
  * above); logs why once. */
 int trainer_should_stop(Trainer *t);
-/* After a step of dt seconds: step + 1, tokens, elapsed, the step-time
- * average, the log entry (rank 0). */
+/* Collective.  After a step of dt seconds: step + 1, tokens, elapsed, the
+ * step-time average, the log entry (rank 0), the step's trace (train.trace). */
 void trainer_step_done(Trainer *t, double loss, double lr, double gnorm, int64_t ntok, double dt);
+/* The gradient reduction options of train.* (gradsync.h). */
+GradSyncOptions trainer_sync_options(const Config *cfg);
+/* Collective, once the model and optimizer exist: creates t->gs. */
+void trainer_start_sync(Trainer *t);
+/* The communication line at the end of training: seconds reducing
+ * gradients and the share hidden behind compute (rank 0's; nothing on one
+ * rank). */
+void trainer_log_comm(const Trainer *t);
 /* Collective: writes a checkpoint of the current state unless one of this
  * step exists (rank 0 writes, then prunes to train.ckpt_keep). */
 void trainer_checkpoint(Trainer *t);

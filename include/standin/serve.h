@@ -16,13 +16,19 @@
  * function of (seed, k), and the fault and latency drawn are functions of
  * (seed, k, r) -- a retry gets a fresh draw, a rerun the same ones.
  *
+ * Dialects (dialect.h, --dialect NAME): the same answers in the shapes of
+ * OpenAI (chat and reasoning models), vLLM (with and without a reasoning
+ * parser), llama.cpp's llama-server, Ollama and Azure, with their error
+ * bodies.  The Files and Batch API (batchsrv.h) is served on /v1/files and
+ * /v1/batches.
+ *
  * Request log (optional): one JSON object per line and per request, written
  * and flushed when the request ends (answered, closed or cut by shutdown),
  * so lines follow the order requests end, not the order they arrived:
  *   {"time":<unix s when received>,"key":"<64 hex>"|null,"role":"teacher"|
- *    "critic"|"unknown","path":"/v1/...","status":<HTTP status>|null,
- *    "fault":"none"|"429"|...,"latency_ms":<delay applied>,"repeat":r,
- *    "completed":true|false}
+ *    "critic"|"unknown","method":"GET"|"POST"|...,"path":"/v1/...",
+ *    "status":<HTTP status>|null,"fault":"none"|"429"|...,"latency_ms":
+ *    <delay applied>,"repeat":r,"completed":true|false}
  * key is null when the body did not parse; status is null when nothing was
  * sent (hang); completed tells whether the whole response was handed to
  * the kernel.
@@ -32,6 +38,7 @@
 
 #include <stdint.h>
 
+#include "standin/dialect.h"
 #include "standin/standin.h"
 #include "base/util.h"
 
@@ -47,11 +54,23 @@ typedef enum {
     SERVE_FAULT_TRUNCATED, /* 200, declares Content-Length, closes half-way */
     SERVE_FAULT_EMPTY,     /* 200, every choice's content is "" */
     SERVE_FAULT_SCHEMA,    /* 200, valid JSON without "choices" */
+    /* the quirks of real servers, documented bodies (docs/standin.md): */
+    SERVE_FAULT_QUOTA,     /* 429 insufficient_quota (OpenAI billing): code and type insufficient_quota */
+    SERVE_FAULT_RETRY_DATE, /* 429 whose Retry-After is an HTTP date retry_after_s ahead */
+    SERVE_FAULT_FILTER_400, /* 400 code content_filter, param prompt, with innererror (Azure's prompt filter) */
+    SERVE_FAULT_FILTERED,  /* 200, content null, finish_reason content_filter (Azure's completion filter) */
+    SERVE_FAULT_REFUSAL,   /* 200, content null, message.refusal set (OpenAI) */
+    SERVE_FAULT_THINK,     /* 200, content "<think>\nreasoning\n</think>\n\nanswer" */
+    SERVE_FAULT_LONE_THINK, /* 200, content "reasoning\n</think>\n\nanswer" (DeepSeek-R1 without <think>) */
+    SERVE_FAULT_PARTS,     /* 200, content as parts: thinking + text (Mistral Magistral) */
+    SERVE_FAULT_EXHAUSTED, /* 200, content "", finish_reason length: the limit went to reasoning */
     SERVE_FAULT_KINDS
 } ServeFault;
 
 /* "none", "429", "500", "503", "hang", "malformed", "truncated", "empty",
- * "schema"; serve_fault_parse returns the kind or -1. */
+ * "schema", "quota", "retry-date", "filter-400", "filtered", "refusal",
+ * "think", "lone-think", "parts", "length-empty"; serve_fault_parse
+ * returns the kind or -1. */
 const char *serve_fault_name(int fault);
 int serve_fault_parse(const char *name);
 
@@ -74,6 +93,12 @@ typedef struct {
     int threads;              /* MHD worker threads; 0: min(4, online CPUs) */
     int max_hung;             /* hung connections kept at most (oldest closed first); 512 */
     const char *fortunes_dir, *wordnet_dir; /* NULL: the Debian defaults */
+    int dialect;              /* ServeDialect (dialect.h); DIALECT_STANDIN */
+    const char *served_model; /* requests for another model get the dialect's 404; NULL: any model */
+    int ctx_words;            /* llama-server: prompts longer than this many words get its 400; 0: no limit */
+    double batch_delay_s;     /* Batch API: seconds from creating a batch to its end; 1 */
+    double batch_fail_rate;   /* Batch API: share of lines that fail (500 in the error file); 0 */
+    double batch_expire_rate; /* Batch API: share of lines that expire (the batch ends "expired"); 0 */
     const StandinWorld *world; /* borrowed, outlives the server; NULL: serve_start builds one */
 } ServeOptions;
 
@@ -109,6 +134,7 @@ typedef struct {
     int64_t completed;                      /* of those, response fully sent */
     int64_t pending;                        /* delayed answers not yet due, now */
     int64_t hung;                           /* connections held by the hang fault, now */
+    int64_t files, batches, batches_cancelled, batch_lines; /* the Batch API */
 } ServeStats;
 
 void serve_stats(const Server *s, ServeStats *out);

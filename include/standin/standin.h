@@ -130,4 +130,14 @@ double standin_log_sigmoid(double z);
 char *standin_critique(const StandinWorld *w, const StandinCriticParams *p, const char *literal,
                        const char *a, const char *b, uint64_t draw, double *logit, int *answer);
 
+/* ---- reasoning ------------------------------------------------------------------ */
+
+/* What a "thinking" model writes before its answer, for the dialects and
+ * fault kinds that show reasoning (dialect.h, serve.h) -- made to trap a
+ * client that parses it: a critic's reasoning holds the decoy verdict
+ * "Answer: <3 - answer>" (*decoy_at: the offset of that digit); a
+ * teacher's holds two numbered draft lines that are not part of the answer.
+ * malloc'd; answer is the critic's verdict (1 or 2), n the items asked. */
+char *standin_reasoning(StandinRole role, const char *literal, int n, int answer, long *decoy_at);
+
 #endif

@@ -1,4 +1,4 @@
-/* comm -- MPI wrappers; see include/comm.h.  Every MPI call is checked:
+/* comm -- MPI wrappers; see include/base/comm.h.  Every MPI call is checked:
  * a failing call DIEs with the MPI error string. */
 #include "base/comm.h"
 
@@ -76,6 +76,60 @@ void comm_allreduce_sum_f64(double *x, size_t n) {
 
 void comm_allreduce_sum_i64(int64_t *x, size_t n) {
     MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+}
+
+/* ---- non-blocking ---- */
+
+static MPI_Request g_req[COMM_MAX_REQUESTS];
+static unsigned char g_req_used[COMM_MAX_REQUESTS];
+
+static CommRequest req_new(void) {
+    for (int i = 0; i < COMM_MAX_REQUESTS; i++)
+        if (!g_req_used[i]) {
+            g_req_used[i] = 1;
+            g_req[i] = MPI_REQUEST_NULL;
+            return i;
+        }
+    DIE("more than %d outstanding MPI requests", COMM_MAX_REQUESTS);
+}
+
+static int count_of(size_t n) {
+    CHECK(n <= (size_t)2147483647, "MPI count %zu does not fit an int", n);
+    return (int)n;
+}
+
+CommRequest comm_iallreduce_sum_f32(float *x, size_t n) {
+    CommRequest r = req_new();
+    MPI_CALL(MPI_Iallreduce(MPI_IN_PLACE, x, count_of(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_req[r]));
+    return r;
+}
+
+CommRequest comm_ireduce_scatter_sum_f32(const float *send, float *recv, const int *counts) {
+    CommRequest r = req_new();
+    MPI_CALL(MPI_Ireduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_req[r]));
+    return r;
+}
+
+void comm_reduce_scatter_sum_f32(const float *send, float *recv, const int *counts) {
+    MPI_CALL(MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+}
+
+int comm_test(CommRequest r) {
+    CHECK(r >= 0 && r < COMM_MAX_REQUESTS && g_req_used[r], "bad MPI request %d", r);
+    int done = 0;
+    MPI_CALL(MPI_Test(&g_req[r], &done, MPI_STATUS_IGNORE));
+    if (done) g_req_used[r] = 0;
+    return done;
+}
+
+void comm_wait(CommRequest r) {
+    CHECK(r >= 0 && r < COMM_MAX_REQUESTS && g_req_used[r], "bad MPI request %d", r);
+    MPI_CALL(MPI_Wait(&g_req[r], MPI_STATUS_IGNORE));
+    g_req_used[r] = 0;
+}
+
+void comm_allgatherv_f32(float *x, const int *counts, const int *displs) {
+    MPI_CALL(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
 }
 
 int comm_any(int flag) {

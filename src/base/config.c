@@ -1,4 +1,4 @@
-/* config -- see include/config.h.  The OPTIONS table below is the single
+/* config -- see include/base/config.h.  The OPTIONS table below is the single
  * declaration of every option; parsing, validation, help and dumps all walk
  * it. */
 #include "base/config.h"
@@ -64,7 +64,20 @@ typedef struct {
     {#R ".top_logprobs", OT_INT, F(R.top_logprobs), TOPLP, 0, 20, NULL, "alternatives per token"},          \
     {#R ".system", OT_STRING, F(R.system), "", 0, 0, NULL, "system message (\"\" = none)"},                  \
     {#R ".prompt", OT_STRING, F(R.prompt), PROMPT, 0, 0, NULL,                                              \
-     "user message template; {input} {n} (teacher), {input} {a} {b} (critic)"}
+     "user message template; {input} {n} (teacher), {input} {a} {b} (critic)"},                            \
+    {#R ".token_param", OT_ENUM, F(R.token_param), "max_tokens", 0, 0, "max_tokens|max_completion_tokens",    \
+     "the name the token limit is sent as (OpenAI o-series and gpt-5 models want max_completion_tokens)"},    \
+    {#R ".reasoning_effort", OT_ENUM, F(R.reasoning_effort), "", 0, 0, "|none|minimal|low|medium|high",       \
+     "reasoning models: reasoning_effort sent with every request; \"\" or none = not sent"},                  \
+    {#R ".extra_body", OT_STRING, F(R.extra_body), "", 0, 0, NULL,                                           \
+     "a JSON object merged into every request body, e.g. {\"chat_template_kwargs\":{\"enable_thinking\":false}}"}, \
+    {#R ".mode", OT_ENUM, F(R.mode), "sync", 0, 0, "sync|batch",                                             \
+     "sync: requests in flight at once; batch: the OpenAI Batch API (files + /v1/batches, half price, <= 24 h)"}, \
+    {#R ".batch_poll", OT_FLOAT, F(R.batch_poll), "30", 0.01, 86400, NULL,                                   \
+     "batch mode: seconds between the first polls of a batch (grows to 10x)"},                               \
+    {#R ".price_in", OT_FLOAT, F(R.price_in), "0", 0, 1e6, NULL, "USD per million prompt tokens; 0 = unknown"}, \
+    {#R ".price_out", OT_FLOAT, F(R.price_out), "0", 0, 1e6, NULL,                                           \
+     "USD per million completion tokens (reasoning tokens included); 0 = unknown"}
 
 static const OptSpec OPTIONS[] = {
     {"run.dir", OT_STRING, F(run.dir), "runs/default", 0, 0, NULL,
@@ -141,7 +154,7 @@ static const OptSpec OPTIONS[] = {
     {"train.schedule", OT_ENUM, F(train.schedule), "cosine", 0, 0, "cosine|constant",
      "learning-rate schedule after warm-up"},
     {"train.weight_decay", OT_FLOAT, F(train.weight_decay), "0.1", 0, 10, NULL,
-     "AdamW decoupled weight decay (matrices and embeddings only)"},
+     "AdamW decoupled weight decay of SFT (matrices and embeddings only; the critique phase uses none)"},
     {"train.beta1", OT_FLOAT, F(train.beta1), "0.9", 0, 0.999999, NULL, "AdamW beta1"},
     {"train.beta2", OT_FLOAT, F(train.beta2), "0.95", 0, 0.999999, NULL, "AdamW beta2"},
     {"train.eps", OT_FLOAT, F(train.eps), "1e-8", 1e-30, 1, NULL, "AdamW epsilon"},
@@ -154,16 +167,32 @@ static const OptSpec OPTIONS[] = {
      "checkpoints kept (the newest)"},
     {"train.eval_every", OT_I64, F(train.eval_every), "0", 0, BIG, NULL,
      "validation loss every N steps (needs data.val_fraction > 0); 0 = only at the end"},
+    {"train.overlap", OT_INT, F(train.overlap), "1", 0, 1, NULL,
+     "1 = reduce gradients in buckets with non-blocking allreduces started while the backward pass goes on; "
+     "0 = one blocking allreduce after it (same result)"},
+    {"train.bucket_mb", OT_FLOAT, F(train.bucket_mb), "25", 0.001, 1e6, NULL,
+     "MB of gradient per bucket (train.overlap=1)"},
+    {"train.trace", OT_INT, F(train.trace), "0", 0, 1, NULL,
+     "1 = record per-step compute and communication intervals of every rank in run.h5 /trace "
+     "(analysis/plots.py draws them)"},
     ENDPOINT_OPTIONS(teacher, "0.8", "1", "256", "0", "0", TEACHER_PROMPT, "teacher"),
     ENDPOINT_OPTIONS(critic, "0", "-1", "128", "1", "5", CRITIC_PROMPT, "critic"),
 
     {"llm.cache", OT_STRING, F(llm.cache), "", 0, 0, NULL,
-     "LLM response cache (append-only); \"\" = data.path + \".llm-cache\" for ingest/teach"},
+     "LLM response cache (append-only); \"\" = data.path + \".llm-cache\" for teach, run.dir/llm-cache for the "
+     "critic and judges of a run"},
     {"llm.sync_seconds", OT_FLOAT, F(llm.sync_seconds), "1", 0, 3600, NULL,
      "fsync the cache at most this often (every answer is written at once)"},
     {"llm.stop_grace", OT_FLOAT, F(llm.stop_grace), "20", 0, 3600, NULL,
      "on SIGTERM/SIGUSR1: seconds the requests in flight may still finish (their answers are cached); "
      "nothing new is sent"},
+    {"llm.budget_usd", OT_FLOAT, F(llm.budget_usd), "0", 0, 1e9, NULL,
+     "spend limit in USD (needs the roles' price_in/price_out and max_tokens); a request that could cross it is "
+     "not sent; 0 = none"},
+    {"llm.budget_tokens", OT_I64, F(llm.budget_tokens), "0", 0, BIG, NULL,
+     "limit on prompt + completion tokens, counted like llm.budget_usd; 0 = none"},
+    {"llm.budget_file", OT_STRING, F(llm.budget_file), "", 0, 0, NULL,
+     "file holding what was spent, shared (under flock) by concurrent runs so a sweep has one cap; \"\" = none"},
 
     {"ingest.source", OT_STRING, F(ingest.source), "wordnet", 0, 0, NULL,
      "\"wordnet\" (WordNet example sentences) or a file of literal inputs"},
@@ -497,8 +526,14 @@ int config_load_judges(const Config *c, const char *path, JudgeConfig **out, int
             rc = err_set(e, "%s: needs a non-empty string \"name\"", src);
             break;
         }
-        for (int m = 0; m < k; m++)
-            if (!strcmp(j[m].name, nm->valuestring)) rc = err_set(e, "%s: name '%s' used twice", src, nm->valuestring);
+        const char *nv = nm->valuestring;
+        if (strspn(nv, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(nv) ||
+            !strcmp(nv, "critic") || !strcmp(nv, "agreement") || nv[0] == '.')
+            rc = err_set(e, "%s: name '%s' cannot name a judge (hint: letters, digits, '_', '.', '-'; not 'critic' or "
+                            "'agreement', which run.h5 uses)",
+                         src, nv);
+        for (int m = 0; m < k && rc == 0; m++)
+            if (!strcmp(j[m].name, nv)) rc = err_set(e, "%s: name '%s' used twice", src, nv);
         if (rc) break;
         snprintf(src, sizeof src, "%s: judge '%s'", path, nm->valuestring);
         config_init(&j[k].holder);

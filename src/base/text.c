@@ -39,7 +39,7 @@ char *text_normalize(const char *s, size_t len) {
             i++;
             continue;
         }
-        if (n == 2 && p[i] == 0xC2 && p[i + 1] == 0xA0) { /* no-break space */
+        if (n == 2 && p[i] == 0xC2 && (p[i + 1] <= 0x9F || p[i + 1] == 0xA0)) { /* C1 controls, no-break space */
             if (!space) bytebuf_putc(&b, ' ');
             space = 1;
             i += 2;

@@ -1,4 +1,4 @@
-/* util -- see include/util.h.  Errors, logging, allocation, arrays, RNG,
+/* util -- see include/base/util.h.  Errors, logging, allocation, arrays, RNG,
  * time, file helpers and the kernel thread pool. */
 #include "base/util.h"
 

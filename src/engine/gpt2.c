@@ -272,6 +272,7 @@ static void backward(Model *m, const ModelBatch *b, const float *g) {
     const float *last = c->n_layer > 0 ? a->res3 + (size_t)(c->n_layer - 1) * NC : a->x0;
     ops_layernorm_backward(a->dres, G + lnfw->offset, G + lnfb->offset, a->dln, last,
                            P + lnfw->offset, a->lnf_mean, a->lnf_rstd, N, C);
+    model_grads_final(m, lnfw->offset);
     for (int l = c->n_layer - 1; l >= 0; l--) {
         const float *res = l > 0 ? a->res3 + (size_t)(l - 1) * NC : a->x0;
         float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
@@ -301,6 +302,7 @@ static void backward(Model *m, const ModelBatch *b, const float *g) {
         ops_layernorm_backward(a->dres, lp(G, m, l, T_LN1W), lp(G, m, l, T_LN1B), a->dln, res,
                                lp(P, m, l, T_LN1W), a->ln1_mean + (size_t)l * N,
                                a->ln1_rstd + (size_t)l * N, N, C);
+        model_grads_final(m, m->tensors[2 + l * T_PER_LAYER].offset);
     }
     ops_encoder_backward(dwte, G + m->tensors[1].offset, a->dres, b->tok, b->pos, N, C);
 }

@@ -460,7 +460,12 @@ static void backward(Model *m, const ModelBatch *b, const float *gl) {
                              d.C, d.C, 0);
         ops_scatter_add_rows(a->dres, dxf, a->rows, M, d.C);
     }
-    for (int l = d.L - 1; l >= 0; l--) layer_backward(m, b, l);
+    /* the tail (final norm, untied head) is final; with a tied head the embedding is not (below) */
+    model_grads_final(m, (size_t)(final_norm(m, m->params) - m->params));
+    for (int l = d.L - 1; l >= 0; l--) {
+        layer_backward(m, b, l);
+        model_grads_final(m, m->tensors[1 + l * per_layer(&m->cfg)].offset);
+    }
     ops_embedding_backward(embed(m, m->grads), a->dres, b->tok, N, d.C);
 }
 

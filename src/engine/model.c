@@ -136,7 +136,28 @@ int model_forward(Model *m, const ModelBatch *b) {
     return m->family->forward(m, b);
 }
 
-void model_backward(Model *m, const ModelBatch *b, const float *g) { m->family->backward(m, b, g); }
+void model_backward(Model *m, const ModelBatch *b, const float *g) {
+    m->family->backward(m, b, g);
+    if (m->grad_ready) m->grad_ready(m->grad_ctx, 0);
+}
+
+void model_shard_bounds(const Model *m, int W, size_t *bounds) {
+    CHECK(W > 0, "%d slices", W);
+    size_t n = m->n_params;
+    bounds[0] = 0;
+    for (int r = 1; r < W; r++) {
+        size_t t = (size_t)((unsigned __int128)n * (unsigned)r / (unsigned)W), b = t;
+        for (int k = 0; k < m->n_tensors; k++) {
+            const ModelTensor *x = &m->tensors[k];
+            if (t < x->offset || t >= x->offset + x->numel) continue;
+            size_t row = x->ndim == 2 ? (size_t)x->shape[1] : 1, q = (t - x->offset + row / 2) / row;
+            b = x->offset + q * row;
+            break;
+        }
+        bounds[r] = b < bounds[r - 1] ? bounds[r - 1] : b > n ? n : b;
+    }
+    bounds[W] = n;
+}
 
 void model_zero_grad(Model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
 

@@ -1,4 +1,4 @@
-/* ops -- forward/backward kernels of the GPT-2 student; see include/ops.h.
+/* ops -- forward/backward kernels of the GPT-2 student; see include/engine/ops.h.
  * GEMMs go to OpenBLAS; the rest runs on the util thread pool.  The hot
  * elementwise loops are compiled for AVX-512, AVX2 and baseline x86-64 and
  * picked at load time (target_clones); with -std=c11 GCC does not contract
@@ -56,7 +56,7 @@ static long grain_for(long per_item) {
 }
 
 /* Runs an OpenBLAS-calling task on the pool with OpenBLAS itself held to one
- * thread (small per-head GEMMs are erratic when split; PERF.md). */
+ * thread (small per-head GEMMs are erratic when split; docs/performance.md). */
 static void par_for_blas(long n, ParFn fn, void *ctx) {
     if (par_nthreads() <= 1) {
         fn(ctx, 0, n, 0);

@@ -45,7 +45,7 @@ static long grain_for(long per_item) {
 }
 
 /* Runs an OpenBLAS-calling task on the pool with OpenBLAS held to one thread
- * (small per-head GEMMs are erratic when split; PERF.md). */
+ * (small per-head GEMMs are erratic when split; docs/performance.md). */
 static void par_for_blas(long n, ParFn fn, void *ctx) {
     if (par_nthreads() <= 1) {
         fn(ctx, 0, n, 0);

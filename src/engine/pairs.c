@@ -1,4 +1,4 @@
-/* pairs -- pair selection for the critic; see include/pairs.h. */
+/* pairs -- pair selection for the critic; see include/engine/pairs.h. */
 #include "engine/pairs.h"
 
 #include <ctype.h>

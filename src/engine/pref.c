@@ -1,4 +1,4 @@
-/* pref -- DPO, BRIO and self-distillation losses; see include/pref.h. */
+/* pref -- DPO, BRIO and self-distillation losses; see include/engine/pref.h. */
 #include "engine/pref.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* ckpt -- checkpoint files; see include/ckpt.h. */
+/* ckpt -- checkpoint files; see include/io/ckpt.h. */
 #include "io/ckpt.h"
 
 #include <dirent.h>

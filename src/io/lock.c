@@ -16,7 +16,7 @@ typedef struct {
     char *file;      /* the lock file */
     LockKind kind;
     int fd;          /* kept open: closing any descriptor of the file drops a POSIX lock */
-    int made_dir;    /* the lock created the run directory */
+    char *made_dir;  /* the directory the lock created (the run directory, a data file's directory), or NULL */
     int made_file;   /* the lock created the lock file */
 } Held;
 
@@ -55,7 +55,7 @@ static void cleanup_at_exit(void) {
         int untouched = h->kind == LOCK_RUN_DIR ? dir_only_lock(h->target) : !util_file_exists(h->target);
         if (!untouched) continue;
         if (h->made_file) unlink(h->file);
-        if (h->made_dir) rmdir(h->target);
+        if (h->made_dir) rmdir(h->made_dir);
     }
 }
 
@@ -64,10 +64,11 @@ void lock_release(const char *path, LockKind kind) {
     if (!h) return;
     int untouched = kind == LOCK_RUN_DIR ? dir_only_lock(h->target) : !util_file_exists(h->target);
     if (untouched && h->made_file) unlink(h->file); /* before the lock goes: no one can have it yet */
-    if (untouched && h->made_dir) rmdir(h->target);
+    if (untouched && h->made_dir) rmdir(h->made_dir);
     close(h->fd);
     free(h->target);
     free(h->file);
+    free(h->made_dir);
     *h = g_held[--g_n_held];
 }
 
@@ -104,9 +105,22 @@ static int try_lock(int fd) {
 int lock_acquire(const char *path, LockKind kind, double wait_s, Err *e) {
     if (find_held(path, kind)) return 0;
     Held h = {.target = xstrdup(path), .file = lock_file_of(path, kind), .kind = kind, .fd = -1};
-    if (kind == LOCK_RUN_DIR && !util_file_exists(path)) {
-        if (util_mkdir_p(path, e) != 0) goto fail;
-        h.made_dir = 1;
+    /* the directory the lock file goes into: the run directory, or the data file's (ingest writes a new
+     * data.path wherever it points) */
+    char *dir = xstrdup(path);
+    if (kind == LOCK_DATA_FILE) {
+        char *slash = strrchr(dir, '/');
+        if (slash) slash[slash == dir] = 0; /* "/x" -> "/" */
+        else dir[0] = 0;
+    }
+    if (dir[0] && !util_file_exists(dir)) {
+        if (util_mkdir_p(dir, e) != 0) {
+            free(dir);
+            goto fail;
+        }
+        h.made_dir = dir;
+    } else {
+        free(dir);
     }
     h.made_file = !util_file_exists(h.file);
     h.fd = open(h.file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -155,8 +169,9 @@ int lock_acquire(const char *path, LockKind kind, double wait_s, Err *e) {
 fail:
     if (h.fd >= 0) close(h.fd);
     if (h.made_file) unlink(h.file);
-    if (h.made_dir) rmdir(h.target);
+    if (h.made_dir) rmdir(h.made_dir);
     free(h.target);
     free(h.file);
+    free(h.made_dir);
     return -1;
 }

@@ -1,4 +1,4 @@
-/* prov -- see include/prov.h. */
+/* prov -- see include/io/prov.h. */
 #include "io/prov.h"
 
 #include <cJSON.h>

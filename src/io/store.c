@@ -1,4 +1,4 @@
-/* store -- checked HDF5 helpers; see include/store.h. */
+/* store -- checked HDF5 helpers; see include/io/store.h. */
 #include "io/store.h"
 
 #include <hdf5.h>
@@ -628,6 +628,7 @@ char **store_list(StoreFile *f, const char *group, int *n) {
     hsize_t idx = 0;
     H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, list_cb, &c);
     H5Gclose(g);
+    if (!c.names) c.names = xmalloc(sizeof(char *)); /* an empty group: an empty list, not "not a group" */
     *n = c.n;
     return c.names;
 }

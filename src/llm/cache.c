@@ -1,4 +1,4 @@
-/* cache -- append-only durable response cache; see include/cache.h. */
+/* cache -- append-only durable response cache; see include/llm/cache.h. */
 #include "llm/cache.h"
 
 #include <errno.h>

@@ -39,18 +39,48 @@ static size_t marker_len(const char *s) {
     return (size_t)(p - s);
 }
 
-/* Trims spaces, wrapping quotes and markdown bold/italic from an item. */
+/* Cuts s[0..n) to its trimmed core. */
+static void trim(const char **s, size_t *n) {
+    while (*n && isspace((unsigned char)**s)) (*s)++, (*n)--;
+    while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
+}
+
+/* Drops a bold title: "**Title:** text" or "**Title**: text" -> "text"
+ * (only when text follows). */
+static void drop_bold_title(const char **s, size_t *n) {
+    if (*n < 5 || strncmp(*s, "**", 2) != 0) return;
+    const char *close = NULL;
+    for (const char *p = *s + 2; p + 1 < *s + *n; p++)
+        if (p[0] == '*' && p[1] == '*') {
+            close = p;
+            break;
+        }
+    if (!close) return;
+    const char *after = close + 2;
+    int colon = close[-1] == ':';
+    if (!colon && after < *s + *n && *after == ':') after++, colon = 1;
+    if (!colon) return;
+    size_t rest = (size_t)(*s + *n - after);
+    const char *r = after;
+    trim(&r, &rest);
+    if (!rest) return;
+    *s = r;
+    *n = rest;
+}
+
+/* Trims spaces, a bold title, wrapping quotes and markdown bold/italic from
+ * an item, as often as they nest. */
 static char *clean_item(const char *s, size_t n) {
-    while (n && isspace((unsigned char)*s)) s++, n--;
-    while (n && isspace((unsigned char)s[n - 1])) n--;
-    for (int pass = 0; pass < 2; pass++) {
+    trim(&s, &n);
+    drop_bold_title(&s, &n);
+    for (int changed = 1; changed;) {
+        changed = 0;
         if (n >= 2 && ((s[0] == '"' && s[n - 1] == '"') || (s[0] == '*' && s[n - 1] == '*') ||
-                       (s[0] == '_' && s[n - 1] == '_')))
-            s++, n -= 2;
+                       (s[0] == '_' && s[n - 1] == '_') || (s[0] == '\'' && s[n - 1] == '\'')))
+            s++, n -= 2, changed = 1;
         else if (n >= 6 && !strncmp(s, "\xE2\x80\x9C", 3) && !strncmp(s + n - 3, "\xE2\x80\x9D", 3))
-            s += 3, n -= 6; /* curly quotes */
-        while (n && isspace((unsigned char)*s)) s++, n--;
-        while (n && isspace((unsigned char)s[n - 1])) n--;
+            s += 3, n -= 6, changed = 1; /* curly quotes */
+        trim(&s, &n);
     }
     return xstrndup(s, n);
 }
@@ -64,11 +94,39 @@ static int word_count(const char *s) {
     return n;
 }
 
+/* 1 if line (not a list item) continues the item text before it: it is
+ * indented, or the item does not end a sentence and the line starts with a
+ * lowercase letter. */
+static int continues(const char *line, const ByteBuf *item) {
+    if (!item->n) return 0;
+    if (line[0] == ' ' || line[0] == '\t') return 1;
+    size_t n = item->n;
+    while (n && isspace((unsigned char)item->a[n - 1])) n--;
+    char last = n ? item->a[n - 1] : '.';
+    int ended = last == '.' || last == '!' || last == '?' || last == '"' || last == ':' ||
+                (n >= 3 && !strncmp(item->a + n - 3, "\xE2\x80\x9D", 3));
+    return !ended && islower((unsigned char)line[0]);
+}
+
+/* Appends the cleaned item text to items (when it is a real item). */
+static int flush_item(ByteBuf *item, StrVec *items) {
+    if (!item->n) return 0;
+    char *it = clean_item(item->a, item->n);
+    item->n = 0;
+    size_t il = strlen(it);
+    /* skip intro lines ("Here are three takes:") and fragments */
+    int ok = !(il > 0 && it[il - 1] == ':') && word_count(it) >= 2;
+    if (ok) strvec_push(items, it, il);
+    free(it);
+    return ok;
+}
+
 int teacher_parse_list(const char *content, int max, StrVec *items) {
     StrVec lines = {0};
     for (const char *p = content; p && *p;) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n && p[n - 1] == '\r') n--;
         strvec_push(&lines, p, n);
         p = nl ? nl + 1 : NULL;
     }
@@ -78,22 +136,35 @@ int teacher_parse_list(const char *content, int max, StrVec *items) {
         while (*l == ' ' || *l == '\t') l++;
         if (marker_len(l)) any_marker = 1;
     }
-    int added = 0;
+    int added = 0, in_item = 0;
+    ByteBuf item = {0};
     for (size_t i = 0; i < lines.n && added < max; i++) {
-        const char *l = lines.a[i];
+        const char *raw = lines.a[i], *l = raw;
         while (*l == ' ' || *l == '\t') l++;
         size_t m = marker_len(l);
-        if (any_marker && !m) continue; /* prose around a list */
-        char *item = clean_item(l + m, strlen(l + m));
-        size_t il = strlen(item);
-        /* skip intro lines ("Here are three takes:") and fragments */
-        int intro = il > 0 && item[il - 1] == ':';
-        if (!intro && word_count(item) >= 2) {
-            strvec_push(items, item, il);
-            added++;
+        if (!*l) { /* a blank line ends an item */
+            added += flush_item(&item, items);
+            in_item = 0;
+            continue;
         }
-        free(item);
+        if (any_marker && !m) {
+            if (in_item && continues(raw, &item)) {
+                bytebuf_putc(&item, ' ');
+                bytebuf_put(&item, l, strlen(l));
+            } else { /* prose around a list */
+                added += flush_item(&item, items);
+                in_item = 0;
+            }
+            continue;
+        }
+        added += flush_item(&item, items);
+        if (added >= max) break;
+        bytebuf_put(&item, l + m, strlen(l + m));
+        in_item = any_marker;
+        if (!any_marker) added += flush_item(&item, items); /* plain lines: one item each */
     }
+    if (added < max) added += flush_item(&item, items);
+    bytebuf_free(&item);
     strvec_free(&lines);
     return added;
 }

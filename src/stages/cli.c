@@ -1,4 +1,4 @@
-/* cli -- see include/cli.h. */
+/* cli -- see include/stages/cli.h. */
 #include "stages/cli.h"
 
 #include <stdint.h>

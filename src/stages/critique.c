@@ -1,4 +1,4 @@
-/* critique -- the critique phase; see include/critique.h. */
+/* critique -- the critique phase; see include/stages/critique.h. */
 #include "stages/critique.h"
 
 #include <cblas.h>
@@ -196,7 +196,8 @@ static void rows_free(Rows *r) {
 /* Sequence log-probs (and target counts) of every example in rows,
  * micro_rows rows at a time; with g non-NULL, also backward with per-token
  * gradient g[example] (accumulating into the model's gradients). */
-static void rows_pass(Model *m, const Rows *r, int micro, double *lp, int *len, const double *g, float *gbuf) {
+static void rows_pass(Model *m, const Rows *r, int micro, double *lp, int *len, const double *g, float *gbuf,
+                      GradSync *gs) {
     for (int r0 = 0; r0 < r->rows; r0 += micro) {
         int nb = r->rows - r0 < micro ? r->rows - r0 : micro;
         size_t o = (size_t)r0 * r->T;
@@ -208,6 +209,7 @@ static void rows_pass(Model *m, const Rows *r, int micro, double *lp, int *len, 
             if (len) len[e]++;
             if (g) gbuf[k] = (float)g[e];
         }
+        if (g && gs && r0 + micro >= r->rows) gradsync_arm(gs); /* the last backward pass reduces */
         if (g) model_backward(m, &b, gbuf);
     }
 }
@@ -227,7 +229,7 @@ static void compute_refs(Ctx *c, ItemSet *s) {
     rows_pack(&rw, &sub, c->T, c->t.s.eot);
     double *lp = xcalloc((size_t)(q + 1), sizeof(double));
     model_alloc_acts(&c->t.s.model, c->cfg->critique.micro_rows, c->T);
-    rows_pass(&c->t.s.model, &rw, c->cfg->critique.micro_rows, lp, NULL, NULL, NULL);
+    rows_pass(&c->t.s.model, &rw, c->cfg->critique.micro_rows, lp, NULL, NULL, NULL, NULL);
     double *all = xcalloc((size_t)(2 * s->n + 1), sizeof(double));
     q = 0;
     for (int64_t i = R; i < s->n; i += W) all[2 * i] = lp[q++], all[2 * i + 1] = lp[q++];
@@ -291,7 +293,7 @@ static double phase_step(Ctx *c, const Phase *ph, int round, int phase, int64_t 
     if (ph->obj == OBJ_CE) {
         for (int e = 0; e < nex; e++) g[e] = -1.0 / ((double)len[e] * P);
     } else {
-        rows_pass(m, &rw, micro, lp, NULL, NULL, NULL); /* pass 1: sequence log-probs */
+        rows_pass(m, &rw, micro, lp, NULL, NULL, NULL, NULL); /* pass 1: sequence log-probs */
         PrefPair *pp = xcalloc((size_t)(mine + 1), sizeof(PrefPair));
         for (int q = 0; q < mine; q++) {
             int64_t it = items[q];
@@ -317,15 +319,14 @@ static double phase_step(Ctx *c, const Phase *ph, int round, int phase, int64_t 
     /* pass 2: forward + backward with the per-sequence gradients */
     model_zero_grad(m);
     memset(lp, 0, sizeof(double) * (size_t)nex);
-    rows_pass(m, &rw, micro, lp, NULL, g, gbuf);
+    gradsync_begin(c->t.gs);
+    rows_pass(m, &rw, micro, lp, NULL, g, gbuf, c->t.gs);
+    gradsync_finish(c->t.gs);
     if (ph->obj == OBJ_CE)
         for (int e = 0; e < nex; e++) sums[0] += -lp[e] / len[e];
     for (int e = 0; e < nex; e++) sums[2] += len[e];
-    if (W > 1) {
-        comm_allreduce_sum_f32(m->grads, m->n_params);
-        comm_allreduce_sum_f64(sums, 3);
-    }
-    *gnorm = optim_step(&c->t.opt, m, lr, t);
+    if (W > 1) comm_allreduce_sum_f64(sums, 3);
+    *gnorm = gradsync_step(c->t.gs, &c->t.opt, lr, t);
     *acc = sums[1] / P;
     *ntok = (int64_t)sums[2];
     free(perm), free(items), free(ex_idx), free(lp), free(g), free(len), free(gbuf);
@@ -841,8 +842,8 @@ static Status train_round(Ctx *c, Round *rd) {
         end += ph[q].steps;
     }
     if (t->s.st.step == rd->start) { /* a fresh optimizer at the start of the round */
-        memset(t->opt.m, 0, t->s.model.n_params * sizeof(float));
-        memset(t->opt.v, 0, t->s.model.n_params * sizeof(float));
+        memset(t->opt.m, 0, (t->opt.hi - t->opt.lo) * sizeof(float));
+        memset(t->opt.v, 0, (t->opt.hi - t->opt.lo) * sizeof(float));
     }
     model_alloc_acts(&t->s.model, cfg->critique.micro_rows, c->T);
     int64_t phase_start = rd->start;
@@ -949,8 +950,9 @@ static void critique_open(Ctx *c, LlmSession *critic, LlmCache **cache) {
     comm_bcast_strings(&c->inputs, &c->n_inputs);
     comm_bcast_i64(&c->teacher_n, 1);
     if (student_load(&c->t.s, cfg, c->comm, &c->t.opt, 1, &e) != 0) comm_check(1, e.msg, EXIT_USAGE);
-    c->t.opt.weight_decay = 0.0;
+    c->t.opt.weight_decay = 0.0; /* as student_load leaves it: the preference phase trains without decay */
     c->t.last_ckpt = c->t.s.st.step;
+    trainer_start_sync(&c->t);
     if (c->comm->rank == 0) {
         /* run.h5 metrics: exactly the checkpoint's history */
         if (store_delete(c->t.run, "/metrics/train", &e) != 0 ||
@@ -1017,6 +1019,7 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
         Err e2;
         if (session_record_usage(&critic, c->t.run, "/usage/critic", CRITIC_USAGE, &e2)) log_warn("%s", e2.msg);
     }
+    trainer_log_comm(&c->t);
     trainer_close_run(&c->t);
     session_close(&critic);
     cache_close(cache);
@@ -1024,4 +1027,54 @@ int critique_main(const Config *cfg, const Comm *comm, int argc, char **argv) {
     if (c->teacher) store_free_strings(c->teacher, c->n_inputs * c->teacher_n);
     trainer_free(&c->t);
     return status_exit_code(code, EXIT_RUNTIME);
+}
+
+/* rank 0 of critique_plan: the rounds' state and the request bound */
+static int plan_rounds(const Config *cfg, Err *e) {
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    if (read_inputs(&c, e) != 0) return -1;
+    char *dir = xasprintf("%s/ckpt", cfg->run.dir), *rp = xasprintf("%s/run.h5", cfg->run.dir);
+    CkptMeta meta;
+    int rc = ckpt_find_newest(dir, 0, -1, &meta) ? 0 : err_set(e, "%s: no readable checkpoint (hint: train the student first)", dir);
+    StoreFile *run = rc == 0 ? store_open(rp, 0, e) : NULL;
+    if (rc == 0 && !run) rc = err_suffix(e, " (hint: the student must be trained first)");
+    const ObjectiveSpec *ob = objective_of(cfg->critique.objective);
+    int64_t m = cfg->critique.inputs > 0 && cfg->critique.inputs < c.n_inputs ? cfg->critique.inputs : c.n_inputs;
+    int todo = 0;
+    for (int r = 0; rc == 0 && r < cfg->critique.rounds; r++) {
+        char g[48];
+        int64_t complete = 0, collected = 0;
+        snprintf(g, sizeof g, "/rounds/%d", r);
+        if (store_exists(run, g)) {
+            store_get_attr_i64(run, g, "complete", &complete, NULL);
+            store_get_attr_i64(run, g, "collected", &collected, NULL);
+        }
+        log_info("  round %d: %s", r, complete ? "complete" : collected ? "collected, training to finish" : "to do");
+        todo += !collected;
+    }
+    if (rc == 0) {
+        int64_t per = ob->sample ? 2 * m : 0;
+        per += ob->teacher_pairs ? 2 * m : 0;
+        log_info("plan: critique.objective %s, %lld of %lld training inputs per round, k=%d, from %s", ob->name,
+                 (long long)m, (long long)c.n_inputs, cfg->critique.k, meta.path);
+        log_info("  critic: at most %lld requests per round to collect, %lld for the %d rounds left (both orders; "
+                 "answers in %s/llm-cache or llm.cache are not asked again)",
+                 (long long)per, (long long)per * todo, todo, cfg->run.dir);
+        log_info("dry run: nothing was sampled, sent, trained or written");
+    }
+    store_close(run, NULL);
+    ckpt_meta_free(&meta);
+    free(dir), free(rp);
+    store_free_strings(c.inputs, c.n_inputs);
+    if (c.teacher) store_free_strings(c.teacher, c.n_inputs * c.teacher_n);
+    return rc;
+}
+
+int critique_plan(const Config *cfg, const Comm *comm) {
+    Err e = {{0}};
+    int rc = comm->rank == 0 ? plan_rounds(cfg, &e) : 0;
+    comm_check(rc, e.msg, EXIT_USAGE);
+    return EXIT_OK;
 }

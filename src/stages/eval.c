@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/text.h"
+#include "engine/judgestats.h"
 #include "engine/pairs.h"
 #include "io/prov.h"
 #include "llm/critic.h"
@@ -16,59 +17,6 @@
 #include "io/store.h"
 #include "stages/student.h"
 #include "stages/trainer.h"
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-void eval_stats(const double *p_ab, const double *p_ba, const int *ws, const int *wr, int64_t n, double tm,
-                int bootstrap, uint64_t seed, EvalStats *o, int *verdict) {
-    memset(o, 0, sizeof *o);
-    o->n = n;
-    int64_t flips = 0, decisive_len = 0, longer_won = 0;
-    double sw = 0, rw = 0;
-    uint8_t *wt = xcalloc((size_t)(n + 1), 1);
-    for (int64_t i = 0; i < n; i++) {
-        double a = p_ab[i], b = p_ba[i], p;
-        if (!isnan(a) && !isnan(b)) p = 0.5 * (a + b);
-        else p = isnan(a) ? b : a;
-        int v = pairs_verdict(p, tm);
-        if (verdict) verdict[i] = v;
-        o->wins += v > 0, o->ties += v == 0, o->losses += v < 0;
-        wt[i] = v >= 0;
-        int va = pairs_verdict(a, tm), vb = pairs_verdict(b, tm);
-        if (va != 0 && vb != 0 && va != vb) flips++;
-        if (v != 0 && ws[i] != wr[i]) {
-            decisive_len++;
-            longer_won += (v > 0) == (ws[i] > wr[i]);
-        }
-        sw += ws[i], rw += wr[i];
-    }
-    o->wtr = n ? 100.0 * (double)(o->wins + o->ties) / (double)n : NAN;
-    o->position_bias = n ? (double)flips / (double)n : NAN;
-    o->length_bias = decisive_len ? (double)longer_won / (double)decisive_len : NAN;
-    o->student_words = n ? sw / (double)n : NAN;
-    o->reference_words = n ? rw / (double)n : NAN;
-    /* percentile bootstrap of the win-or-tie rate */
-    if (n > 0 && bootstrap > 0) {
-        double *rates = xmalloc(sizeof(double) * (size_t)bootstrap);
-        Rng r;
-        rng_seed(&r, seed);
-        for (int b = 0; b < bootstrap; b++) {
-            int64_t k = 0;
-            for (int64_t i = 0; i < n; i++) k += wt[rng_below(&r, (uint64_t)n)];
-            rates[b] = 100.0 * (double)k / (double)n;
-        }
-        qsort(rates, (size_t)bootstrap, sizeof(double), cmp_double);
-        o->ci_low = rates[(int)floor(0.025 * (bootstrap - 1))];
-        o->ci_high = rates[(int)ceil(0.975 * (bootstrap - 1))];
-        free(rates);
-    } else {
-        o->ci_low = o->ci_high = NAN;
-    }
-    free(wt);
-}
 
 typedef struct {
     const char *name;
@@ -122,41 +70,58 @@ typedef struct {
 
 /* The judge's verdicts on split sp, stored under root/<split>/<judge>. */
 static int store_verdicts(StoreFile *run, const char *root, const Judge *jg, const Split *sp, const CriticJudgement *j,
-                          const int *v, const EvalStats *st, int64_t unjudged, Err *e) {
+                          const int *v, const double *p, const JudgeStats *st, const int64_t src[3], Err *e) {
     int64_t n = sp->n;
     double *pab = xmalloc(sizeof(double) * (size_t)(n + 1)), *pba = xmalloc(sizeof(double) * (size_t)(n + 1));
-    double *p = xmalloc(sizeof(double) * (size_t)(n + 1));
     const char **rab = xcalloc((size_t)(n + 1), sizeof(char *)), **rba = xcalloc((size_t)(n + 1), sizeof(char *));
     for (int64_t i = 0; i < n; i++) {
-        pab[i] = j[i].p_ab, pba[i] = j[i].p_ba, p[i] = j[i].p;
+        pab[i] = j[i].p_ab, pba[i] = j[i].p_ba;
         rab[i] = j[i].raw_ab, rba[i] = j[i].raw_ba;
     }
     char g[192], obj[256];
     snprintf(g, sizeof g, "%s/%s/%s", root, sp->name, jg->name);
 #define O(x) (snprintf(obj, sizeof obj, "%s/%s", g, x), obj)
-    int rc = store_write_f64(run, O("p_ab"), pab, 1, &n, "P(student better), student as option 1", e) ||
-             store_write_f64(run, O("p_ba"), pba, 1, &n, "P(student better), student as option 2", e) ||
-             store_write_f64(run, O("p"), p, 1, &n, "P(student better), mean of both orders", e) ||
-             store_write_i32(run, O("verdict"), v, 1, &n, "1 win, 0 tie, -1 loss (student vs reference)", e) ||
+    int rc = store_write_f64(run, O("p_ab"), pab, 1, &n, "P(student better), student as option 1; NaN: no verdict", e) ||
+             store_write_f64(run, O("p_ba"), pba, 1, &n, "P(student better), student as option 2; NaN: no verdict", e) ||
+             store_write_f64(run, O("p"), p, 1, &n, "P(student better), mean of the orders with a verdict; NaN: unjudged", e) ||
+             store_write_i32(run, O("verdict"), v, 1, &n,
+                             "1 win, 0 tie, -1 loss (student vs reference), -2 unjudged (no usable verdict in either "
+                             "order; left out of every rate)",
+                             e) ||
              store_write_strings(run, O("raw_ab"), rab, 1, &n, "judge's answer, student first", e) ||
-             store_write_strings(run, O("raw_ba"), rba, 1, &n, "judge's answer, reference first", e) ||
-             store_set_attr_f64(run, g, "wtr", st->wtr, e) || store_set_attr_f64(run, g, "wtr_ci_low", st->ci_low, e) ||
-             store_set_attr_f64(run, g, "wtr_ci_high", st->ci_high, e) ||
-             store_set_attr_f64(run, g, "position_bias", st->position_bias, e) ||
-             store_set_attr_f64(run, g, "length_bias", st->length_bias, e) ||
-             store_set_attr_f64(run, g, "student_words", st->student_words, e) ||
-             store_set_attr_f64(run, g, "reference_words", st->reference_words, e) ||
-             store_set_attr_i64(run, g, "n", st->n, e) || store_set_attr_i64(run, g, "wins", st->wins, e) ||
-             store_set_attr_i64(run, g, "ties", st->ties, e) || store_set_attr_i64(run, g, "losses", st->losses, e) ||
-             store_set_attr_i64(run, g, "unjudged", unjudged, e);
+             store_write_strings(run, O("raw_ba"), rba, 1, &n, "judge's answer, reference first", e);
 #undef O
-    free(pab), free(pba), free(p), free(rab), free(rba);
+    struct { const char *k; double v; } fa[] = {
+        {"wtr", st->wtr}, {"wtr_ci_low", st->ci_low}, {"wtr_ci_high", st->ci_high}, {"lc_winrate", st->lc_winrate},
+        {"lc_ci_low", st->lc_low}, {"lc_ci_high", st->lc_high}, {"position_bias", st->position_bias},
+        {"position_consistency", st->position_consistency}, {"length_bias", st->length_bias},
+        {"student_words", st->student_words}, {"reference_words", st->reference_words}};
+    struct { const char *k; int64_t v; } ia[] = {
+        {"n", st->n}, {"judged", st->judged}, {"unjudged", st->unjudged}, {"wins", st->wins}, {"ties", st->ties},
+        {"losses", st->losses}, {"p_from_logprobs", src[CRITIC_SRC_LOGPROBS]}, {"p_from_text", src[CRITIC_SRC_TEXT]},
+        {"p_from_none", src[CRITIC_SRC_NONE]}};
+    for (size_t k = 0; rc == 0 && k < sizeof fa / sizeof fa[0]; k++) rc = store_set_attr_f64(run, g, fa[k].k, fa[k].v, e);
+    for (size_t k = 0; rc == 0 && k < sizeof ia / sizeof ia[0]; k++) rc = store_set_attr_i64(run, g, ia[k].k, ia[k].v, e);
+    free(pab), free(pba), free(rab), free(rba);
     return rc;
 }
 
-/* Rank 0: judge jg on split sp (student outputs `student`), statistics, storage. */
+/* where the preferences came from (per order): log-probs, the written answer, none; a warning when
+ * log-probs were asked for and some came as text only */
+static void count_sources(const Judge *jg, const Split *sp, const CriticJudgement *j, int64_t n, int64_t src[3]) {
+    src[0] = src[1] = src[2] = 0;
+    for (int64_t i = 0; i < n; i++) src[j[i].src_ab]++, src[j[i].src_ba]++;
+    if (jg->ep->logprobs && src[CRITIC_SRC_TEXT] > 0)
+        log_warn("eval %s: %s: log-probabilities were asked for but %lld of %lld answers came without them; those "
+                 "preferences are the written answer (0 or 1), not a probability (hint: does the endpoint support "
+                 "logprobs/top_logprobs?)",
+                 sp->name, jg->name, (long long)src[CRITIC_SRC_TEXT], (long long)(2 * n));
+}
+
+/* Rank 0: judge jg on split sp (student outputs `student`), statistics, storage; v and p get the
+ * verdicts and preferences (for the agreement between judges). */
 static Status judge_split(const Config *cfg, StoreFile *run, const char *root, Judge *jg, const Split *sp, char **student,
-                       Err *e, EvalStats *st) {
+                          Err *e, JudgeStats *st, int *v, double *p) {
     int64_t n = sp->n;
     CriticItem *items = xcalloc((size_t)(n + 1), sizeof(CriticItem));
     for (int64_t i = 0; i < n; i++) items[i] = (CriticItem){sp->input[i], student[i], sp->ref[i]};
@@ -165,17 +130,14 @@ static Status judge_split(const Config *cfg, StoreFile *run, const char *root, J
     snprintf(label, sizeof label, "eval %s: %s", sp->name, jg->name);
     critic_judge(jg->ses->client, jg->ep, items, (size_t)n, j, label);
     int *ws = xmalloc(sizeof(int) * (size_t)(n + 1)), *wr = xmalloc(sizeof(int) * (size_t)(n + 1));
-    int *v = xmalloc(sizeof(int) * (size_t)(n + 1));
     double *pab = xmalloc(sizeof(double) * (size_t)(n + 1)), *pba = xmalloc(sizeof(double) * (size_t)(n + 1));
-    int64_t unjudged = 0;
     int stopped;
     Status rc = STATUS_OK;
     LlmStatus first_fail;
-    int64_t failed = critic_failures(j, (size_t)n, &stopped, &first_fail);
+    int64_t failed = critic_failures(j, (size_t)n, &stopped, &first_fail), src[3];
     for (int64_t i = 0; i < n; i++) {
         pab[i] = j[i].p_ab, pba[i] = j[i].p_ba;
         ws[i] = text_word_count(student[i]), wr[i] = text_word_count(sp->ref[i]);
-        unjudged += isnan(j[i].p);
     }
     if (stopped) {
         rc = STATUS_STOPPED;
@@ -186,16 +148,47 @@ static Status judge_split(const Config *cfg, StoreFile *run, const char *root, J
                    "above); run again to retry them: the answers so far are cached",
                 sp->name, jg->name, (long long)failed, (long long)(2 * n), llm_status_name(first_fail));
     }
-    else if (unjudged > 0)
-        log_warn("eval %s: %s gave no usable verdict for %lld of %lld inputs (counted as ties)", sp->name, jg->name,
-                 (long long)unjudged, (long long)n);
     if (rc == STATUS_OK) {
-        eval_stats(pab, pba, ws, wr, n, cfg->eval.tie_margin, cfg->eval.bootstrap,
-                   rng_derive((uint64_t)cfg->train.seed, 0xb007, 0), st, v);
-        if (store_verdicts(run, root, jg, sp, j, v, st, unjudged, e) != 0) rc = STATUS_FAILED;
+        judge_stats(pab, pba, ws, wr, n, cfg->eval.tie_margin, cfg->eval.bootstrap,
+                    rng_derive((uint64_t)cfg->train.seed, 0xb007, 0), st, v, p);
+        count_sources(jg, sp, j, n, src);
+        if (st->unjudged > 0)
+            log_warn("eval %s: %s gave no usable verdict for %lld of %lld inputs: they are left out of the rates "
+                     "(unjudged, never ties)",
+                     sp->name, jg->name, (long long)st->unjudged, (long long)n);
+        if (n > 0 && st->judged == 0) {
+            rc = STATUS_FAILED;
+            err_set(e, "eval %s: judge %s gave no usable verdict for any of the %lld inputs: there is no win rate "
+                       "(see the raw answers in run.h5 %s/%s/%s/raw_ab; hint: max_tokens too small for a reasoning "
+                       "model, or an answer format the critic prompt does not ask for)",
+                    sp->name, jg->name, (long long)n, root, sp->name, jg->name);
+        }
+        if (store_verdicts(run, root, jg, sp, j, v, p, st, src, e) != 0) rc = STATUS_FAILED;
     }
     for (int64_t i = 0; i < n; i++) critic_judgement_free(&j[i]);
-    free(pab), free(pba), free(ws), free(wr), free(v), free(items), free(j);
+    free(pab), free(pba), free(ws), free(wr), free(items), free(j);
+    return rc;
+}
+
+/* Rank 0: the agreement of every pair of judges on a split (Cohen's kappa on verdicts, Kendall's tau on
+ * preferences), stored under root/<split>/agreement/<a>__<b> and printed. */
+static int store_agreement(StoreFile *run, const char *root, const Split *sp, const Judge *jg, int nj, int *const *v,
+                           double *const *p, Err *e) {
+    int rc = 0;
+    for (int a = 0; a < nj && rc == 0; a++)
+        for (int b = a + 1; b < nj && rc == 0; b++) {
+            double kappa = judge_kappa(v[a], v[b], sp->n), tau = judge_kendall_tau(p[a], p[b], sp->n);
+            int64_t both = 0, one = 1;
+            for (int64_t i = 0; i < sp->n; i++) both += v[a][i] != JUDGE_UNJUDGED && v[b][i] != JUDGE_UNJUDGED;
+            char g[256], obj[300];
+            snprintf(g, sizeof g, "%s/%s/agreement/%s__%s", root, sp->name, jg[a].name, jg[b].name);
+            snprintf(obj, sizeof obj, "%s/n_both", g);
+            rc = store_write_i64(run, obj, &both, 1, &one, "inputs both judges judged (kappa and tau are over these)", e) ||
+                 store_set_attr_f64(run, g, "kappa", kappa, e) || store_set_attr_f64(run, g, "kendall_tau", tau, e);
+            log_info("eval %s: %s vs %s on %lld inputs both judged: Cohen's kappa %.3f (verdicts), Kendall's tau %.3f "
+                     "(preferences)",
+                     sp->name, jg[a].name, jg[b].name, (long long)both, kappa, tau);
+        }
     return rc;
 }
 
@@ -275,9 +268,12 @@ static Status judge_all(const Config *cfg, const char *root, int64_t step, EvalI
                                 cfg->critique.rounds && strncmp(root, "/sft/", 5) ? config_enum_name("critique.objective", cfg->critique.objective) : "sft", e) ||
              store_set_attr_i64(run, root, "seed", cfg->train.seed, e);
     if (rc) return STATUS_FAILED;
-    printf("\n| split | judge | n | win-or-tie %% | 95%% CI | wins/ties/losses | position bias | length bias | words student/ref |\n");
-    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    printf("\n| split | judge | judged/n | win-or-tie %% | 95%% CI | LC win %% | 95%% CI | wins/ties/losses | position "
+           "bias | consistency | length bias | words student/ref |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     Status st_all = STATUS_OK;
+    int **v = xcalloc((size_t)nj, sizeof(int *));
+    double **p = xcalloc((size_t)nj, sizeof(double *));
     for (int k = 0; k < in->nsp && st_all == STATUS_OK; k++) {
         Split *sp = &in->sp[k];
         char g[128], obj[192];
@@ -291,14 +287,21 @@ static Status judge_all(const Config *cfg, const char *root, int64_t step, EvalI
         if (rc == 0) rc = store_write_strings(run, obj, (const char *const *)sp->ref, 1, &n, "the teacher's reference", e);
         if (rc) st_all = STATUS_FAILED;
         for (int q = 0; q < nj && st_all == STATUS_OK; q++) {
-            EvalStats st;
-            st_all = judge_split(cfg, run, root, &jg[q], sp, outs[k], e, &st);
+            JudgeStats st;
+            v[q] = xrealloc(v[q], sizeof(int) * (size_t)(n + 1));
+            p[q] = xrealloc(p[q], sizeof(double) * (size_t)(n + 1));
+            st_all = judge_split(cfg, run, root, &jg[q], sp, outs[k], e, &st, v[q], p[q]);
             if (st_all == STATUS_OK)
-                printf("| %s | %s | %lld | %.1f | [%.1f, %.1f] | %lld/%lld/%lld | %.3f | %.3f | %.1f/%.1f |\n", sp->name,
-                       jg[q].name, (long long)st.n, st.wtr, st.ci_low, st.ci_high, (long long)st.wins, (long long)st.ties,
-                       (long long)st.losses, st.position_bias, st.length_bias, st.student_words, st.reference_words);
+                printf("| %s | %s | %lld/%lld | %.1f | [%.1f, %.1f] | %.1f | [%.1f, %.1f] | %lld/%lld/%lld | %.3f | %.3f | "
+                       "%.3f | %.1f/%.1f |\n",
+                       sp->name, jg[q].name, (long long)st.judged, (long long)st.n, st.wtr, st.ci_low, st.ci_high,
+                       st.lc_winrate, st.lc_low, st.lc_high, (long long)st.wins, (long long)st.ties, (long long)st.losses,
+                       st.position_bias, st.position_consistency, st.length_bias, st.student_words, st.reference_words);
         }
+        if (st_all == STATUS_OK && nj > 1 && store_agreement(run, root, sp, jg, nj, v, p, e) != 0) st_all = STATUS_FAILED;
     }
+    for (int q = 0; q < nj; q++) free(v[q]), free(p[q]);
+    free(v), free(p);
     fflush(stdout);
     if (st_all == STATUS_OK && (store_set_attr_i64(run, root, "complete", 1, e) || store_commit(run, e)))
         st_all = STATUS_FAILED;
@@ -399,4 +402,60 @@ Status eval_run(const Config *cfg, const Comm *comm, const char *root, const Eva
     config_free_judges(in.extra, in.n_extra);
     if (s == &own) student_free(&own);
     return code;
+}
+
+/* rank 0 of eval_plan */
+static int plan_eval(const Config *cfg, Err *e) {
+    char *dir = xasprintf("%s/ckpt", cfg->run.dir);
+    CkptMeta meta;
+    int rc = ckpt_find_newest(dir, 0, -1, &meta) ? 0 : err_set(e, "%s: no readable checkpoint (hint: train the student first)", dir);
+    free(dir);
+    if (rc != 0) return -1;
+    int64_t step = ckpt_step_of(meta.path);
+    EvalInputs in;
+    memset(&in, 0, sizeof in);
+    char *rp = xasprintf("%s/run.h5", cfg->run.dir);
+    in.run = store_open(rp, 0, e);
+    free(rp);
+    if (!in.run) rc = -1;
+    int64_t at = -1;
+    if (rc == 0 && store_exists(in.run, "/eval") && store_get_attr_i64(in.run, "/eval", "step", &at, NULL) == 0 && at == step)
+        store_get_attr_i64(in.run, "/eval", "complete", &in.done, NULL);
+    store_close(in.run, NULL);
+    in.run = NULL;
+    if (rc == 0 && in.done) {
+        log_info("plan: the newest checkpoint (step %lld) is already evaluated; nothing to do", (long long)step);
+    } else if (rc == 0) {
+        StoreFile *d = store_open(cfg->data.path, 0, e);
+        const char *names[2] = {"eval", "ood"};
+        const unsigned bits[2] = {EVAL_SPLIT_EVAL, EVAL_SPLIT_OOD};
+        if (!d) rc = -1;
+        for (int k = 0; k < 2 && rc == 0; k++)
+            if (cfg->eval.splits & bits[k]) rc = load_split(d, names[k], cfg->eval.limit, &in.sp[in.nsp++], e);
+        store_close(d, NULL);
+        if (rc == 0 && cfg->eval.judges[0]) rc = config_load_judges(cfg, cfg->eval.judges, &in.extra, &in.n_extra, e);
+        int64_t n = 0;
+        for (int k = 0; k < in.nsp; k++) n += in.sp[k].n;
+        if (rc == 0) {
+            log_info("plan: evaluate the checkpoint of step %lld (%s) on %lld inputs (beam %d)", (long long)step,
+                     meta.path, (long long)n, cfg->eval.beam);
+            log_info("  judges: critic%s%d more; at most %lld requests each (both orders; cached answers are not asked "
+                     "again)", in.n_extra ? " and " : ", ", in.n_extra, (long long)(2 * n));
+            log_info("dry run: nothing was decoded, sent or written");
+        }
+        for (int k = 0; k < in.nsp; k++) {
+            store_free_strings(in.sp[k].input, in.sp[k].n);
+            store_free_strings(in.sp[k].ref, in.sp[k].n);
+        }
+    }
+    config_free_judges(in.extra, in.n_extra);
+    ckpt_meta_free(&meta);
+    return rc;
+}
+
+int eval_plan(const Config *cfg, const Comm *comm) {
+    Err e = {{0}};
+    int rc = comm->rank == 0 ? plan_eval(cfg, &e) : 0;
+    comm_check(rc, e.msg, EXIT_USAGE);
+    return EXIT_OK;
 }

@@ -1,4 +1,4 @@
-/* ingest -- literal inputs into data.h5; see include/ingest.h. */
+/* ingest -- literal inputs into data.h5; see include/stages/ingest.h. */
 #include "stages/ingest.h"
 
 #include <cJSON.h>
@@ -163,45 +163,57 @@ static char *lower_key(const char *s) {
     return k;
 }
 
-/* Simple open-addressing set of strings. */
+/* Simple open-addressing map of strings to an index (SET_EARLIER: kept by an earlier source). */
+enum { SET_EARLIER = -1 };
 typedef struct {
     char **slot;
+    int64_t *val;
     size_t cap, n;
 } StrSet;
 
-static int set_add(StrSet *s, const char *key) { /* 1 if newly added */
+/* The value slot of key, added with value v if it is new (*fresh = 1). */
+static int64_t *set_add(StrSet *s, const char *key, int64_t v, int *fresh) {
     if ((s->n + 1) * 2 > s->cap) {
         size_t oc = s->cap;
         char **old = s->slot;
+        int64_t *oldv = s->val;
         s->cap = oc ? oc * 2 : 1024;
         s->slot = xcalloc(s->cap, sizeof(char *));
+        s->val = xcalloc(s->cap, sizeof(int64_t));
         s->n = 0;
+        int f;
         for (size_t i = 0; i < oc; i++)
-            if (old[i]) set_add(s, old[i]), free(old[i]);
-        free(old);
+            if (old[i]) set_add(s, old[i], oldv[i], &f), free(old[i]);
+        free(old), free(oldv);
     }
     uint64_t h = 1469598103934665603ULL;
     for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     size_t i = h & (s->cap - 1);
+    *fresh = 0;
     while (s->slot[i]) {
-        if (!strcmp(s->slot[i], key)) return 0;
+        if (!strcmp(s->slot[i], key)) return &s->val[i];
         i = (i + 1) & (s->cap - 1);
     }
     s->slot[i] = xstrdup(key);
+    s->val[i] = v;
     s->n++;
-    return 1;
+    *fresh = 1;
+    return &s->val[i];
 }
 
 static void set_free(StrSet *s) {
     for (size_t i = 0; i < s->cap; i++) free(s->slot[i]);
-    free(s->slot);
+    free(s->slot), free(s->val);
 }
 
 typedef struct {
     int64_t read, empty, too_short, too_long, duplicates;
 } Counts;
 
-/* Normalises, filters and de-duplicates raw into items (keys go into seen). */
+/* Normalises, filters and de-duplicates raw into items (keys go into seen).
+ * Of inputs equal up to case the smallest spelling (strcmp) is kept, so the
+ * kept text -- and its hash, which orders and splits -- does not depend on
+ * the order of the file; a key an earlier source kept is dropped. */
 static size_t prepare(const Config *cfg, StrVec *raw, StrSet *seen, Item **items, Counts *ct) {
     *items = xmalloc(sizeof(Item) * (raw->n ? raw->n : 1));
     size_t n = 0;
@@ -214,7 +226,8 @@ static size_t prepare(const Config *cfg, StrVec *raw, StrSet *seen, Item **items
         else if (w > cfg->ingest.max_words) ct->too_long++;
         else {
             char *k = lower_key(t);
-            int fresh = set_add(seen, k);
+            int fresh;
+            int64_t *at = set_add(seen, k, (int64_t)n, &fresh);
             free(k);
             if (fresh) {
                 (*items)[n].text = t;
@@ -223,9 +236,16 @@ static size_t prepare(const Config *cfg, StrVec *raw, StrSet *seen, Item **items
                 continue;
             }
             ct->duplicates++;
+            if (*at != SET_EARLIER && strcmp(t, (*items)[*at].text) < 0) { /* t replaces the kept spelling */
+                Item *it = &(*items)[*at];
+                char *was = it->text;
+                it->text = t, it->h = text_hash((uint64_t)cfg->ingest.seed, t);
+                t = was;
+            }
         }
         free(t);
     }
+    for (size_t i = 0; i < seen->cap; i++) seen->val[i] = SET_EARLIER;
     qsort(*items, n, sizeof(Item), cmp_item);
     return n;
 }

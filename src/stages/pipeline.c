@@ -1,4 +1,4 @@
-/* pipeline -- `hdistill run`; see include/pipeline.h. */
+/* pipeline -- `hdistill run`; see include/stages/pipeline.h. */
 #include "stages/pipeline.h"
 
 #include <stdlib.h>

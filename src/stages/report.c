@@ -51,11 +51,14 @@ int report_main(int argc, char **argv) {
     if (!json) {
         printf("run %s: objective %s, seed %lld, evaluated at step %lld\n\n", dir, objective ? objective : "?",
                (long long)seed, (long long)step);
-        printf("| split | judge | n | win-or-tie %% | 95%% CI | position bias | length bias |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+        printf("| split | judge | n | win-or-tie %% | 95%% CI | position bias | length bias | judged | LC win %% | 95%% CI |\n"
+               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     }
     const char *names[2] = {"eval", "ood"};
-    static const char *keys[] = {"wtr", "wtr_ci_low", "wtr_ci_high", "position_bias", "length_bias", "student_words",
-                                 "reference_words"};
+    static const char *keys[] = {"wtr",           "wtr_ci_low",      "wtr_ci_high", "position_bias",
+                                 "length_bias",   "student_words",   "reference_words", "lc_winrate",
+                                 "lc_ci_low",     "lc_ci_high",      "position_consistency"};
+    enum { NKEYS = sizeof keys / sizeof keys[0] };
     for (int k = 0; k < 2; k++) {
         char g[64];
         snprintf(g, sizeof g, "/eval/%s", names[k]);
@@ -69,19 +72,24 @@ int report_main(int argc, char **argv) {
             double wtr;
             if (store_get_attr_f64(f, jg, "wtr", &wtr, NULL) != 0) continue; /* a dataset, not a judge */
             cJSON *o = cJSON_AddObjectToObject(sj, judges[q]);
-            double v[7];
-            for (int x = 0; x < 7; x++) {
+            double v[NKEYS];
+            for (int x = 0; x < NKEYS; x++) {
                 v[x] = NAN;
                 store_get_attr_f64(f, jg, keys[x], &v[x], NULL);
                 if (isnan(v[x])) cJSON_AddNullToObject(o, keys[x]);
                 else cJSON_AddNumberToObject(o, keys[x], v[x]);
             }
-            int64_t n = 0;
+            int64_t n = 0, judged = -1;
             store_get_attr_i64(f, jg, "n", &n, NULL);
             cJSON_AddNumberToObject(o, "n", (double)n);
+            /* runs before the length-controlled rate have no judged count: missing, not n */
+            if (store_get_attr_i64(f, jg, "judged", &judged, NULL) == 0) cJSON_AddNumberToObject(o, "judged", (double)judged);
+            else cJSON_AddNullToObject(o, "judged");
+            char js[32] = "-";
+            if (judged >= 0) snprintf(js, sizeof js, "%lld", (long long)judged);
             if (!json)
-                printf("| %s | %s | %lld | %.1f | [%.1f, %.1f] | %.3f | %.3f |\n", names[k], judges[q], (long long)n, v[0],
-                       v[1], v[2], v[3], v[4]);
+                printf("| %s | %s | %lld | %.1f | [%.1f, %.1f] | %.3f | %.3f | %s | %.1f | [%.1f, %.1f] |\n", names[k],
+                       judges[q], (long long)n, v[0], v[1], v[2], v[3], v[4], js, v[7], v[8], v[9]);
         }
         for (int q = 0; q < nj; q++) free(judges[q]);
         free(judges);

@@ -134,7 +134,7 @@ void student_bcast_state(Student *s, Optim *opt) {
     comm_bcast(&s->st, sizeof s->st);
 }
 
-/* s->model (and opt) allocated for configuration mc */
+/* s->model (and opt: no weight decay, student.h) allocated for configuration mc */
 static void student_alloc(Student *s, const Config *cfg, const ModelConfig *mc, Optim *opt) {
     model_init(&s->model, mc);
     if (opt) optim_init(opt, &s->model, cfg->train.beta1, cfg->train.beta2, cfg->train.eps, 0.0, cfg->train.grad_clip);
@@ -142,6 +142,7 @@ static void student_alloc(Student *s, const Config *cfg, const ModelConfig *mc, 
 
 int student_load(Student *s, const Config *cfg, const Comm *comm, Optim *opt, int quarantine, Err *e) {
     memset(s, 0, sizeof *s);
+    if (opt) memset(opt, 0, sizeof *opt); /* the failure paths free it, allocated or not */
     char *dir = xasprintf("%s/ckpt", cfg->run.dir);
     CkptMeta meta = {0};
     int64_t ok = 1;

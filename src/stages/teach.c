@@ -1,4 +1,4 @@
-/* teach -- the teacher stage; see include/teach.h. */
+/* teach -- the teacher stage; see include/stages/teach.h. */
 #include "stages/teach.h"
 
 #include <errno.h>

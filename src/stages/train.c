@@ -347,8 +347,8 @@ static int fresh_state(Sft *r, Err *e) {
         if (student_load_init_from(cfg, &s->model, info, sizeof info, e) != 0) return -1;
         log_info("initial weights from %s: %s", cfg->model.init_from, info);
     }
-    memset(r->t.opt.m, 0, s->model.n_params * sizeof(float));
-    memset(r->t.opt.v, 0, s->model.n_params * sizeof(float));
+    memset(r->t.opt.m, 0, (r->t.opt.hi - r->t.opt.lo) * sizeof(float));
+    memset(r->t.opt.v, 0, (r->t.opt.hi - r->t.opt.lo) * sizeof(float));
     memset(&s->st, 0, sizeof s->st);
     Rng rng;
     rng_seed(&rng, rng_derive((uint64_t)cfg->train.seed, 0x7a17, 0));
@@ -390,6 +390,7 @@ static void start_state(Sft *r, const ModelConfig *mc, CkptMeta *meta) {
     comm_bcast_i64(&resumed, 1);
     student_bcast_state(s, &r->t.opt);
     r->t.last_ckpt = resumed ? s->st.step : -1;
+    trainer_start_sync(&r->t);
 }
 
 /* Buffers of the global batch and the validation rows (packed once). */
@@ -464,6 +465,7 @@ static double train_step(Sft *r, double *gnorm_out, double *lr_out, int64_t *nlo
     model_zero_grad(m);
     double lsum = 0;
     float scale = nloss > 0 ? -1.0f / (float)nloss : 0.0f;
+    gradsync_begin(r->t.gs);
     for (int k = 0; k < L->accum; k++) {
         int64_t row0 = (int64_t)r->t.comm->rank * L->rows_per_rank + (int64_t)k * L->micro;
         ModelBatch b = {L->micro, T, r->gtok + row0 * T, r->gpos + row0 * T, r->gseg + row0 * T, r->gtgt + row0 * T};
@@ -472,15 +474,14 @@ static double train_step(Sft *r, double *gnorm_out, double *lr_out, int64_t *nlo
             r->g[q] = scale;
             lsum -= m->logp[q];
         }
+        if (k == L->accum - 1) gradsync_arm(r->t.gs); /* accumulation: only the last one reduces */
         model_backward(m, &b, r->g);
     }
-    if (r->t.comm->size > 1) {
-        comm_allreduce_sum_f32(m->grads, m->n_params);
-        comm_allreduce_sum_f64(&lsum, 1);
-    }
+    gradsync_finish(r->t.gs);
+    if (r->t.comm->size > 1) comm_allreduce_sum_f64(&lsum, 1);
     double loss = nloss > 0 ? lsum / (double)nloss : 0.0;
     double lr = train_lr_at(cfg, r->t.s.st.step, r->total_steps);
-    *gnorm_out = optim_step(&r->t.opt, m, lr, r->t.s.st.step + 1);
+    *gnorm_out = gradsync_step(r->t.gs, &r->t.opt, lr, r->t.s.st.step + 1);
     *lr_out = lr;
     *nloss_out = nloss;
     return loss;
@@ -550,6 +551,7 @@ static void train_finish(Sft *r, int code, int64_t start_step) {
     if (t->comm->rank == 0 && t->s.log.n > 0)
         log_info("%s: step %lld, loss %.4f, %lld target tokens, %.1f s training", code == EXIT_OK ? "done" : "stopped",
                  (long long)t->s.st.step, t->s.log.loss[t->s.log.n - 1], (long long)t->s.st.tokens, t->s.st.elapsed);
+    trainer_log_comm(t);
     trainer_close_run(t);
 }
 

@@ -51,6 +51,7 @@ void trainer_init(Trainer *t, const Config *cfg, const Comm *comm, int argc, cha
 void trainer_free(Trainer *t) {
     if (!t) return;
     store_abandon(t->run); /* after a failure; trainer_close_run commits */
+    gradsync_free(t->gs);
     optim_free(&t->opt);
     student_free(&t->s);
     if (t->comm && t->comm->rank == 0) prov_free(&t->prov);
@@ -110,6 +111,31 @@ void trainer_step_done(Trainer *t, double loss, double lr, double gnorm, int64_t
     st->elapsed += dt;
     t->step_avg = t->step_avg > 0 ? 0.8 * t->step_avg + 0.2 * dt : dt;
     if (t->comm->rank == 0) metrics_push(&t->s.log, st->step, loss, lr, gnorm, st->tokens, st->elapsed);
+    Err e = {{0}};
+    int rc = t->gs ? gradsync_trace_flush(t->gs, t->run, st->step, &e) : 0;
+    if (rc != 0) DIE("%s: cannot append the trace: %s (hint: is the disk full?)", t->run_path, e.msg);
+}
+
+GradSyncOptions trainer_sync_options(const Config *cfg) {
+    return (GradSyncOptions){.overlap = cfg->train.overlap,
+                             .bucket = (size_t)(cfg->train.bucket_mb * 1e6 / sizeof(float)),
+                             .shard = cfg->train.shard_optimizer,
+                             .trace = cfg->train.trace};
+}
+
+void trainer_start_sync(Trainer *t) {
+    gradsync_free(t->gs);
+    GradSyncOptions o = trainer_sync_options(t->cfg);
+    t->gs = gradsync_create(&t->s.model, t->comm, &o, t->t0);
+}
+
+void trainer_log_comm(const Trainer *t) {
+    if (!t->gs || t->comm->size <= 1) return;
+    double comm, hidden;
+    gradsync_totals(t->gs, &comm, &hidden);
+    log_info("gradient reduction: %.2f s on rank %d, %.0f %% of it hidden behind the backward pass (train.overlap=%d, "
+             "%d ranks)",
+             comm, t->comm->rank, comm > 0 ? 100.0 * hidden / comm : 0.0, t->cfg->train.overlap, t->comm->size);
 }
 
 void trainer_checkpoint(Trainer *t) {

@@ -1,4 +1,4 @@
-/* serve -- the stand-in endpoint over libmicrohttpd; see include/serve.h
+/* serve -- the stand-in endpoint over libmicrohttpd; see include/standin/serve.h
  * and docs/standin.md.  The humor world and the answers' text come from
  * standin.c; this file does HTTP, the OpenAI response format, latency,
  * fault injection, the request log and the command line. */
@@ -22,13 +22,16 @@
 #include <unistd.h>
 
 #include "llm/chat.h"
+#include "standin/batchsrv.h"
 
 #define BODY_MAX (4u << 20)  /* request bodies above this get 413 */
+#define FILE_BODY_MAX (210u * 1000u * 1000u) /* uploads to /v1/files: 200 MB files + multipart overhead */
 #define HUNG_POLL_S 0.1      /* how often hung connections are checked for a closed peer */
 #define STOP_GRACE_S 0.5     /* serve_stop waits at most this long for released answers */
 
 static const char *const FAULT_NAMES[SERVE_FAULT_KINDS] = {
-    "none", "429", "500", "503", "hang", "malformed", "truncated", "empty", "schema",
+    "none",     "429",      "500",        "503",      "hang",    "malformed",  "truncated", "empty", "schema",
+    "quota",    "retry-date", "filter-400", "filtered", "refusal", "think", "lone-think", "parts", "length-empty",
 };
 static const char *const ROLE_NAMES[3] = {"unknown", "teacher", "critic"};
 
@@ -48,6 +51,7 @@ void serve_options_init(ServeOptions *o) {
     o->retry_after_s = 1;
     o->max_hung = 512;
     o->tau = STANDIN_DEFAULT_TAU;
+    o->batch_delay_s = 1;
 }
 
 int serve_options_check(const ServeOptions *o, Err *e) {
@@ -71,13 +75,20 @@ int serve_options_check(const ServeOptions *o, Err *e) {
         return err_set(e, "position/length bias must be finite");
     if (o->threads < 0 || o->threads > 64) return err_set(e, "threads %d: not in [0, 64]", o->threads);
     if (o->max_hung < 1) return err_set(e, "max hung connections %d: must be >= 1", o->max_hung);
+    if (o->dialect < 0 || o->dialect >= DIALECT_N) return err_set(e, "dialect %d: unknown", o->dialect);
+    if (o->ctx_words < 0) return err_set(e, "ctx words %d: must be >= 0", o->ctx_words);
+    if (!(o->batch_delay_s >= 0 && o->batch_delay_s <= 86400))
+        return err_set(e, "batch delay %g s: not in [0, 86400]", o->batch_delay_s);
+    if (!(o->batch_fail_rate >= 0 && o->batch_expire_rate >= 0 && o->batch_fail_rate + o->batch_expire_rate <= 1))
+        return err_set(e, "batch fail rate %g + expire rate %g: each >= 0, together <= 1", o->batch_fail_rate,
+                       o->batch_expire_rate);
     return 0;
 }
 
 /* ---- per-request state ----------------------------------------------------- */
 
 enum { REQ_RECEIVING, REQ_WAITING, REQ_READY, REQ_CLOSE };
-enum { PATH_CHAT, PATH_MODELS, PATH_NOT_FOUND, PATH_BAD_METHOD };
+enum { PATH_CHAT, PATH_MODELS, PATH_NOT_FOUND, PATH_BAD_METHOD, PATH_BATCH };
 
 typedef struct {
     struct MHD_Connection *conn;
@@ -85,6 +96,9 @@ typedef struct {
     ByteBuf body;
     int too_large;
     char *url;
+    char method[16];
+    char *ctype, *after; /* batch paths: Content-Type, ?after= */
+    int limit;           /* batch paths: ?limit= */
     /* decided once the body is in */
     int decided, status, fault, role, has_key;
     char key[65];
@@ -111,7 +125,7 @@ typedef struct {
 struct Server {
     ServeOptions o;
     StandinCriticParams critic;
-    char *bind, *log_path;
+    char *bind, *log_path, *served_model;
     StandinWorld *own_world;
     const StandinWorld *world;
     struct MHD_Daemon *d;
@@ -136,6 +150,7 @@ struct Server {
     /* request log */
     pthread_mutex_t log_mu;
     FILE *log;
+    BatchStore *batches;    /* /v1/files, /v1/batches */
     /* counters */
     _Atomic int64_t requests, chat, by_role[3], by_fault[SERVE_FAULT_KINDS], by_status[600];
     _Atomic int64_t repeats, refusals, ended, completed, pending, n_hung_now;
@@ -147,11 +162,11 @@ static void json_str(ByteBuf *b, const char *s) {
     bytebuf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': bytebuf_put(b, "\\\"", 2); break;
-        case '\\': bytebuf_put(b, "\\\\", 2); break;
-        case '\n': bytebuf_put(b, "\\n", 2); break;
-        case '\r': bytebuf_put(b, "\\r", 2); break;
-        case '\t': bytebuf_put(b, "\\t", 2); break;
+        case '"': bytebuf_put(b, "\\\"", sizeof "\\\"" - 1); break;
+        case '\\': bytebuf_put(b, "\\\\", sizeof "\\\\" - 1); break;
+        case '\n': bytebuf_put(b, "\\n", sizeof "\\n" - 1); break;
+        case '\r': bytebuf_put(b, "\\r", sizeof "\\r" - 1); break;
+        case '\t': bytebuf_put(b, "\\t", sizeof "\\t" - 1); break;
         default:
             if (*p < 0x20) bytebuf_printf(b, "\\u%04x", *p);
             else bytebuf_putc(b, (char)*p);
@@ -238,85 +253,30 @@ static int cut_words(char *s, int max) {
     return 0;
 }
 
-static char *error_body(const char *type, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static char *error_body(const char *type, const char *code, const char *fmt, ...) {
+/* An error body in the server's dialect (dialect.h). */
+static char *error_body(const Server *s, int status, const char *type, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static char *error_body(const Server *s, int status, const char *type, const char *code, const char *fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    ByteBuf b = {0};
-    bytebuf_put(&b, "{\"error\":{\"message\":", 20);
-    json_str(&b, msg);
-    bytebuf_printf(&b, ",\"type\":\"%s\",\"param\":null,\"code\":", type);
-    if (code) bytebuf_printf(&b, "\"%s\"", code);
-    else bytebuf_put(&b, "null", 4);
-    bytebuf_put(&b, "}}", 2);
-    return b.a;
+    return dialect_error(s->o.dialect, status, type, NULL, code, msg);
 }
 
 /* ---- answers ------------------------------------------------------------------------ */
 
 typedef struct {
-    char *content;
-    int answer;      /* critic: the number written, else 0 */
+    char *answer;    /* the world's text (cut at the token limit) */
+    char *reasoning; /* "" when none is shown */
+    int digit;       /* critic: the verdict written (1/2), 0 when none or cut */
+    long decoy_at;   /* the decoy verdict digit in reasoning, -1 */
     double logit;    /* critic: logit of answer 1 */
     int truncated;   /* cut at max_tokens */
+    int shape;       /* SHAPE_* (dialect.h) */
+    int completion_tokens, reasoning_tokens;
 } Choice;
-
-/* Logprobs of one choice: the content in word-sized pieces (" word",
- * "\n"); the critic's answer digit is its own token whose top_logprobs are
- * "1" and "2" with the critic's probabilities. */
-static void put_logprobs(ByteBuf *b, const Server *s, const char *key, const Choice *c, int top, int ci) {
-    bytebuf_put(b, "{\"content\":[", 12);
-    const char *p = c->content;
-    int first = 1, idx = 0;
-    size_t len = strlen(p);
-    size_t answer_at = (size_t)-1;
-    if (c->answer && len >= 1 && (p[len - 1] == '1' || p[len - 1] == '2') && len >= 2 && p[len - 2] == ' ')
-        answer_at = len - 1;
-    char tok[256];
-    for (size_t i = 0; i < len;) {
-        size_t j = i;
-        if (i == answer_at) j = i + 1;
-        else if (p[i] == '\n') j = i + 1;
-        else {
-            if (p[j] == ' ' && j + 1 != answer_at) j++;
-            while (j < len && p[j] != ' ' && p[j] != '\n' && j != answer_at && j - i < sizeof tok - 1) j++;
-            if (j == i) j = i + 1; /* a lone space before the answer digit */
-        }
-        memcpy(tok, p + i, j - i);
-        tok[j - i] = 0;
-        if (!first) bytebuf_putc(b, ',');
-        first = 0;
-        bytebuf_put(b, "{\"token\":", 9);
-        json_str(b, tok);
-        if (i == answer_at) {
-            double l1 = standin_log_sigmoid(c->logit), l2 = standin_log_sigmoid(-c->logit);
-            double lw = c->answer == 1 ? l1 : l2;
-            bytebuf_printf(b, ",\"logprob\":%.17g,\"top_logprobs\":[", lw);
-            int one_first = l1 >= l2;
-            for (int k = 0; k < 2 && k < top; k++) {
-                int digit = (k == 0) == one_first ? 1 : 2;
-                bytebuf_printf(b, "%s{\"token\":\"%d\",\"logprob\":%.17g}", k ? "," : "", digit, digit == 1 ? l1 : l2);
-            }
-            bytebuf_put(b, "]}", 2);
-        } else {
-            double lp = -(double)(draw_u64(s, DRAW_LOGPROB, key, (uint64_t)ci << 32 | (uint64_t)idx) % 200) / 1000.0;
-            bytebuf_printf(b, ",\"logprob\":%.3f,\"top_logprobs\":[", lp);
-            if (top > 0) {
-                bytebuf_put(b, "{\"token\":", 9);
-                json_str(b, tok);
-                bytebuf_printf(b, ",\"logprob\":%.3f}", lp);
-            }
-            bytebuf_put(b, "]}", 2);
-        }
-        idx++;
-        i = j;
-    }
-    bytebuf_put(b, "]}", 2);
-}
 
 static const char *UNKNOWN_ANSWER =
     "This stand-in only answers hdistill's teacher and critic prompts (a line \"Sentence: ...\", "
@@ -330,62 +290,106 @@ static const char *prompt_message(const ChatRequest *q) {
     return q->n_messages ? q->messages[q->n_messages - 1].content : "";
 }
 
+static int shape_of(int fault) {
+    switch (fault) {
+    case SERVE_FAULT_THINK: return SHAPE_THINK;
+    case SERVE_FAULT_LONE_THINK: return SHAPE_LONE_THINK;
+    case SERVE_FAULT_PARTS: return SHAPE_PARTS;
+    case SERVE_FAULT_REFUSAL: return SHAPE_REFUSAL;
+    case SERVE_FAULT_FILTERED: return SHAPE_FILTERED;
+    case SERVE_FAULT_EXHAUSTED: return SHAPE_EXHAUSTED;
+    default: return SHAPE_PLAIN;
+    }
+}
+
+/* The token limit applied to a choice whose reasoning takes rt tokens:
+ * the answer gets what is left; none left -> the answer is "" (exhausted). */
+static void spend_tokens(Choice *c, int limit, int rt) {
+    int aw = count_words_ws(c->answer);
+    if (c->shape == SHAPE_EXHAUSTED || (limit > 0 && rt >= limit)) {
+        c->answer[0] = 0;
+        if (limit > 0 && rt > limit) cut_words(c->reasoning, limit);
+        c->truncated = 1;
+        c->completion_tokens = c->reasoning_tokens = limit > 0 ? limit : rt;
+        c->shape = c->shape == SHAPE_PLAIN ? SHAPE_EXHAUSTED : c->shape;
+        return;
+    }
+    if (limit > 0 && aw > limit - rt) c->truncated = cut_words(c->answer, limit - rt);
+    c->completion_tokens = rt + count_words_ws(c->answer);
+    c->reasoning_tokens = rt;
+}
+
+/* Choice i of a parsed request: the world's answer, its reasoning, the cut. */
+static void make_choice(Server *s, const ChatRequest *q, const StandinPrompt *pr, const char *key, int i, int fault,
+                        Choice *c) {
+    memset(c, 0, sizeof *c);
+    c->decoy_at = -1;
+    c->shape = shape_of(fault);
+    int d = s->o.dialect;
+    if (pr->role == STANDIN_ROLE_TEACHER) {
+        c->answer = standin_teach(s->world, pr->literal, pr->n, draw_u64(s, DRAW_TEACH, key, (uint64_t)i),
+                                  s->o.refusal_rate);
+        if (strcmp(c->answer, STANDIN_REFUSAL) == 0) atomic_fetch_add(&s->refusals, 1);
+    } else if (pr->role == STANDIN_ROLE_CRITIC) {
+        c->answer = standin_critique(s->world, &s->critic, pr->literal, pr->option_a, pr->option_b,
+                                     draw_u64(s, DRAW_CRITIC, key, (uint64_t)i), &c->logit, &c->digit);
+    } else {
+        c->answer = xstrdup(UNKNOWN_ANSWER);
+    }
+    if (fault == SERVE_FAULT_EMPTY) {
+        c->answer[0] = 0;
+        c->digit = 0;
+    }
+    int shown = dialect_reasons(d) || (c->shape != SHAPE_PLAIN && c->shape != SHAPE_REFUSAL &&
+                                       c->shape != SHAPE_FILTERED);
+    c->reasoning = shown ? standin_reasoning((StandinRole)pr->role, pr->literal, pr->n, c->digit, &c->decoy_at)
+                         : xstrdup("");
+    int rt = shown ? count_words_ws(c->reasoning) : 0;
+    if (d == DIALECT_OPENAI_REASONING) rt = dialect_reasoning_tokens(q->reasoning_effort); /* hidden */
+    spend_tokens(c, q->max_tokens, rt);
+    if (c->truncated) c->digit = 0;
+    if (c->shape == SHAPE_REFUSAL || c->shape == SHAPE_FILTERED) c->digit = 0, c->completion_tokens = 0;
+}
+
 /* The 200 body for a parsed request, or a fault's variant of it. */
 static char *chat_body(Server *s, const ChatRequest *q, const StandinPrompt *pr, const char *key, int64_t repeat,
                        int fault) {
-    StandinRole role = pr->role;
     int n_choices = q->n < 1 ? 1 : q->n > STANDIN_MAX_N ? STANDIN_MAX_N : q->n;
     Choice ch[STANDIN_MAX_N];
-    memset(ch, 0, sizeof ch);
-    int prompt_tokens = 0, completion_tokens = 0;
+    DialectChoice dc[STANDIN_MAX_N];
+    int prompt_tokens = 0;
     for (int i = 0; i < q->n_messages; i++) prompt_tokens += count_words_ws(q->messages[i].content);
     for (int i = 0; i < n_choices; i++) {
-        if (role == STANDIN_ROLE_TEACHER) {
-            ch[i].content = standin_teach(s->world, pr->literal, pr->n, draw_u64(s, DRAW_TEACH, key, (uint64_t)i),
-                                          s->o.refusal_rate);
-            if (strcmp(ch[i].content, STANDIN_REFUSAL) == 0) atomic_fetch_add(&s->refusals, 1);
-        } else if (role == STANDIN_ROLE_CRITIC) {
-            ch[i].content = standin_critique(s->world, &s->critic, pr->literal, pr->option_a, pr->option_b,
-                                             draw_u64(s, DRAW_CRITIC, key, (uint64_t)i), &ch[i].logit, &ch[i].answer);
-        } else {
-            ch[i].content = xstrdup(UNKNOWN_ANSWER);
-        }
-        if (fault == SERVE_FAULT_EMPTY) {
-            ch[i].content[0] = 0;
-            ch[i].answer = 0;
-        }
-        if (q->max_tokens > 0 && cut_words(ch[i].content, q->max_tokens)) {
-            ch[i].truncated = 1;
-            ch[i].answer = 0;
-        }
-        completion_tokens += count_words_ws(ch[i].content);
+        make_choice(s, q, pr, key, i, fault, &ch[i]);
+        dc[i] = (DialectChoice){.answer = ch[i].answer, .reasoning = ch[i].reasoning,
+                                .digit_at = ch[i].digit ? (long)strlen(ch[i].answer) - 1 : -1,
+                                .decoy_at = ch[i].decoy_at, .logit = ch[i].logit, .answer_digit = ch[i].digit,
+                                .truncated = ch[i].truncated, .shape = ch[i].shape,
+                                .completion_tokens = ch[i].completion_tokens,
+                                .reasoning_tokens = ch[i].reasoning_tokens};
     }
-    ByteBuf b = {0};
-    bytebuf_printf(&b, "{\"id\":\"chatcmpl-standin-%.16s-%lld\",\"object\":\"%s\",\"created\":%lld,\"model\":", key,
-                   (long long)repeat, fault == SERVE_FAULT_SCHEMA ? "text_completion" : "chat.completion",
-                   (long long)time(NULL));
-    json_str(&b, q->model[0] ? q->model : SERVE_MODEL_ID);
-    bytebuf_put(&b, ",\"system_fingerprint\":\"hdistill-standin\",", 41);
+    char id[64];
+    snprintf(id, sizeof id, "chatcmpl-standin-%.16s-%lld", key, (long long)repeat);
+    char *body;
     if (fault == SERVE_FAULT_SCHEMA) {
-        bytebuf_put(&b, "\"output\":{\"text\":", 17);
-        json_str(&b, ch[0].content);
-        bytebuf_put(&b, "},", 2);
+        ByteBuf b = {0};
+        bytebuf_printf(&b, "{\"id\":\"%s\",\"object\":\"text_completion\",\"created\":%lld,\"model\":", id,
+                       (long long)time(NULL));
+        json_str(&b, q->model[0] ? q->model : SERVE_MODEL_ID);
+        bytebuf_printf(&b, ",\"system_fingerprint\":\"hdistill-standin\",\"output\":{\"text\":");
+        json_str(&b, ch[0].answer);
+        bytebuf_printf(&b, "},\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}",
+                       prompt_tokens, ch[0].completion_tokens, prompt_tokens + ch[0].completion_tokens);
+        body = b.a;
     } else {
-        bytebuf_put(&b, "\"choices\":[", 11);
-        for (int i = 0; i < n_choices; i++) {
-            bytebuf_printf(&b, "%s{\"index\":%d,\"message\":{\"role\":\"assistant\",\"content\":", i ? "," : "", i);
-            json_str(&b, ch[i].content);
-            bytebuf_put(&b, "},\"logprobs\":", 13);
-            if (q->logprobs) put_logprobs(&b, s, key, &ch[i], q->top_logprobs, i);
-            else bytebuf_put(&b, "null", 4);
-            bytebuf_printf(&b, ",\"finish_reason\":\"%s\"}", ch[i].truncated ? "length" : "stop");
-        }
-        bytebuf_put(&b, "],", 2);
+        DialectAnswer a = {.dialect = s->o.dialect, .id = id, .model = q->model[0] ? q->model : SERVE_MODEL_ID,
+                           .created = (long long)time(NULL), .n_choices = n_choices, .choices = dc,
+                           .prompt_tokens = prompt_tokens, .logprobs = q->logprobs, .top_logprobs = q->top_logprobs,
+                           .lp_seed = s->o.seed ^ key_fold(key)};
+        body = dialect_render(&a);
     }
-    bytebuf_printf(&b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}", prompt_tokens,
-                   completion_tokens, prompt_tokens + completion_tokens);
-    for (int i = 0; i < n_choices; i++) free(ch[i].content);
-    return b.a;
+    for (int i = 0; i < n_choices; i++) free(ch[i].answer), free(ch[i].reasoning);
+    return body;
 }
 
 static int pick_fault(const Server *s, const char *key, int64_t repeat) {
@@ -395,6 +399,74 @@ static int pick_fault(const Server *s, const char *key, int64_t repeat) {
         if (s->o.fault_rate[f] > 0 && u < acc) return f;
     }
     return SERVE_FAULT_NONE;
+}
+
+/* Azure OpenAI's answer when the prompt trips its content filter (as quoted
+ * in openai/openai-dotnet#55 and stanford-crfm/helm#3327). */
+static const char *AZURE_FILTER_400 =
+    "{\"error\":{\"message\":\"The response was filtered due to the prompt triggering Azure OpenAI's content "
+    "management policy. Please modify your prompt and retry. To learn more about our content filtering policies "
+    "please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766\",\"type\":null,\"param\":"
+    "\"prompt\",\"code\":\"content_filter\",\"status\":400,\"innererror\":{\"code\":\"ResponsibleAIPolicyViolation\","
+    "\"content_filter_result\":{\"hate\":{\"filtered\":false,\"severity\":\"safe\"},\"self_harm\":{\"filtered\":false,"
+    "\"severity\":\"safe\"},\"sexual\":{\"filtered\":false,\"severity\":\"safe\"},\"violence\":{\"filtered\":true,"
+    "\"severity\":\"medium\"}}}}}";
+
+/* OpenAI's 429 when the account is out of credit (docs/guides/error-codes). */
+static const char *OPENAI_QUOTA_429 =
+    "{\"error\":{\"message\":\"You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.\","
+    "\"type\":\"insufficient_quota\",\"param\":null,\"code\":\"insufficient_quota\"}}";
+
+/* The body of an error fault (429, 500, 503, quota, retry-date, filter-400);
+ * 0 when fault is not one. */
+static int fault_error(const Server *s, int fault, char **resp) {
+    switch (fault) {
+    case SERVE_FAULT_429:
+    case SERVE_FAULT_RETRY_DATE:
+        *resp = error_body(s, 429, "rate_limit_error", "rate_limit_exceeded",
+                           "Rate limit reached for %s (stand-in fault injection). Please try again in %d s.",
+                           SERVE_MODEL_ID, s->o.retry_after_s);
+        return 429;
+    case SERVE_FAULT_500:
+        *resp = error_body(s, 500, "server_error", NULL,
+                           "The server had an error while processing your request (stand-in fault injection).");
+        return 500;
+    case SERVE_FAULT_503:
+        *resp = error_body(s, 503, "server_error", NULL, "The engine is currently overloaded (stand-in fault injection).");
+        return 503;
+    case SERVE_FAULT_QUOTA: *resp = xstrdup(OPENAI_QUOTA_429); return 429;
+    case SERVE_FAULT_FILTER_400: *resp = xstrdup(AZURE_FILTER_400); return 400;
+    default: return 0;
+    }
+}
+
+/* A parsed chat request: key, repeat, the dialect's checks, fault, latency, body. */
+static void decide_chat(Server *s, Req *r, const ChatRequest *q) {
+    chat_request_key(q, r->key);
+    r->has_key = 1;
+    r->repeat = keys_bump(s, r->key);
+    if (r->repeat) atomic_fetch_add(&s->repeats, 1);
+    StandinPrompt pr;
+    r->role = (int)standin_prompt_parse(prompt_message(q), &pr);
+    int prompt_words = 0;
+    for (int i = 0; i < q->n_messages; i++) prompt_words += count_words_ws(q->messages[i].content);
+    int st = dialect_check_request(s->o.dialect, q, s->o.served_model, s->o.ctx_words, prompt_words, &r->resp);
+    if (st) {
+        r->status = st;
+    } else {
+        r->fault = pick_fault(s, r->key, r->repeat);
+        r->latency_ms = s->o.latency_ms;
+        if (s->o.latency_jitter_ms > 0)
+            r->latency_ms += s->o.latency_jitter_ms * draw_unit(s, DRAW_LATENCY, r->key, (uint64_t)r->repeat);
+        if (r->fault == SERVE_FAULT_HANG) r->status = 0;
+        else if (!(r->status = fault_error(s, r->fault, &r->resp))) {
+            r->status = 200;
+            r->resp = chat_body(s, q, &pr, r->key, r->repeat, r->fault);
+        }
+    }
+    standin_prompt_free(&pr);
+    atomic_fetch_add(&s->by_role[r->role], 1);
 }
 
 /* Decides status, fault, latency and the body of a request whose body is in. */
@@ -408,71 +480,72 @@ static void req_decide(Server *s, Req *r) {
         r->status = 200;
         r->resp = xasprintf("{\"object\":\"list\",\"data\":[{\"id\":\"%s\",\"object\":\"model\",\"created\":0,"
                             "\"owned_by\":\"hdistill\"}]}",
-                            SERVE_MODEL_ID);
+                            s->o.served_model && s->o.served_model[0] ? s->o.served_model : SERVE_MODEL_ID);
     } else if (r->path == PATH_NOT_FOUND) {
         r->status = 404;
-        r->resp = error_body("invalid_request_error", "unknown_url", "Unknown request URL: %.200s", r->url);
+        r->resp = error_body(s, 404, "invalid_request_error", "unknown_url", "Unknown request URL: %.200s", r->url);
     } else if (r->path == PATH_BAD_METHOD) {
         r->status = 405;
-        r->resp = error_body("invalid_request_error", "method_not_allowed", "Method not allowed for %.200s", r->url);
+        r->resp = error_body(s, 405, "invalid_request_error", "method_not_allowed", "Method not allowed for %.200s", r->url);
+    } else if (r->path == PATH_BATCH) {
+        if (r->too_large) {
+            r->status = 413;
+            r->resp = error_body(s, 413, "invalid_request_error", NULL, "Request body larger than %u bytes", FILE_BODY_MAX);
+        } else {
+            r->status = batchstore_handle(s->batches, r->method, r->url, r->ctype, r->body.a, r->body.n, r->after,
+                                          r->limit, &r->resp, &r->resp_len);
+        }
     } else {
         atomic_fetch_add(&s->chat, 1);
         ChatRequest q;
         Err e = {{0}};
         if (r->too_large) {
             r->status = 413;
-            r->resp = error_body("invalid_request_error", NULL, "Request body larger than %u bytes", BODY_MAX);
+            r->resp = error_body(s, 413, "invalid_request_error", NULL, "Request body larger than %u bytes", BODY_MAX);
         } else if (chat_request_parse(r->body.a ? r->body.a : "", r->body.n, &q, &e) != 0) {
             r->status = 400;
-            r->resp = error_body("invalid_request_error", NULL, "We could not parse the JSON body of your request: %s",
-                                 e.msg);
+            r->resp = error_body(s, 400, "invalid_request_error", NULL,
+                                 "We could not parse the JSON body of your request: %s", e.msg);
         } else {
-            chat_request_key(&q, r->key);
-            r->has_key = 1;
-            r->repeat = keys_bump(s, r->key);
-            if (r->repeat) atomic_fetch_add(&s->repeats, 1);
-            r->fault = pick_fault(s, r->key, r->repeat);
-            r->latency_ms = s->o.latency_ms;
-            if (s->o.latency_jitter_ms > 0)
-                r->latency_ms += s->o.latency_jitter_ms * draw_unit(s, DRAW_LATENCY, r->key, (uint64_t)r->repeat);
-            StandinPrompt pr;
-            r->role = (int)standin_prompt_parse(prompt_message(&q), &pr);
-            switch (r->fault) {
-            case SERVE_FAULT_429:
-                r->status = 429;
-                r->resp = error_body("rate_limit_error", "rate_limit_exceeded",
-                                     "Rate limit reached for %s (stand-in fault injection). Please try again in %d s.",
-                                     SERVE_MODEL_ID, s->o.retry_after_s);
-                break;
-            case SERVE_FAULT_500:
-                r->status = 500;
-                r->resp = error_body("server_error", NULL,
-                                     "The server had an error while processing your request (stand-in fault injection).");
-                break;
-            case SERVE_FAULT_503:
-                r->status = 503;
-                r->resp = error_body("server_error", NULL, "The engine is currently overloaded (stand-in fault injection).");
-                break;
-            case SERVE_FAULT_HANG:
-                r->status = 0;
-                break;
-            default:
-                r->status = 200;
-                r->resp = chat_body(s, &q, &pr, r->key, r->repeat, r->fault);
-            }
-            standin_prompt_free(&pr);
-            atomic_fetch_add(&s->by_role[r->role], 1);
+            decide_chat(s, r, &q);
             chat_request_free(&q);
         }
         atomic_fetch_add(&s->by_fault[r->fault], 1);
     }
-    if (r->resp) {
+    if (r->resp && r->path != PATH_BATCH) {
         r->resp_len = strlen(r->resp);
         if (r->fault == SERVE_FAULT_MALFORMED) r->resp_len /= 2; /* unterminated JSON */
         if (r->fault == SERVE_FAULT_TRUNCATED) r->cut = r->resp_len / 2;
     }
     atomic_fetch_add(&s->by_status[r->status], 1);
     bytebuf_free(&r->body);
+}
+
+/* A batch line's body answered like a chat request (no faults, no latency). */
+static char *batch_answer(void *ctx, const char *body, size_t len, int *status) {
+    Server *s = ctx;
+    ChatRequest q;
+    Err e = {{0}};
+    if (chat_request_parse(body, len, &q, &e) != 0) {
+        *status = 400;
+        return error_body(s, 400, "invalid_request_error", NULL, "We could not parse the JSON body of your request: %s",
+                          e.msg);
+    }
+    char key[65];
+    chat_request_key(&q, key);
+    StandinPrompt pr;
+    standin_prompt_parse(prompt_message(&q), &pr);
+    int words = 0;
+    for (int i = 0; i < q.n_messages; i++) words += count_words_ws(q.messages[i].content);
+    char *resp = NULL;
+    *status = dialect_check_request(s->o.dialect, &q, s->o.served_model, s->o.ctx_words, words, &resp);
+    if (!*status) {
+        *status = 200;
+        resp = chat_body(s, &q, &pr, key, 0, SERVE_FAULT_NONE);
+    }
+    standin_prompt_free(&pr);
+    chat_request_free(&q);
+    return resp;
 }
 
 /* ---- sending ---------------------------------------------------------------------------- */
@@ -495,7 +568,14 @@ static enum MHD_Result req_send(Server *s, Req *r) {
     }
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (r->status == 429) {
+    if (r->status == 429 && r->fault == SERVE_FAULT_RETRY_DATE) { /* an HTTP date (RFC 9110 5.6.7) */
+        char ra[64];
+        time_t t = time(NULL) + s->o.retry_after_s;
+        struct tm g;
+        gmtime_r(&t, &g);
+        strftime(ra, sizeof ra, "%a, %d %b %Y %H:%M:%S GMT", &g);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    } else if (r->status == 429 && r->fault != SERVE_FAULT_QUOTA) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", s->o.retry_after_s);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
@@ -612,16 +692,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->url = xstrdup(url);
         r->fd = -1;
+        snprintf(r->method, sizeof r->method, "%s", method);
         int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0, is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
         if (strcmp(url, "/v1/chat/completions") == 0) r->path = is_post ? PATH_CHAT : PATH_BAD_METHOD;
         else if (strcmp(url, "/v1/models") == 0) r->path = is_get ? PATH_MODELS : PATH_BAD_METHOD;
+        else if (batchstore_path(url)) r->path = PATH_BATCH;
         else r->path = PATH_NOT_FOUND;
+        if (r->path == PATH_BATCH) {
+            const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+            const char *af = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
+            const char *li = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+            r->ctype = ct ? xstrdup(ct) : NULL;
+            r->after = af ? xstrdup(af) : NULL;
+            r->limit = li ? atoi(li) : 0;
+        }
         *ctx = r;
         return MHD_YES;
     }
     if (*upload_size) {
-        if (r->path == PATH_CHAT && !r->too_large) {
-            if (r->body.n + *upload_size > BODY_MAX) {
+        size_t max = r->path == PATH_BATCH ? FILE_BODY_MAX : BODY_MAX;
+        if ((r->path == PATH_CHAT || r->path == PATH_BATCH) && !r->too_large) {
+            if (r->body.n + *upload_size > max) {
                 r->too_large = 1;
                 bytebuf_free(&r->body);
             } else {
@@ -672,11 +763,11 @@ static void log_request(Server *s, const Req *r, int completed) {
     ByteBuf b = {0};
     bytebuf_printf(&b, "{\"time\":%.6f,\"key\":", r->t_wall);
     if (r->has_key) bytebuf_printf(&b, "\"%s\"", r->key);
-    else bytebuf_put(&b, "null", 4);
-    bytebuf_printf(&b, ",\"role\":\"%s\",\"path\":", ROLE_NAMES[r->role]);
+    else bytebuf_put(&b, "null", sizeof "null" - 1);
+    bytebuf_printf(&b, ",\"role\":\"%s\",\"method\":\"%s\",\"path\":", ROLE_NAMES[r->role], r->method);
     json_str(&b, r->url);
     if (r->status) bytebuf_printf(&b, ",\"status\":%d", r->status);
-    else bytebuf_put(&b, ",\"status\":null", 14);
+    else bytebuf_put(&b, ",\"status\":null", sizeof ",\"status\":null" - 1);
     bytebuf_printf(&b, ",\"fault\":\"%s\",\"latency_ms\":%.3f,\"repeat\":%lld,\"completed\":%s}\n", FAULT_NAMES[r->fault],
                    r->latency_ms, (long long)r->repeat, completed ? "true" : "false");
     pthread_mutex_lock(&s->log_mu);
@@ -700,6 +791,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx, enu
     bytebuf_free(&r->body);
     free(r->resp);
     free(r->url);
+    free(r->ctype);
+    free(r->after);
     free(r);
     *ctx = NULL;
 }
@@ -737,6 +830,7 @@ static int write_port_file(const char *path, int port, Err *e) {
 
 static void standin_free(Server *s) {
     if (s->log) fclose(s->log);
+    batchstore_destroy(s->batches);
     standin_world_destroy(s->own_world);
     free(s->heap);
     free(s->hung);
@@ -744,6 +838,7 @@ static void standin_free(Server *s) {
     free(s->base_url);
     free(s->bind);
     free(s->log_path);
+    free(s->served_model);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->keys_mu);
@@ -764,6 +859,11 @@ Server *serve_start(const ServeOptions *o, Err *e) {
     s->o.bind = s->bind;
     s->log_path = o->request_log ? xstrdup(o->request_log) : NULL;
     s->o.request_log = s->log_path;
+    s->served_model = o->served_model ? xstrdup(o->served_model) : NULL;
+    s->o.served_model = s->served_model;
+    BatchStoreOptions bo = {.delay_s = o->batch_delay_s, .fail_rate = o->batch_fail_rate,
+                            .expire_rate = o->batch_expire_rate, .seed = o->seed};
+    s->batches = batchstore_create(&bo, batch_answer, s);
     s->o.port_file = NULL; /* used only below */
     s->o.fortunes_dir = s->o.wordnet_dir = NULL;
     pthread_mutex_init(&s->mu, NULL);
@@ -902,6 +1002,9 @@ void serve_stats(const Server *s, ServeStats *out) {
     out->completed = atomic_load(&s->completed);
     out->pending = atomic_load(&s->pending);
     out->hung = atomic_load(&s->n_hung_now);
+    BatchStoreStats bs;
+    batchstore_stats(((Server *)s)->batches, &bs);
+    out->files = bs.files, out->batches = bs.batches, out->batches_cancelled = bs.cancelled, out->batch_lines = bs.lines;
 }
 
 /* ---- command line ------------------------------------------------------------------------ */
@@ -910,7 +1013,7 @@ static const char *SERVE_HELP =
     "usage: hdistill serve --standin [OPTIONS]\n"
     "\n"
     "Runs the stand-in OpenAI-compatible endpoint (POST /v1/chat/completions,\n"
-    "GET /v1/models) until SIGTERM or SIGINT.  It answers hdistill's teacher and\n"
+    "GET /v1/models, the Files and Batch API) until SIGTERM or SIGINT.  It answers hdistill's teacher and\n"
     "critic prompts deterministically from a hidden humor score over Debian's\n"
     "fortunes and WordNet examples: a stand-in for tests and demos, not a model\n"
     "(docs/standin.md).  Prints \"hdistill serve: stand-in listening on URL\" when ready.\n"
@@ -925,7 +1028,8 @@ static const char *SERVE_HELP =
     "  --latency-jitter-ms J   plus uniform [0, J) ms, drawn per request (default 0)\n"
     "  --fault KIND=RATE       inject a fault with probability RATE (repeatable; rates\n"
     "                          add up to <= 1); KIND: 429 500 503 hang malformed\n"
-    "                          truncated empty schema\n"
+    "                          truncated empty schema quota retry-date filter-400\n"
+    "                          filtered refusal think lone-think parts length-empty\n"
     "  --retry-after S         Retry-After seconds of the 429 fault (default 1)\n"
     "  --refusal-rate R        share of teacher requests refused (default 0)\n"
     "  --position-bias B       critic: added to the logit of answer 1 (default 0)\n"
@@ -934,6 +1038,13 @@ static const char *SERVE_HELP =
     "  --critic-sample         critic writes a sampled answer, not the likelier one\n"
     "  --threads N             HTTP worker threads (default min(4, CPUs))\n"
     "  --max-hung N            hung connections held at most, oldest closed first (default 512)\n"
+    "  --dialect NAME          answer like: standin (default) openai openai-reasoning vllm\n"
+    "                          vllm-reasoning llama-server ollama azure (docs/standin.md)\n"
+    "  --model NAME            requests for another model get the dialect's 404\n"
+    "  --ctx-words N           llama-server: prompts longer than N words get its 400\n"
+    "  --batch-delay S         Batch API: seconds until a batch ends (default 1)\n"
+    "  --batch-fail-rate R     Batch API: share of lines that fail (default 0)\n"
+    "  --batch-expire-rate R   Batch API: share of lines that expire (default 0)\n"
     "  --fortunes DIR          fortunes directory (default " STANDIN_DEFAULT_FORTUNES ")\n"
     "  --wordnet DIR           WordNet directory (default " STANDIN_DEFAULT_WORDNET ")\n"
     "  --quiet                 no start-up and shutdown summaries\n";
@@ -1019,8 +1130,8 @@ static int serve_parse_args(int argc, char **argv, ServeOptions *o, Err *e) {
             snprintf(kind, sizeof kind, "%.*s", (int)(q - v), v);
             int f = serve_fault_parse(kind);
             if (f < 0)
-                return err_set(e, "--fault %s: unknown kind '%s' (429 500 503 hang malformed truncated empty schema)", v,
-                               kind);
+                return err_set(e, "--fault %s: unknown kind '%s' (429 500 503 hang malformed truncated empty schema quota "
+                                  "retry-date filter-400 filtered refusal think lone-think parts length-empty)", v, kind);
             if (parse_double("--fault", q + 1, &d, e)) return -1;
             o->fault_rate[f] = d;
         } else if (strcmp(name, "--retry-after") == 0) {
@@ -1040,6 +1151,21 @@ static int serve_parse_args(int argc, char **argv, ServeOptions *o, Err *e) {
         } else if (strcmp(name, "--max-hung") == 0) {
             if (parse_long(name, v, 1, 1000000, &l, e)) return -1;
             o->max_hung = (int)l;
+        } else if (strcmp(name, "--dialect") == 0) {
+            if ((o->dialect = dialect_parse(v)) < 0)
+                return err_set(e, "--dialect %s: unknown (standin openai openai-reasoning vllm vllm-reasoning "
+                                  "llama-server ollama azure)", v);
+        } else if (strcmp(name, "--model") == 0) {
+            o->served_model = v;
+        } else if (strcmp(name, "--ctx-words") == 0) {
+            if (parse_long(name, v, 0, 100000000, &l, e)) return -1;
+            o->ctx_words = (int)l;
+        } else if (strcmp(name, "--batch-delay") == 0) {
+            if (parse_double(name, v, &o->batch_delay_s, e)) return -1;
+        } else if (strcmp(name, "--batch-fail-rate") == 0) {
+            if (parse_double(name, v, &o->batch_fail_rate, e)) return -1;
+        } else if (strcmp(name, "--batch-expire-rate") == 0) {
+            if (parse_double(name, v, &o->batch_expire_rate, e)) return -1;
         } else if (strcmp(name, "--fortunes") == 0) {
             o->fortunes_dir = v;
         } else if (strcmp(name, "--wordnet") == 0) {

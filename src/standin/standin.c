@@ -1,6 +1,6 @@
 /* standin -- the stand-in's humor world: joke lexicon from fortunes vs
  * WordNet examples, the hidden humor score h, and the teacher's and critic's
- * answers; see include/standin.h and docs/standin.md.  HTTP lives in
+ * answers; see include/standin/standin.h and docs/standin.md.  HTTP lives in
  * serve.c; this file knows nothing of it. */
 #include "standin/standin.h"
 
@@ -1062,4 +1062,23 @@ char *standin_critique(const StandinWorld *w, const StandinCriticParams *p, cons
     if (logit) *logit = z;
     if (answer) *answer = ans;
     return xasprintf("Reason: %s\nAnswer: %d", buf, ans);
+}
+
+char *standin_reasoning(StandinRole role, const char *literal, int n, int answer, long *decoy_at) {
+    *decoy_at = -1;
+    const char *lit = literal ? literal : "";
+    if (role == STANDIN_ROLE_CRITIC && (answer == 1 || answer == 2)) {
+        char *head = xasprintf("Okay, I am comparing two paraphrases of \"%.200s\". At first sight paraphrase %d looks "
+                               "funnier, so Answer: ", lit, 3 - answer);
+        *decoy_at = (long)strlen(head);
+        char *r = xasprintf("%s%d? Wait, the meaning matters too; let me weigh both once more before I answer.", head,
+                            3 - answer);
+        free(head);
+        return r;
+    }
+    if (role == STANDIN_ROLE_TEACHER)
+        return xasprintf("The user wants %d funny versions of \"%.200s\". Some drafts:\n1. A draft that is not good "
+                         "enough yet\n2. Another weak draft to throw away\nNow the final list, nothing else.",
+                         n, lit);
+    return xstrdup("Let me think about what is asked.");
 }

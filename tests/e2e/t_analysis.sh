@@ -51,6 +51,7 @@ def eq(name, got, want):
 if [r["run"] for r in rows] != ["ra", "rb"]:
     sys.exit(f"runs {[r['run'] for r in rows]}")
 checked = 0
+agreements = set()
 for r in rows:
     f = h5py.File(f"{t}/{r['run']}/run.h5", "r")
     cfg = json.loads(f["/config"][()])
@@ -63,8 +64,18 @@ for r in rows:
         for judge, g in f["/eval/" + split].items():
             if not isinstance(g, h5py.Group):
                 continue
-            for k in ("wtr", "wtr_ci_low", "wtr_ci_high", "position_bias", "length_bias", "student_words",
-                      "reference_words", "n"):
+            if judge == "agreement":
+                # two judges: Cohen's kappa and Kendall's tau of every pair, over the inputs both judged
+                for pair, a in g.items():
+                    nb = int(a["n_both"][0])
+                    if not 0 < nb <= len(f[f"/eval/{split}/input"]) or not -1 <= a.attrs["kappa"] <= 1 \
+                            or not -1 <= a.attrs["kendall_tau"] <= 1:
+                        bad.append(f"{r['run']} {split} agreement {pair}: n_both {nb} kappa {a.attrs['kappa']}")
+                    checked += 1
+                    agreements.add((r["run"], split, pair))
+                continue
+            for k in ("wtr", "wtr_ci_low", "wtr_ci_high", "lc_winrate", "lc_ci_low", "lc_ci_high", "position_bias",
+                      "position_consistency", "length_bias", "student_words", "reference_words", "n", "judged"):
                 eq(f"{r['run']} {split}.{judge}.{k}", r[f"{split}.{judge}.{k}"], g.attrs[k]); checked += 1
     m = f["/metrics/train"]
     eq(r["run"] + " steps", r["steps"], m["step"][-1])
@@ -78,6 +89,9 @@ for r in rows:
     tu = h5py.File(cfg["data"]["path"], "r")["/teacher/usage"].attrs
     for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens"):
         eq(f"{r['run']} usage.teacher.{k}", r[f"usage.teacher.{k}"], tu[k]); checked += 1
+if {a for a in agreements if a[0] == "rb"} != {("rb", "eval", "critic__j2"), ("rb", "ood", "critic__j2")} \
+        or any(a[0] == "ra" for a in agreements):
+    bad.append(f"agreement groups: {sorted(agreements)} (expected critic__j2 for both splits of rb only)")
 if rows[0]["eval.j2.wtr"] != "" or rows[1]["eval.j2.wtr"] == "":
     bad.append("judge j2: empty for ra, present for rb expected")
 if float(rows[0]["usage.teacher.requests"]) <= 0 or float(rows[0]["eval.critic.n"]) <= 0:

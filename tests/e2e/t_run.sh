@@ -81,6 +81,15 @@ import h5py,sys; a=h5py.File('$TMP/a/run.h5','r'); b=h5py.File('$TMP/k/run.h5','
 sys.exit(0 if all(list(a[f'/rounds/{r}/pairs/chosen'][()])==list(b[f'/rounds/{r}/pairs/chosen'][()]) for r in (0,1)) else 1)"
 check "kill + resume: identical evaluation" h5cmp "$TMP/k/run.h5" "$TMP/a/run.h5" /eval/eval/critic/verdict exact
 
+# --dry-run of critique and eval: a plan, nothing run, nothing written
+before=$(md5sum "$TMP/a/run.h5" | cut -d' ' -f1; ls "$TMP/a/ckpt" | tr '\n' ' ')
+out=$(OMP_NUM_THREADS=1 "$HD" critique "$CFG" --set run.dir="$TMP/a" --set data.path="$TMP/data.h5" --set critique.rounds=3 --dry-run 2>&1)
+check "critique --dry-run: exit 0 and a plan (round 2 to do)" grep -q "round 2: to do" <<<"$out"
+out=$(OMP_NUM_THREADS=1 "$HD" eval "$CFG" --set run.dir="$TMP/a" --set data.path="$TMP/data.h5" --dry-run 2>&1)
+check "eval --dry-run: exit 0, already evaluated" grep -q "already evaluated" <<<"$out"
+after=$(md5sum "$TMP/a/run.h5" | cut -d' ' -f1; ls "$TMP/a/ckpt" | tr '\n' ' ')
+check "critique/eval --dry-run changed nothing" test "$before" = "$after"
+
 # two runs at once on one data.h5 (as the rows of a sweep array do): no lock conflicts
 for x in p1 p2; do
     OMP_NUM_THREADS=1 "$HD" run "$CFG" --set run.dir="$TMP/$x" --set data.path="$TMP/data.h5" --set critique.rounds=1 \

@@ -1,22 +1,18 @@
-/* test_llmproto -- the transport-free parts of the LLM client: SHA-256 (FIPS
- * test vectors), request bodies and canonical keys, response parsing (with
- * log-probs, errors, wrong schemas), prompt templates, the teacher list
- * parser and refusal detector, the critic answer parser, and the durable
- * cache (round trip, reopen, torn tail, later record wins, lock). */
-#include <fcntl.h>
+/* test_chat -- the protocol module chat.c without transport: SHA-256 (FIPS
+ * test vectors); request bodies and canonical keys (old keys unchanged,
+ * token_param, reasoning_effort, extra_body canonical and validated, the
+ * server's parse giving the client's key); responses as the documented
+ * bodies of OpenAI, vLLM, llama-server, Ollama, Mistral and Azure give them
+ * (content, reasoning, refusal, finish_reason, usage, log-probs aligned with
+ * the answer); error bodies of every shape; prompt templates. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "llm/cache.h"
-#include "llm/chat.h"
-#include "llm/critic.h"
-#include "llm/teacher.h"
 #include "base/sha256.h"
-#include "test.h"
 #include "base/util.h"
+#include "llm/chat.h"
+#include "test.h"
 
 static void test_sha256(void) {
     char h[65];
@@ -27,7 +23,6 @@ static void test_sha256(void) {
     const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
     sha256_hex(m, strlen(m), h);
     EXPECT(!strcmp(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"), "448 bits: %s", h);
-    /* one million 'a', fed in uneven pieces */
     Sha256 s;
     sha256_init(&s);
     char buf[997];
@@ -60,14 +55,14 @@ static void test_request(void) {
            "body %s", body);
     char k1[65], k2[65];
     chat_request_key(&r, k1);
-    /* the server's view: parse the body, key it again */
+    /* the key of this request before the newer fields existed (sha256 of the body above) */
+    EXPECT(!strcmp(k1, "4863d365d51f051ebfba4f6f4ea3915b32ea8443669ed1118e7c7c113f8f9e1a"), "old key changed: %s", k1);
     ChatRequest back;
     Err e;
     EXPECT(chat_request_parse(body, strlen(body), &back, &e) == 0, "%s", e.msg);
     chat_request_key(&back, k2);
     chat_request_free(&back);
     EXPECT(!strcmp(k1, k2), "key differs after a round trip");
-    /* the same body with other whitespace and key order is the same request */
     const char *other = "{ \"messages\": [ {\"content\": \"be brief\", \"role\": \"system\"}, {\"role\":\"user\","
                         "\"content\":\"say \\\"hi\\\"\\nnow\"} ], \"top_logprobs\": 5, \"logprobs\": true,"
                         " \"max_tokens\": 50, \"temperature\": 0.80, \"model\": \"m1\" }";
@@ -85,52 +80,189 @@ static void test_request(void) {
     chat_request_free(&back);
     EXPECT(chat_request_parse("{\"model\": 3}", 12, &back, &e) != 0, "bad request accepted");
     EXPECT(chat_request_parse("{nope", 5, &back, &e) != 0 && strstr(e.msg, "malformed"), "malformed accepted");
-    chat_request_free(&r), chat_request_free(&o2);
+    chat_request_free(&r), chat_request_free(&o2), chat_request_free(&back);
     free(body);
 }
 
-static void test_response(void) {
-    const char *ok = "{\"id\":\"x\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
-                     "\"Reason: funnier.\\nAnswer: 2\"},\"finish_reason\":\"stop\",\"logprobs\":{\"content\":["
-                     "{\"token\":\"Reason\",\"logprob\":0},{\"token\":\":\",\"logprob\":0},"
-                     "{\"token\":\" funnier.\\n\",\"logprob\":-0.1},{\"token\":\"Answer\",\"logprob\":0},"
-                     "{\"token\":\":\",\"logprob\":0},{\"token\":\" 2\",\"logprob\":-0.2231,\"top_logprobs\":["
-                     "{\"token\":\" 2\",\"logprob\":-0.2231},{\"token\":\" 1\",\"logprob\":-1.6094}]}]}}],"
-                     "\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":7,\"total_tokens\":47}}";
+/* Keys of requests built from the default configuration, as the code before
+ * token_param/reasoning_effort/extra_body computed them (an old build of
+ * chat.c): existing caches stay valid. */
+static void test_old_keys(void) {
+    Config c;
+    config_init(&c);
+    ChatRequest r;
+    char k[65];
+    chat_request_for(&c.teacher, "Rewrite 3\nSentence: the cat sat", &r);
+    chat_request_key(&r, k);
+    EXPECT(!strcmp(k, "1f59790b06aa9fbe471b2197974720ef488787b01834117d84df4955f847b825"), "teacher key %s", k);
+    chat_request_free(&r);
+    chat_request_for(&c.critic, "Sentence: a\n1. b\n2. c", &r);
+    chat_request_key(&r, k);
+    EXPECT(!strcmp(k, "72bbb9e6ea291a82fca790be912c6717c1d8e61d1fad2df7a4f6f584a23acf3b"), "critic key %s", k);
+    chat_request_free(&r);
+    /* "none" and "" do not send reasoning_effort: same key */
+    free(c.teacher.reasoning_effort);
+    c.teacher.reasoning_effort = xstrdup("none");
+    chat_request_for(&c.teacher, "Rewrite 3\nSentence: the cat sat", &r);
+    chat_request_key(&r, k);
+    EXPECT(!strcmp(k, "1f59790b06aa9fbe471b2197974720ef488787b01834117d84df4955f847b825"), "none changes the key");
+    chat_request_free(&r);
+    config_free(&c);
+}
+
+static void test_new_fields(void) {
+    Config c;
+    config_init(&c);
+    EndpointConfig *ec = &c.teacher;
+    free(ec->reasoning_effort), free(ec->extra_body);
+    ec->token_param = TOKEN_PARAM_MAX_COMPLETION_TOKENS;
+    ec->reasoning_effort = xstrdup("low");
+    ec->extra_body = xstrdup(" {\"top_k\": 20, \"chat_template_kwargs\": {\"enable_thinking\": false, \"a\": 1}}");
+    Err e;
+    EXPECT(chat_endpoint_check(ec, "teacher", &e) == 0, "%s", e.msg);
+    ChatRequest r;
+    chat_request_for(ec, "hi", &r);
+    char *body = chat_request_body(&r);
+    EXPECT(!strcmp(body, "{\"model\":\"hdistill-standin\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                         "\"temperature\":0.8,\"top_p\":1,\"max_completion_tokens\":256,\"reasoning_effort\":\"low\","
+                         "\"chat_template_kwargs\":{\"a\":1,\"enable_thinking\":false},\"top_k\":20}"),
+           "body %s", body);
+    char k1[65], k2[65];
+    chat_request_key(&r, k1);
+    /* the server's view: unknown keys are kept, so its key is the client's */
+    ChatRequest srv;
+    EXPECT(chat_request_parse(body, strlen(body), &srv, &e) == 0 && srv.token_param == CHAT_TOKENS_MAX_COMPLETION_TOKENS &&
+               srv.max_tokens == 256 && srv.reasoning_effort && !strcmp(srv.reasoning_effort, "low"),
+           "server parse of the new fields");
+    chat_request_key(&srv, k2);
+    EXPECT(!strcmp(k1, k2), "server key %s != client key %s", k2, k1);
+    chat_request_free(&srv);
+    /* the same extra body written otherwise is the same request */
+    ChatRequest r2;
+    chat_request_copy(&r2, &r);
+    EXPECT(chat_request_set_extra(&r2, "{\"chat_template_kwargs\":{\"a\":1,\"enable_thinking\":false},\"top_k\":20}",
+                                  &e) == 0, "%s", e.msg);
+    chat_request_key(&r2, k2);
+    EXPECT(!strcmp(k1, k2), "extra_body key order changes the key");
+    EXPECT(chat_request_set_extra(&r2, "{\"top_k\":21}", &e) == 0, "%s", e.msg);
+    chat_request_key(&r2, k2);
+    EXPECT(strcmp(k1, k2) != 0, "extra_body not in the key");
+    r2.token_param = CHAT_TOKENS_MAX_TOKENS;
+    char k3[65];
+    chat_request_key(&r2, k3);
+    EXPECT(strcmp(k3, k2) != 0, "token_param not in the key");
+    EXPECT(chat_request_set_extra(&r2, "[1,2]", &e) != 0 && strstr(e.msg, "object"), "a list accepted: %s", e.msg);
+    EXPECT(chat_request_set_extra(&r2, "{\"max_tokens\":3}", &e) != 0 && strstr(e.msg, "max_tokens"), "reserved key");
+    EXPECT(chat_request_set_extra(&r2, "{\"a\":1,\"a\":2}", &e) != 0 && strstr(e.msg, "twice"), "duplicate key");
+    EXPECT(chat_request_set_extra(&r2, "{nope", &e) != 0 && strstr(e.msg, "JSON"), "bad JSON");
+    chat_request_free(&r2);
+    /* configuration errors name the key */
+    free(ec->extra_body);
+    ec->extra_body = xstrdup("{\"stream\": true}");
+    EXPECT(chat_endpoint_check(ec, "teacher", &e) != 0 && strstr(e.msg, "teacher.extra_body") && strstr(e.msg, "stream"),
+           "extra_body error: %s", e.msg);
+    free(ec->extra_body);
+    ec->extra_body = xstrdup("not json");
+    EXPECT(chat_endpoint_check(ec, "critic", &e) != 0 && strstr(e.msg, "critic.extra_body"), "%s", e.msg);
+    free(ec->extra_body);
+    ec->extra_body = xstrdup("");
+    free(ec->reasoning_effort);
+    ec->reasoning_effort = xstrdup("extreme");
+    EXPECT(chat_endpoint_check(ec, "teacher", &e) != 0 && strstr(e.msg, "teacher.reasoning_effort"), "%s", e.msg);
+    chat_request_free(&r);
+    free(body);
+    config_free(&c);
+}
+
+static ChatResponse parse_ok(const char *body, const char *what) {
     ChatResponse r;
     Err e;
-    EXPECT(chat_response_parse(ok, strlen(ok), &r, &e) == 0, "%s", e.msg);
-    EXPECT(!strcmp(r.content, "Reason: funnier.\nAnswer: 2") && !strcmp(r.finish_reason, "stop"), "content");
-    EXPECT(r.n_tokens == 6 && r.tokens[5].n_top == 2, "logprobs %d", r.n_tokens);
-    EXPECT(r.prompt_tokens == 40 && r.completion_tokens == 7, "usage");
-    double p1 = -1;
-    EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_LOGPROBS, "critic source");
-    EXPECT(fabs(p1 - 0.2) < 1e-3, "p1 %g (exp(-1.6094)=0.2, exp(-0.2231)=0.8)", p1);
+    int rc = chat_response_parse(body, strlen(body), &r, &e);
+    EXPECT(rc == 0, "%s: %s", what, e.msg);
+    if (rc) memset(&r, 0, sizeof r);
+    return r;
+}
+
+static int has(const char *s, const char *x) { return s && strstr(s, x) != NULL; }
+
+/* Bodies as the servers document them (see the comments). */
+static void test_response_shapes(void) {
+    /* OpenAI chat completion (api-reference/chat/object): refusal null, annotations, usage details */
+    ChatResponse r = parse_ok(
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,"
+        "\"message\":{\"role\":\"assistant\",\"content\":\"1. A joke here\",\"refusal\":null,\"annotations\":[]},"
+        "\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":10,"
+        "\"total_tokens\":29,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,"
+        "\"rejected_prediction_tokens\":0}},\"service_tier\":\"default\",\"system_fingerprint\":\"fp_1\"}",
+        "openai");
+    EXPECT(!strcmp(r.content, "1. A joke here") && !r.reasoning[0] && !chat_response_refused(&r) &&
+               r.reasoning_tokens == 0 && r.prompt_tokens == 19,
+           "openai plain");
     chat_response_free(&r);
-    const char *nolp = "{\"choices\":[{\"message\":{\"content\":\"Reason: shorter.\\nAnswer: 1\"}}]}";
-    EXPECT(chat_response_parse(nolp, strlen(nolp), &r, &e) == 0, "%s", e.msg);
-    EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_TEXT && p1 == 1.0, "text fallback %g", p1);
-    EXPECT(r.prompt_tokens == -1, "missing usage");
+    /* o-series: hidden reasoning, counted; the limit spent on it: content "" and finish_reason length */
+    r = parse_ok("{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
+                 "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":100,"
+                 "\"total_tokens\":130,\"completion_tokens_details\":{\"reasoning_tokens\":100}}}",
+                 "o-series length");
+    EXPECT(!r.content[0] && chat_response_truncated(&r) && r.reasoning_tokens == 100, "o-series exhausted");
     chat_response_free(&r);
-    const char *none = "{\"choices\":[{\"message\":{\"content\":\"I like both.\"}}]}";
-    EXPECT(chat_response_parse(none, strlen(none), &r, &e) == 0, "%s", e.msg);
-    EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_NONE, "no answer must not parse");
+    /* vLLM with a reasoning parser (docs.vllm.ai, Reasoning Outputs): reasoning_content beside content */
+    r = parse_ok("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"reasoning_content\":\"Maybe Answer: 2?\","
+                 "\"content\":\"Reason: x\\nAnswer: 1\",\"tool_calls\":[]},\"finish_reason\":\"stop\",\"stop_reason\":null}]}",
+                 "vllm reasoning_content");
+    EXPECT(!strcmp(r.content, "Reason: x\nAnswer: 1") && !strcmp(r.reasoning, "Maybe Answer: 2?"), "vllm parser");
     chat_response_free(&r);
+    /* vLLM >= 0.11 renames it "reasoning"; Ollama's openai.go Message.Reasoning */
+    r = parse_ok("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Answer: 2\",\"reasoning\":\"hmm\"},"
+                 "\"finish_reason\":\"stop\"}],\"system_fingerprint\":\"fp_ollama\"}",
+                 "reasoning field");
+    EXPECT(!strcmp(r.content, "Answer: 2") && !strcmp(r.reasoning, "hmm"), "reasoning field");
+    chat_response_free(&r);
+    /* vLLM without a parser / llama-server --reasoning-format none: <think> in content */
+    r = parse_ok("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"<think>\\n1. draft\\n</think>\\n\\n"
+                 "1. Final one\\n2. Final two\"},\"finish_reason\":\"stop\"}]}",
+                 "think block");
+    EXPECT(!strcmp(r.content, "1. Final one\n2. Final two") && !strcmp(r.reasoning, "1. draft"), "think: '%s' '%s'",
+           r.content, r.reasoning);
+    chat_response_free(&r);
+    /* DeepSeek-R1 without the opening tag: everything before </think> is reasoning */
+    r = parse_ok("{\"choices\":[{\"message\":{\"content\":\"Answer: 2? no.\\n</think>\\nReason: y\\nAnswer: 1\"}}]}",
+                 "lone think");
+    EXPECT(!strcmp(r.content, "Reason: y\nAnswer: 1") && !strcmp(r.reasoning, "Answer: 2? no."), "lone </think>");
+    chat_response_free(&r);
+    /* cut inside the reasoning: no answer at all */
+    r = parse_ok("{\"choices\":[{\"message\":{\"content\":\"<think>still thinking\"},\"finish_reason\":\"length\"}]}",
+                 "unclosed think");
+    EXPECT(!r.content[0] && !strcmp(r.reasoning, "still thinking") && chat_response_truncated(&r), "unclosed <think>");
+    chat_response_free(&r);
+    /* Mistral Magistral: content as parts (thinking with a list of text chunks, then text) */
+    r = parse_ok("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":"
+                 "[{\"type\":\"text\",\"text\":\"Answer: 2?\"}]},{\"type\":\"text\",\"text\":\"Answer: 1\"}]},"
+                 "\"finish_reason\":\"stop\"}]}",
+                 "parts");
+    EXPECT(!strcmp(r.content, "Answer: 1") && !strcmp(r.reasoning, "Answer: 2?"), "parts");
+    chat_response_free(&r);
+    /* OpenAI refusal (structured outputs): content null, refusal text */
+    r = parse_ok("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,\"refusal\":\"I'm sorry, I cannot "
+                 "assist with that request.\"},\"finish_reason\":\"stop\"}]}",
+                 "refusal");
+    EXPECT(chat_response_refused(&r) && has(r.refusal, "cannot assist") && !r.content[0], "refusal");
+    chat_response_free(&r);
+    /* Azure: the completion stopped by the content filter */
+    r = parse_ok("{\"choices\":[{\"index\":0,\"finish_reason\":\"content_filter\",\"message\":{\"role\":\"assistant\","
+                 "\"content\":null},\"content_filter_results\":{\"violence\":{\"filtered\":true,\"severity\":\"medium\"}}}],"
+                 "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":{}}]}",
+                 "azure filtered");
+    EXPECT(chat_response_filtered(&r) && !r.content[0], "content_filter");
+    chat_response_free(&r);
+    Err e;
+    const char *img = "{\"choices\":[{\"message\":{\"content\":[{\"type\":\"image_url\"}]}}]}";
+    EXPECT(chat_response_parse(img, strlen(img), &r, &e) != 0 &&
+               strstr(e.msg, "image_url"),
+           "unknown part type: %s", e.msg);
     EXPECT(chat_response_parse("{\"choices\":[", 12, &r, &e) != 0 && strstr(e.msg, "malformed"), "malformed");
     EXPECT(chat_response_parse("{\"object\":\"x\"}", 14, &r, &e) != 0 && strstr(e.msg, "schema"), "schema");
-    /* a positive log-prob of the only answer token is probability 1, so P(1 better) stays in [0, 1]
-     * (it was 1 - exp(0.22) = -0.25: found by fuzz_chat_response) */
-    const char *pos = "{\"choices\":[{\"message\":{\"content\":\"Answer: 2\"},\"logprobs\":{\"content\":["
-                      "{\"token\":\"Answer\",\"logprob\":0},{\"token\":\" 2\",\"logprob\":0.2231,\"top_logprobs\":["
-                      "{\"token\":\" 2\",\"logprob\":0.2231},{\"token\":\" 0\",\"logprob\":-1.6}]}]}}]}";
-    EXPECT(chat_response_parse(pos, strlen(pos), &r, &e) == 0, "%s", e.msg);
-    EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_LOGPROBS && p1 == 0.0, "positive log-prob of 2: p1 %g", p1);
-    chat_response_free(&r);
-    const char *pos1 = "{\"choices\":[{\"message\":{\"content\":\"Answer: 1\"},\"logprobs\":{\"content\":["
-                       "{\"token\":\"Answer:\",\"logprob\":0},{\"token\":\" 1\",\"logprob\":1e-7}]}}]}";
-    EXPECT(chat_response_parse(pos1, strlen(pos1), &r, &e) == 0, "%s", e.msg);
-    EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_LOGPROBS && p1 == 1.0, "positive log-prob of 1: p1 %g", p1);
-    chat_response_free(&r);
     /* usage outside int64 is clamped, not cast (undefined; found by fuzz_chat_response) */
     const char *big = "{\"choices\":[{\"message\":{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":6e52,"
                       "\"completion_tokens\":-1e300}}";
@@ -139,93 +271,115 @@ static void test_response(void) {
     chat_response_free(&r);
     const char *err = "{\"error\":{\"message\":\"model not found\"}}";
     EXPECT(chat_response_parse(err, strlen(err), &r, &e) != 0 && strstr(e.msg, "model not found"), "error %s", e.msg);
+}
+
+/* Log-probs over the whole generation are aligned with the answer. */
+static void test_alignment(void) {
+    /* vLLM with a reasoning parser: the tokens cover reasoning, </think> and the answer */
+    ChatResponse r = parse_ok(
+        "{\"choices\":[{\"message\":{\"reasoning_content\":\"Answer: 2?\",\"content\":\"Answer: 1\"},\"logprobs\":"
+        "{\"content\":[{\"token\":\"Answer\",\"logprob\":0},{\"token\":\":\",\"logprob\":0},{\"token\":\" 2\",\"logprob\":-1},"
+        "{\"token\":\"?\",\"logprob\":0},{\"token\":\"\\n</think>\\n\\n\",\"logprob\":0},{\"token\":\"Answer\",\"logprob\":0},"
+        "{\"token\":\":\",\"logprob\":0},{\"token\":\" 1\",\"logprob\":-0.1}]},\"finish_reason\":\"stop\"}]}",
+        "aligned");
+    EXPECT(r.aligned && r.tokens[2].offset < 0 && r.tokens[5].offset == 0 && chat_response_token_at(&r, 8) == 7,
+           "tokens after </think> start the answer");
+    chat_response_free(&r);
+    /* llama-server's items: id, token, bytes, logprob, top_logprobs with the same fields */
+    r = parse_ok("{\"choices\":[{\"message\":{\"content\":\"Answer: 2\"},\"logprobs\":{\"content\":[{\"id\":16533,"
+                 "\"token\":\"Answer\",\"bytes\":[65],\"logprob\":-0.01,\"top_logprobs\":[]},{\"id\":25,\"token\":\":\","
+                 "\"bytes\":[58],\"logprob\":0,\"top_logprobs\":[]},{\"id\":220,\"token\":\" \",\"bytes\":[32],"
+                 "\"logprob\":0,\"top_logprobs\":[]},{\"id\":17,\"token\":\"2\",\"bytes\":[50],\"logprob\":-0.3,"
+                 "\"top_logprobs\":[{\"id\":17,\"token\":\"2\",\"bytes\":[50],\"logprob\":-0.3},{\"id\":16,\"token\":\"1\","
+                 "\"bytes\":[49],\"logprob\":-1.4}]}]}}]}",
+                 "llama-server logprobs");
+    EXPECT(r.n_tokens == 4 && r.tokens[3].n_top == 2 && chat_response_token_at(&r, 8) == 3, "llama-server items");
+    chat_response_free(&r);
+    /* post-sampling probabilities ("prob", "top_probs") are read as their logs */
+    r = parse_ok("{\"choices\":[{\"message\":{\"content\":\"Answer: 1\"},\"logprobs\":{\"content\":[{\"token\":\"Answer:\","
+                 "\"prob\":1},{\"token\":\" 1\",\"prob\":0.25,\"top_probs\":[{\"token\":\" 1\",\"prob\":0.25},"
+                 "{\"token\":\" 2\",\"prob\":0.75}]}]}}]}",
+                 "probs");
+    EXPECT(r.n_tokens == 2 && fabs(r.tokens[1].top[1].logprob - log(0.75)) < 1e-12, "prob -> log");
+    chat_response_free(&r);
+    /* tokens that do not spell the answer are not aligned (never trusted) */
+    r = parse_ok("{\"choices\":[{\"message\":{\"content\":\"Answer: 1\"},\"logprobs\":{\"content\":[{\"token\":\"Other\","
+                 "\"logprob\":0}]}}]}",
+                 "unaligned");
+    EXPECT(!r.aligned && chat_response_token_at(&r, 0) == -1, "unaligned tokens");
+    chat_response_free(&r);
+}
+
+static void expect_error(const char *body, const char *msg, const char *type, const char *param, const char *code) {
+    ChatError er;
+    int ok = chat_error_parse(body, strlen(body), &er);
+    EXPECT(ok && has(er.message, msg) && !strcmp(er.type, type) && !strcmp(er.param, param) && !strcmp(er.code, code),
+           "error %s -> '%s' '%s' '%s' '%s'", body, er.message, er.type, er.param, er.code);
+}
+
+/* Error bodies as the servers send them. */
+static void test_errors(void) {
+    /* OpenAI, reasoning model given max_tokens (openai/openai-python#2046) */
+    expect_error("{\"error\":{\"message\":\"Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                 "'max_completion_tokens' instead.\",\"type\":\"invalid_request_error\",\"param\":\"max_tokens\","
+                 "\"code\":\"unsupported_parameter\"}}",
+                 "max_completion_tokens", "invalid_request_error", "max_tokens", "unsupported_parameter");
+    expect_error("{\"error\":{\"message\":\"You exceeded your current quota, please check your plan and billing "
+                 "details.\",\"type\":\"insufficient_quota\",\"param\":null,\"code\":\"insufficient_quota\"}}",
+                 "current quota", "insufficient_quota", "", "insufficient_quota");
+    /* Azure's prompt filter (type null, status and innererror beside) */
+    expect_error("{\"error\":{\"message\":\"The response was filtered due to the prompt triggering Azure OpenAI's "
+                 "content management policy.\",\"type\":null,\"param\":\"prompt\",\"code\":\"content_filter\","
+                 "\"status\":400,\"innererror\":{\"code\":\"ResponsibleAIPolicyViolation\"}}}",
+                 "filtered", "", "prompt", "content_filter");
+    /* vLLM's (older) top-level ErrorResponse; SGLang's is the same */
+    expect_error("{\"object\":\"error\",\"message\":\"The model `x` does not exist.\",\"type\":\"NotFoundError\","
+                 "\"param\":null,\"code\":404}",
+                 "does not exist", "NotFoundError", "", "404");
+    /* llama-server: numeric code, extra fields */
+    expect_error("{\"error\":{\"code\":400,\"message\":\"request (5000 tokens) exceeds the available context size "
+                 "(4096 tokens), try increasing it\",\"type\":\"exceed_context_size_error\",\"n_prompt_tokens\":5000,"
+                 "\"n_ctx\":4096}}",
+                 "exceeds the available context", "exceed_context_size_error", "", "400");
+    expect_error("{\"error\": {\"code\": 503, \"message\": \"Loading model\", \"type\": \"unavailable_error\"}}",
+                 "Loading model", "unavailable_error", "", "503");
+    /* Ollama (openai/openai.go NewError) */
+    expect_error("{\"error\":{\"message\":\"model \\\"llama9\\\" not found, try pulling it first\",\"type\":"
+                 "\"not_found_error\",\"param\":null,\"code\":null}}",
+                 "try pulling it first", "not_found_error", "", "");
+    /* Ollama's native API and proxies */
+    expect_error("{\"error\":\"model 'x' not found\"}", "not found", "", "", "");
+    /* FastAPI validation (vLLM 422) */
+    expect_error("{\"detail\":[{\"loc\":[\"body\",\"max_tokens\"],\"msg\":\"Input should be greater than 0\","
+                 "\"type\":\"greater_than\"}]}",
+                 "greater than 0", "greater_than", "max_tokens", "");
+    ChatError er;
+    EXPECT(!chat_error_parse("<html>502 Bad Gateway</html>", 28, &er), "HTML is not an error body");
+    EXPECT(!chat_error_parse("{\"choices\":[]}", 14, &er), "a chat body is not an error body");
+    char buf[200];
+    chat_error_parse("{\"error\":{\"message\":\"m\",\"type\":\"t\",\"param\":\"p\",\"code\":\"c\"}}", 62, &er);
+    chat_error_format(&er, buf, sizeof buf);
+    EXPECT(!strcmp(buf, "m (type t, param p, code c)"), "format: %s", buf);
+}
+
+static void test_template(void) {
     char *t = chat_fill_template("S: {input} n={n} 1. {a} 2. {b} {other}", "x y", 3, "A", "B");
     EXPECT(!strcmp(t, "S: x y n=3 1. A 2. B {other}"), "template %s", t);
     free(t);
-}
-
-static void expect_list(const char *content, int max, int want, const char *first, const char *last) {
-    StrVec v = {0};
-    int n = teacher_parse_list(content, max, &v);
-    EXPECT(n == want, "list of %d, wanted %d: <<%s>>", n, want, content);
-    if (n == want && want > 0) {
-        EXPECT(!strcmp(v.a[0], first), "first item '%s' wanted '%s'", v.a[0], first);
-        EXPECT(!strcmp(v.a[n - 1], last), "last item '%s' wanted '%s'", v.a[n - 1], last);
-    }
-    strvec_free(&v);
-}
-
-static void test_teacher_parsing(void) {
-    expect_list("1. The cat sat.\n2. A cat was sitting.\n3. Feline, seated.", 3, 3, "The cat sat.", "Feline, seated.");
-    expect_list("Here are three takes:\n\n1) One two\n2) Three four\n3) Five six\n\n", 3, 3, "One two", "Five six");
-    expect_list("- \"Alpha beta\"\n- Gamma delta\n* Epsilon zeta", 3, 3, "Alpha beta", "Epsilon zeta");
-    expect_list("**1.** Bold one here\n**2.** Bold two here", 3, 2, "Bold one here", "Bold two here");
-    expect_list("(1) first one\n(2) second one\n(3) third one\n(4) fourth one", 3, 3, "first one", "third one");
-    expect_list("Sure! These are funny.\n1. With prose\n2. Around it\nHope you like them!", 3, 2, "With prose", "Around it");
-    expect_list("No numbers at all\nJust lines of text\nThird line here", 3, 3, "No numbers at all", "Third line here");
-    expect_list("1. \xE2\x80\x9C" "Curly quoted" "\xE2\x80\x9D\n2. x", 3, 1, "Curly quoted", "Curly quoted");
-    expect_list("", 3, 0, "", "");
-    EXPECT(teacher_is_refusal("I'm sorry, but I can't help with that."), "refusal");
-    EXPECT(teacher_is_refusal("As an AI, I cannot do this."), "refusal 2");
-    EXPECT(!teacher_is_refusal("1. I'm sorry, said the cat\n2. Sorry not sorry\n3. Whoops"), "list with apology");
-    EXPECT(!teacher_is_refusal("1. The cat sat.\n2. The cat sat again."), "plain list");
-}
-
-static void test_cache(void) {
-    char path[] = "/tmp/hdistill-cache-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    Err e;
-    LlmCache *c = cache_open(path, 0, &e);
-    EXPECT(c != NULL, "%s", e.msg);
-    char k1[65], k2[65];
-    sha256_hex("one", 3, k1);
-    sha256_hex("two", 3, k2);
-    const char *b1 = "{\"a\": 1}\nwith a newline", *b2 = "second";
-    EXPECT(cache_put(c, k1, b1, strlen(b1), &e) == 0, "%s", e.msg);
-    EXPECT(cache_put(c, k2, b2, strlen(b2), &e) == 0, "%s", e.msg);
-    size_t len;
-    const char *g = cache_get(c, k1, &len);
-    EXPECT(g && len == strlen(b1) && !memcmp(g, b1, len), "get after put");
-    /* a second process cannot open it while we hold it */
-    pid_t pid = fork();
-    if (pid == 0) {
-        Err e2;
-        LlmCache *c2 = cache_open(path, 0, &e2);
-        _exit(c2 == NULL && strstr(e2.msg, "in use") ? 0 : 1);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "lock not held");
-    EXPECT(cache_put(c, k1, "newer", 5, &e) == 0, "%s", e.msg);
-    cache_close(c);
-    /* a torn record at the end (killed mid-write) */
-    fd = open(path, O_WRONLY | O_APPEND);
-    const char *torn = "HDC1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 100 0000000000000000\npartial";
-    EXPECT(write(fd, torn, strlen(torn)) == (ssize_t)strlen(torn), "write");
-    close(fd);
-    c = cache_open(path, 0, &e);
-    EXPECT(c != NULL, "%s", e.msg);
-    EXPECT(cache_count(c) == 2 && cache_dropped(c) == 1, "count %lld dropped %lld", (long long)cache_count(c),
-           (long long)cache_dropped(c));
-    g = cache_get(c, k1, &len);
-    EXPECT(g && len == 5 && !memcmp(g, "newer", 5), "later record wins");
-    g = cache_get(c, k2, &len);
-    EXPECT(g && len == strlen(b2), "second record survives");
-    EXPECT(cache_put(c, k2, "third", 5, &e) == 0, "append after cutting the tail: %s", e.msg);
-    cache_close(c);
-    c = cache_open(path, 0, &e);
-    g = cache_get(c, k2, &len);
-    EXPECT(c && cache_dropped(c) == 0 && g && len == 5 && !memcmp(g, "third", 5), "clean after repair");
-    cache_close(c);
-    unlink(path);
+    char *a, *r;
+    chat_split_reasoning("  plain answer", &a, &r);
+    EXPECT(!strcmp(a, "plain answer") && !r[0], "no reasoning");
+    free(a), free(r);
 }
 
 int main(void) {
     test_sha256();
     test_request();
-    test_response();
-    test_teacher_parsing();
-    test_cache();
+    test_old_keys();
+    test_new_fields();
+    test_response_shapes();
+    test_alignment();
+    test_errors();
+    test_template();
     return test_summary();
 }

@@ -19,7 +19,7 @@ static float *rnd(long n, float scale) {
 
 static float *zeros(long n) { return xcalloc((size_t)(n ? n : 1), sizeof(float)); }
 
-static float *dup(const float *x, long n) {
+static float *copyf(const float *x, long n) {
     float *y = xmalloc(sizeof(float) * (size_t)n);
     memcpy(y, x, sizeof(float) * (size_t)n);
     return y;
@@ -76,7 +76,7 @@ static void test_embedding(void) {
     int ok = 1;
     for (int i = 0; i < N; i++) ok &= !memcmp(out + i * C, wte + tok[i] * C, sizeof(float) * C);
     EXPECT(ok, "embedding rows");
-    float *g1 = rnd(V * C, 1), *g2 = dup(g1, V * C);
+    float *g1 = rnd(V * C, 1), *g2 = copyf(g1, V * C);
     ops_embedding_backward(g1, d, tok, N, C);
     ops_embedding_backward_naive(g2, d, tok, N, C);
     EXPECT(rel(g1, g2, V * C) < 1e-6, "embedding backward %g", rel(g1, g2, V * C));
@@ -110,13 +110,13 @@ static void test_rmsnorm(int N, int H, int D, int ld) {
     EXPECT(rel(c.out, o2, n) < 1e-6, "rmsnorm forward %g", rel(c.out, o2, n));
     EXPECT(rel(c.rstd, r2, (long)N * H) < 1e-6, "rmsnorm rstd");
     /* accumulate into pre-filled gradients, vs the naive */
-    float *di = rnd(n, 1), *dw = rnd(D, 1), *di2 = dup(di, n), *dw2 = dup(dw, D);
+    float *di = rnd(n, 1), *dw = rnd(D, 1), *di2 = copyf(di, n), *dw2 = copyf(dw, D);
     ops_rmsnorm_backward(di, dw, c.r, c.inp, c.w, c.rstd, N, H, D, ld, 1);
     ops_rmsnorm_backward_naive(di2, dw2, c.r, c.inp, c.w, c.rstd, N, H, D, ld);
     EXPECT(rel(di, di2, n) < 1e-5 && rel(dw, dw2, D) < 1e-5, "rmsnorm backward %g %g", rel(di, di2, n),
            rel(dw, dw2, D));
     /* in place (acc 0): dout replaced by dinp inside the heads, the rest untouched */
-    float *ip = dup(c.r, n), *dw3 = zeros(D), *z = zeros(n), *dw4 = zeros(D);
+    float *ip = copyf(c.r, n), *dw3 = zeros(D), *z = zeros(n), *dw4 = zeros(D);
     ops_rmsnorm_backward(ip, dw3, ip, c.inp, c.w, c.rstd, N, H, D, ld, 0);
     ops_rmsnorm_backward_naive(z, dw4, c.r, c.inp, c.w, c.rstd, N, H, D, ld);
     int untouched = 1;
@@ -167,7 +167,7 @@ static void test_rope(void) {
     for (int i = 0; i < N; i++) pos[i] = (int)rng_below(&rng, 9000);
     double inv[hd / 2];
     ops_rope_inv_freq(inv, hd, 10000.0, 1, 8.0, 1.0, 4.0, 64);
-    float *cs = zeros(N * hd), *x = rnd(N * ld, 1), *x0 = dup(x, N * ld), *x2 = dup(x, N * ld);
+    float *cs = zeros(N * hd), *x = rnd(N * ld, 1), *x0 = copyf(x, N * ld), *x2 = copyf(x, N * ld);
     ops_rope_table(cs, pos, inv, N, hd);
     ops_rope_forward(x, cs, N, H, hd, ld);
     ops_rope_apply_naive(x2, pos, inv, N, H, hd, ld, 0);
@@ -177,7 +177,7 @@ static void test_rope(void) {
         for (int k = H * hd; k < ld; k++) untouched &= x[i * ld + k] == x0[i * ld + k];
     EXPECT(untouched, "rope wrote outside its heads");
     /* backward is the transpose: <R a, b> = <a, R^T b> */
-    float *b = rnd(N * ld, 1), *bt = dup(b, N * ld), *b2 = dup(b, N * ld);
+    float *b = rnd(N * ld, 1), *bt = copyf(b, N * ld), *b2 = copyf(b, N * ld);
     ops_rope_backward(bt, cs, N, H, hd, ld);
     ops_rope_apply_naive(b2, pos, inv, N, H, hd, ld, 1);
     EXPECT(rel(bt, b2, N * ld) < 1e-6, "rope backward %g", rel(bt, b2, N * ld));
@@ -209,7 +209,7 @@ static void test_swiglu(void) {
     ops_swiglu_forward(c.out, c.gu, N, F);
     ops_swiglu_forward_naive(o2, c.gu, N, F);
     EXPECT(rel(c.out, o2, N * F) < 1e-6, "swiglu forward %g", rel(c.out, o2, N * F));
-    float *d1 = rnd(N * 2 * F, 1), *d2 = dup(d1, N * 2 * F), *again = zeros(N * F);
+    float *d1 = rnd(N * 2 * F, 1), *d2 = copyf(d1, N * 2 * F), *again = zeros(N * F);
     ops_swiglu_backward(d1, again, c.r, c.gu, N, F);
     ops_swiglu_backward_naive(d2, c.r, c.gu, N, F);
     EXPECT(rel(d1, d2, N * 2 * F) < 1e-6, "swiglu backward %g", rel(d1, d2, N * 2 * F));
@@ -256,7 +256,7 @@ static void test_gqa(int NH, int KV, int hd) {
     gqa_loss(&c);
     ops_gqa_forward_naive(o2, a2, c.qkv, c.qkv + QD, c.qkv + QD + KD, ld, seg, AB, AT, NH, KV, hd);
     EXPECT(rel(c.out, o2, (long)N * QD) < 1e-5, "gqa forward %g (NH %d KV %d)", rel(c.out, o2, (long)N * QD), NH, KV);
-    float *d1 = rnd((long)N * ld, 1), *d2 = dup(d1, (long)N * ld), *ws = zeros((long)AB * KV * AT * AT);
+    float *d1 = rnd((long)N * ld, 1), *d2 = copyf(d1, (long)N * ld), *ws = zeros((long)AB * KV * AT * AT);
     ops_gqa_backward(d1, d1 + QD, d1 + QD + KD, ws, c.r, c.qkv, c.qkv + QD, c.qkv + QD + KD, ld, c.att, seg, AB, AT,
                      NH, KV, hd);
     ops_gqa_backward_naive(d2, d2 + QD, d2 + QD + KD, c.r, c.qkv, c.qkv + QD, c.qkv + QD + KD, ld, a2, seg, AB, AT,
@@ -278,7 +278,7 @@ static void test_gqa(int NH, int KV, int hd) {
 
 static void test_bias(void) {
     enum { N = 9, OC = 5, ld = 8 };
-    float *b = rnd(OC, 1), *o = rnd(N * ld, 1), *keep = dup(o, N * ld), db[OC] = {0};
+    float *b = rnd(OC, 1), *o = rnd(N * ld, 1), *keep = copyf(o, N * ld), db[OC] = {0};
     ops_bias_fill(o, b, N, OC, ld);
     int ok = 1;
     for (int i = 0; i < N; i++)

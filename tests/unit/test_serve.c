@@ -3,7 +3,9 @@
  * refusals), critic probabilities (agreement with h, position and length
  * bias, log-probs iff asked), every fault kind, latency without
  * serialisation, the request log, serve_main under SIGTERM, clean stop and
- * an indicative throughput figure. */
+ * an indicative throughput figure; the dialects' body shapes and the quirk
+ * faults' documented bodies; the Files and Batch API (upload, create, poll,
+ * output and error files, list, cancel, failed validation). */
 #include <cJSON.h>
 #include <curl/curl.h>
 #include <math.h>
@@ -16,7 +18,9 @@
 #include "llm/chat.h"
 #include "standin/serve.h"
 #include "standin/standin.h"
+#include "standin/dialect.h"
 #include "test.h"
+#include <time.h>
 
 static const char *TEACHER_TMPL =
     "Rewrite the sentence below in {n} different humorous ways. Keep its meaning. Answer with a numbered "
@@ -1025,6 +1029,308 @@ static void test_serve_main(void) {
     free(log);
 }
 
+/* ---- dialects and quirks --------------------------------------------------------------- */
+
+static cJSON *jget(const cJSON *o, const char *path) { /* "a.b.0.c" */
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *x = o;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ".", &save); t && x; t = strtok_r(NULL, ".", &save))
+        x = (t[0] >= '0' && t[0] <= '9') ? cJSON_GetArrayItem(x, atoi(t)) : cJSON_GetObjectItemCaseSensitive(x, t);
+    return (cJSON *)x;
+}
+
+static void test_dialects(void) {
+    char *msg = chat_fill_template(CRITIC_TMPL, literal_at(3), 0, "As my programmer says, the cat sat", "The cat.");
+    Body b;
+    body_make(&b, msg, 1, 2, 0);
+    for (int d = 0; d < DIALECT_N; d++) {
+        if (d == DIALECT_OPENAI_REASONING) continue; /* rejects logprobs: below */
+        ServeOptions o;
+        serve_options_init(&o);
+        o.dialect = d;
+        Server *s = start(&o);
+        char *u = url_of(s, "/chat/completions");
+        Http h;
+        http_do(u, b.body, 5000, &h);
+        cJSON *j = cJSON_Parse(h.body.a);
+        const cJSON *m = jget(j, "choices.0.message"), *lp = jget(j, "choices.0.logprobs.content");
+        ChatResponse r;
+        Err e;
+        int parsed = chat_response_parse(h.body.a, h.body.n, &r, &e) == 0;
+        EXPECT(h.status == 200 && m && parsed && strstr(r.content, "Answer: ") == r.content + strlen(r.content) - 9,
+               "%s: a chat completion with the answer last: %.200s", dialect_name(d), h.body.a);
+        /* the concatenated log-prob tokens spell the whole generation */
+        if (cJSON_IsArray(lp)) {
+            ByteBuf all = {0};
+            const cJSON *t;
+            cJSON_ArrayForEach(t, lp) bytebuf_put(&all, cJSON_GetObjectItem(t, "token")->valuestring,
+                                                  strlen(cJSON_GetObjectItem(t, "token")->valuestring));
+            bytebuf_putc(&all, 0);
+            EXPECT(parsed && r.aligned && util_ends_with(all.a, r.content), "%s: tokens end with the answer",
+                   dialect_name(d));
+            bytebuf_free(&all);
+        }
+        switch (d) {
+        case DIALECT_OPENAI:
+        case DIALECT_AZURE:
+            EXPECT(cJSON_IsNull(jget(m, "refusal")) && cJSON_IsArray(jget(m, "annotations")) &&
+                       cJSON_IsNumber(jget(j, "usage.completion_tokens_details.reasoning_tokens")) &&
+                       cJSON_IsArray(jget(lp, "0.bytes")) &&
+                       (d != DIALECT_AZURE || (jget(j, "prompt_filter_results.0.content_filter_results") &&
+                                               jget(j, "choices.0.content_filter_results"))),
+                   "%s fields", dialect_name(d));
+            break;
+        case DIALECT_VLLM:
+            EXPECT(!strncmp(cJSON_GetStringValue(jget(m, "content")), "<think>\n", 8) && cJSON_IsNull(jget(m, "reasoning_content")) &&
+                       parsed && strstr(r.reasoning, "Answer: "),
+                   "vllm: <think> in content");
+            break;
+        case DIALECT_VLLM_REASONING:
+        case DIALECT_LLAMA_SERVER:
+            EXPECT(cJSON_IsString(jget(m, "reasoning_content")) && !strstr(cJSON_GetStringValue(jget(m, "content")), "think") &&
+                       (d != DIALECT_LLAMA_SERVER || (cJSON_IsNumber(jget(lp, "0.id")) && cJSON_IsArray(jget(lp, "0.bytes")) &&
+                                                      jget(j, "timings"))),
+                   "%s: reasoning_content", dialect_name(d));
+            break;
+        case DIALECT_OLLAMA:
+            EXPECT(cJSON_IsNull(jget(j, "choices.0.logprobs")) && cJSON_IsString(jget(m, "reasoning")) &&
+                       !strcmp(cJSON_GetStringValue(jget(j, "system_fingerprint")), "fp_ollama"),
+                   "ollama: reasoning, no log-probs");
+            break;
+        }
+        if (parsed) chat_response_free(&r);
+        cJSON_Delete(j);
+        http_free(&h);
+        free(u);
+        serve_stop(s);
+    }
+    free(b.body);
+    /* openai-reasoning: max_tokens, temperature and logprobs refused; max_completion_tokens and effort counted */
+    ServeOptions o;
+    serve_options_init(&o);
+    o.dialect = DIALECT_OPENAI_REASONING;
+    Server *s = start(&o);
+    char *u = url_of(s, "/chat/completions");
+    const char *bad[3][2] = {
+        {"\"max_tokens\":50", "max_tokens"}, {"\"temperature\":0.8", "temperature"}, {"\"logprobs\":true", "logprobs"}};
+    for (int k = 0; k < 3; k++) {
+        char *body = xasprintf("{\"model\":\"o3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],%s}", bad[k][0]);
+        Http h;
+        http_do(u, body, 5000, &h);
+        cJSON *j = cJSON_Parse(h.body.a);
+        EXPECT(h.status == 400 && !strcmp(cJSON_GetStringValue(jget(j, "error.param")), bad[k][1]),
+               "openai-reasoning refuses %s: %s", bad[k][1], h.body.a);
+        cJSON_Delete(j);
+        http_free(&h);
+        free(body);
+    }
+    char *body = xasprintf("{\"model\":\"o3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                           "\"max_completion_tokens\":1000,\"reasoning_effort\":\"low\"}");
+    Http h;
+    http_do(u, body, 5000, &h);
+    cJSON *j = cJSON_Parse(h.body.a);
+    EXPECT(h.status == 200 && cJSON_GetNumberValue(jget(j, "usage.completion_tokens_details.reasoning_tokens")) == 64 &&
+               cJSON_GetNumberValue(jget(j, "usage.completion_tokens")) > 64,
+           "openai-reasoning usage: %s", h.body.a);
+    cJSON_Delete(j);
+    http_free(&h);
+    free(body);
+    body = xasprintf("{\"model\":\"o3\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_completion_tokens\":100}");
+    http_do(u, body, 5000, &h);
+    j = cJSON_Parse(h.body.a);
+    EXPECT(h.status == 200 && !strcmp(cJSON_GetStringValue(jget(j, "choices.0.message.content")), "") &&
+               !strcmp(cJSON_GetStringValue(jget(j, "choices.0.finish_reason")), "length"),
+           "openai-reasoning: the limit spent on reasoning: %s", h.body.a);
+    cJSON_Delete(j);
+    http_free(&h);
+    free(body);
+    free(u);
+    serve_stop(s);
+}
+
+static void test_quirk_bodies(void) {
+    Body b;
+    teacher_body(&b, literal_at(5), 3);
+    struct { int fault; long status; const char *want; } q[] = {
+        {SERVE_FAULT_QUOTA, 429, "\"code\":\"insufficient_quota\""},
+        {SERVE_FAULT_FILTER_400, 400, "\"code\":\"content_filter\""},
+        {SERVE_FAULT_FILTERED, 200, "\"finish_reason\":\"content_filter\""},
+        {SERVE_FAULT_REFUSAL, 200, "\"refusal\":\"I'm sorry"},
+        {SERVE_FAULT_THINK, 200, "\"content\":\"<think>\\n"},
+        {SERVE_FAULT_LONE_THINK, 200, "\\n</think>\\n\\n"},
+        {SERVE_FAULT_PARTS, 200, "\"type\":\"thinking\""},
+        {SERVE_FAULT_EXHAUSTED, 200, "\"finish_reason\":\"length\""}};
+    for (size_t k = 0; k < sizeof q / sizeof q[0]; k++) {
+        ServeOptions o;
+        serve_options_init(&o);
+        o.fault_rate[q[k].fault] = 1;
+        Server *s = start(&o);
+        char *u = url_of(s, "/chat/completions");
+        Http h;
+        http_do(u, b.body, 5000, &h);
+        EXPECT(h.status == q[k].status && strstr(h.body.a, q[k].want), "%s: %ld %.300s", serve_fault_name(q[k].fault),
+               h.status, h.body.a);
+        http_free(&h);
+        free(u);
+        serve_stop(s);
+    }
+    /* Retry-After as an HTTP date */
+    ServeOptions o;
+    serve_options_init(&o);
+    o.fault_rate[SERVE_FAULT_RETRY_DATE] = 1;
+    o.retry_after_s = 30;
+    Server *s = start(&o);
+    char *u = url_of(s, "/chat/completions");
+    Http h;
+    http_do(u, b.body, 5000, &h);
+    const char *ra = strstr(h.headers.a, "Retry-After: ");
+    char date[64] = "";
+    if (ra) sscanf(ra + 13, "%63[^\r\n]", date);
+    time_t t = curl_getdate(date, NULL);
+    EXPECT(h.status == 429 && t > time(NULL) + 25 && t <= time(NULL) + 31, "Retry-After date '%s'", date);
+    http_free(&h);
+    free(u);
+    serve_stop(s);
+    free(b.body);
+}
+
+/* ---- the Files and Batch API ------------------------------------------------------------- */
+
+static long upload(const Server *s, const char *data, ByteBuf *out) {
+    CURL *c = curl_easy_init();
+    char *u = url_of(s, "/files");
+    curl_mime *m = curl_mime_init(c);
+    curl_mimepart *p = curl_mime_addpart(m);
+    curl_mime_name(p, "purpose");
+    curl_mime_data(p, "batch", CURL_ZERO_TERMINATED);
+    p = curl_mime_addpart(m);
+    curl_mime_name(p, "file");
+    curl_mime_filename(p, "in.jsonl");
+    curl_mime_data(p, data, strlen(data));
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, m);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_perform(c);
+    long st = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    bytebuf_putc(out, 0);
+    curl_easy_cleanup(c);
+    curl_mime_free(m);
+    free(u);
+    return st;
+}
+
+static cJSON *get_json(const Server *s, const char *path, const char *post, long *status) {
+    char *u = url_of(s, path);
+    Http h;
+    http_do(u, post, 5000, &h);
+    *status = h.status;
+    cJSON *o = cJSON_Parse(h.body.a);
+    http_free(&h);
+    free(u);
+    return o;
+}
+
+static void test_batch_api(void) {
+    ServeOptions o;
+    serve_options_init(&o);
+    o.batch_delay_s = 0.3;
+    o.batch_fail_rate = 0.25;
+    Server *s = start(&o);
+    ByteBuf in = {0};
+    for (int i = 0; i < 12; i++) {
+        Body b;
+        teacher_body(&b, literal_at(40 + i), 3);
+        bytebuf_printf(&in, "{\"custom_id\":\"req-%d\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":%s}\n", i,
+                       b.body);
+        free(b.body);
+    }
+    ByteBuf up = {0};
+    long st = upload(s, in.a, &up);
+    cJSON *f = cJSON_Parse(up.a);
+    const char *fid = cJSON_GetStringValue(jget(f, "id"));
+    EXPECT(st == 200 && fid && !strncmp(fid, "file-", 5) && cJSON_GetNumberValue(jget(f, "bytes")) == (double)in.n,
+           "upload: %ld %s", st, up.a);
+    char *req = xasprintf("{\"input_file_id\":\"%s\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}", fid);
+    cJSON *bt = get_json(s, "/batches", req, &st);
+    const char *bid = cJSON_GetStringValue(jget(bt, "id"));
+    EXPECT(st == 200 && bid && !strcmp(cJSON_GetStringValue(jget(bt, "status")), "validating") &&
+               cJSON_GetNumberValue(jget(bt, "request_counts.total")) == 12,
+           "create: %ld", st);
+    char *path = xasprintf("/batches/%s", bid);
+    cJSON *b2 = NULL;
+    double t0 = util_now();
+    do {
+        cJSON_Delete(b2);
+        usleep(50000);
+        b2 = get_json(s, path, NULL, &st);
+    } while (strcmp(cJSON_GetStringValue(jget(b2, "status")), "completed") && util_now() - t0 < 5);
+    const char *out = cJSON_GetStringValue(jget(b2, "output_file_id")), *err = cJSON_GetStringValue(jget(b2, "error_file_id"));
+    double done = cJSON_GetNumberValue(jget(b2, "request_counts.completed")), failed = cJSON_GetNumberValue(jget(b2, "request_counts.failed"));
+    EXPECT(out && err && done + failed == 12 && failed > 0 && done > 0, "completed with output and error files (%g + %g)",
+           done, failed);
+    char *cp = xasprintf("/files/%s/content", out);
+    char *u = url_of(s, cp);
+    Http h;
+    http_do(u, NULL, 5000, &h);
+    int lines = 0, good = 1;
+    char *save = NULL;
+    for (char *line = strtok_r(h.body.a, "\n", &save); line; line = strtok_r(NULL, "\n", &save), lines++) {
+        cJSON *l = cJSON_Parse(line);
+        ChatResponse r;
+        Err e;
+        char *body = cJSON_PrintUnformatted(jget(l, "response.body"));
+        good &= cJSON_GetNumberValue(jget(l, "response.status_code")) == 200 && !strncmp(cJSON_GetStringValue(jget(l, "custom_id")), "req-", 4) &&
+                body && chat_response_parse(body, strlen(body), &r, &e) == 0;
+        if (good) chat_response_free(&r);
+        cJSON_free(body);
+        cJSON_Delete(l);
+    }
+    EXPECT(lines == (int)done && good, "output lines: %d, all chat completions", lines);
+    http_free(&h);
+    free(u), free(cp), free(path), free(req);
+    cJSON_Delete(b2), cJSON_Delete(bt), cJSON_Delete(f);
+    bytebuf_free(&up);
+    /* list, newest first, paged */
+    cJSON *l = get_json(s, "/batches?limit=1", NULL, &st);
+    EXPECT(st == 200 && cJSON_GetArraySize(jget(l, "data")) == 1 && cJSON_IsFalse(jget(l, "has_more")), "list");
+    cJSON_Delete(l);
+    /* a duplicate custom_id: the batch fails validation */
+    bytebuf_printf(&in, "%.*s", (int)(strchr(in.a, '\n') - in.a + 1), in.a);
+    ByteBuf up2 = {0};
+    upload(s, in.a, &up2);
+    f = cJSON_Parse(up2.a);
+    req = xasprintf("{\"input_file_id\":\"%s\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}",
+                    cJSON_GetStringValue(jget(f, "id")));
+    bt = get_json(s, "/batches", req, &st);
+    EXPECT(st == 200 && !strcmp(cJSON_GetStringValue(jget(bt, "status")), "failed") &&
+               !strcmp(cJSON_GetStringValue(jget(bt, "errors.data.0.code")), "duplicate_custom_id"),
+           "duplicate custom_id fails the batch");
+    cJSON_Delete(bt);
+    free(req);
+    /* wrong endpoint / window: 400 naming the parameter; cancel */
+    req = xasprintf("{\"input_file_id\":\"%s\",\"endpoint\":\"/v1/embeddings\",\"completion_window\":\"24h\"}",
+                    cJSON_GetStringValue(jget(f, "id")));
+    bt = get_json(s, "/batches", req, &st);
+    EXPECT(st == 400 && !strcmp(cJSON_GetStringValue(jget(bt, "error.param")), "endpoint"), "bad endpoint: %ld", st);
+    cJSON_Delete(bt);
+    free(req);
+    cJSON *nf = get_json(s, "/batches/batch_nope", NULL, &st);
+    EXPECT(st == 404 && jget(nf, "error.message"), "unknown batch: 404");
+    cJSON_Delete(nf);
+    cJSON_Delete(f);
+    bytebuf_free(&up2);
+    bytebuf_free(&in);
+    ServeStats ss;
+    serve_stats(s, &ss);
+    EXPECT(ss.files >= 3 && ss.batches == 2 && ss.batch_lines == 12, "batch stats: %lld files %lld batches",
+           (long long)ss.files, (long long)ss.batches);
+    serve_stop(s);
+}
+
 int main(void) {
     snprintf(TMP, sizeof TMP, "/tmp/test_serve.XXXXXX");
     CHECK(mkdtemp(TMP), "mkdtemp");
@@ -1054,6 +1360,9 @@ int main(void) {
     test_latency();
     test_request_log();
     test_stop_with_pending();
+    test_dialects();
+    test_quirk_bodies();
+    test_batch_api();
     test_throughput(s);
     serve_stop(s);
     serve_stop(s2);

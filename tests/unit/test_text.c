@@ -1,14 +1,45 @@
-/* test_text -- base/text.h: text_normalize's contract on hand-made cases,
- * against a naive reference (normalise, then strip one pair of wrapping
- * quotes and normalise again, recursively) on random short strings, and on a
- * line of a million quotes (the recursive version overflowed the stack:
- * found by tests/fuzz); word counts and cuts; FNV-1a test vectors. */
+/* test_text -- base/text.h: text_normalize (invalid UTF-8 bytes -> U+FFFD
+ * each, control characters (C0, DEL and C1), no-break spaces and runs of
+ * white space -> one space, trimming, wrapping quotes removed repeatedly,
+ * valid characters kept), and on random byte strings its output is valid
+ * UTF-8 without controls, double or edge spaces, and normalising twice
+ * changes nothing, and it equals a naive reference (normalise, then strip
+ * one pair of wrapping quotes and normalise again, recursively); a line of a
+ * million quotes (the recursive version overflowed the stack: found by
+ * tests/fuzz); text_word_count and text_cut_words; FNV-1a known values. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/text.h"
+#include "base/unicode.h"
 #include "base/util.h"
 #include "test.h"
+
+#define FFFD "\xEF\xBF\xBD"
+
+static int check_norm(const char *in, size_t len, const char *want) {
+    char *got = text_normalize(in, len);
+    int ok = got && !strcmp(got, want);
+    if (!ok) fprintf(stderr, "normalize: got \"%s\" want \"%s\"\n", got ? got : "(null)", want);
+    free(got);
+    return ok;
+}
+#define NORM(in, want) EXPECT(check_norm(in, sizeof(in) - 1, want), "normalize %s", #in)
+
+/* the normal form: valid UTF-8, no C0 or C1 control or DEL, no NBSP, single inner
+ * spaces, none at the edges */
+static int is_normal(const char *s) {
+    size_t n = strlen(s);
+    if (n && (s[0] == ' ' || s[n - 1] == ' ')) return 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = unicode_decode_utf8((const uint8_t *)s + i, n - i, &cp);
+        if (cp == UNICODE_INVALID || cp < 0x20 || (cp >= 0x7F && cp <= 0xA0)) return 0;
+        if (cp == ' ' && s[i + 1] == ' ') return 0;
+        i += k;
+    }
+    return 1;
+}
 
 /* The reference: text_normalize's pass as it was, quotes by recursion. */
 static char *ref_normalize(const char *s, size_t len) {
@@ -31,7 +62,7 @@ static char *ref_normalize(const char *s, size_t len) {
         } else if (n == 1 && (c < 0x20 || c == 0x7F || c == ' ')) {
             if (!space) bytebuf_putc(&b, ' ');
             space = 1, i++;
-        } else if (n == 2 && c == 0xC2 && p[i + 1] == 0xA0) {
+        } else if (n == 2 && c == 0xC2 && (p[i + 1] <= 0x9F || p[i + 1] == 0xA0)) {
             if (!space) bytebuf_putc(&b, ' ');
             space = 1, i += 2;
         } else {
@@ -48,35 +79,17 @@ static char *ref_normalize(const char *s, size_t len) {
     return b.a;
 }
 
-static int norm_is(const char *in, size_t len, const char *want) {
-    char *got = text_normalize(in, len);
-    int ok = strcmp(got, want) == 0;
-    if (!ok) fprintf(stderr, "  normalize -> '%s', want '%s'\n", got, want);
-    free(got);
-    return ok;
-}
-
-static void test_normalize(void) {
-    EXPECT(norm_is("  a \t b\n\n c  ", 14, "a b c"), "white space runs");
-    EXPECT(norm_is("\"a b\"", 5, "a b"), "wrapping quotes");
-    EXPECT(norm_is("\" ' \"a\"  ' \"", 12, "a"), "nested quotes with spaces");
-    EXPECT(norm_is("\"a\" b \"c\"", 9, "a\" b \"c"), "a pair of quotes around the whole only");
-    EXPECT(norm_is("'a\"", 3, "'a\""), "different quotes kept");
-    EXPECT(norm_is("\"", 1, "\""), "one quote kept");
-    EXPECT(norm_is("\" \"", 3, ""), "quoted space is empty");
-    EXPECT(norm_is("a\xc2\xa0\x01" "b\xff", 6, "a b\xEF\xBF\xBD"), "no-break space, control, invalid byte");
-    EXPECT(norm_is("a\0b", 3, "a b"), "NUL is a control character");
-    EXPECT(norm_is("", 0, ""), "empty");
-    /* a million quotes: empty, without one recursion per pair */
+/* a million quotes, and against the recursive reference on random strings */
+static void test_quotes(void) {
     size_t n = 1000000;
     char *q = xmalloc(n + 2);
     memset(q, '"', n);
-    EXPECT(norm_is(q, n, ""), "a million quotes");
+    EXPECT(check_norm(q, n, ""), "a million quotes");
     q[n / 2] = 'x';
-    EXPECT(norm_is(q, n, "\"x"), "500000 quotes, x, 499999 quotes");
+    EXPECT(check_norm(q, n, "\"x"), "500000 quotes, x, 499999 quotes");
     free(q);
-    /* against the recursive reference on random short strings */
-    static const char *const PIECES[] = {"\"", "'", " ", "a", "\t", "\xc2\xa0", "\xff", "\xc3\xa9", "\n", "b c"};
+    static const char *const PIECES[] = {"\"", "'", " ", "a", "\t", "\xc2\xa0", "\xff", "\xc3\xa9", "\n", "b c",
+                                         "\xc2\x85"};
     Rng r;
     rng_seed(&r, 42);
     int bad = 0;
@@ -90,27 +103,110 @@ static void test_normalize(void) {
         if (!s.a) bytebuf_put(&s, "", 0);
         char *a = text_normalize(s.a, s.n), *b = ref_normalize(s.a, s.n);
         if (strcmp(a, b) != 0 && bad++ < 3) fprintf(stderr, "  '%s' -> '%s', reference '%s'\n", s.a, a, b);
-        char *again = text_normalize(a, strlen(a));
-        if (strcmp(a, again) != 0 && bad++ < 3) fprintf(stderr, "  not idempotent: '%s' -> '%s'\n", a, again);
-        free(a), free(b), free(again);
+        free(a), free(b);
         bytebuf_free(&s);
     }
     EXPECT(bad == 0, "%d differences from the reference", bad);
 }
 
-static void test_words_and_hashes(void) {
-    EXPECT(text_word_count("  one two\tthree\n") == 3 && text_word_count("") == 0, "word count");
-    char s[] = "one two  three four";
-    EXPECT(text_cut_words(s, 2) == 1 && strcmp(s, "one two") == 0, "cut: '%s'", s);
-    char t[] = "one two";
-    EXPECT(text_cut_words(t, 5) == 0 && strcmp(t, "one two") == 0, "no cut");
-    /* FNV-1a test vectors (Fowler, Noll, Vo) */
-    EXPECT(text_fnv1a64("", 0) == 0xcbf29ce484222325ULL && text_fnv1a64("a", 1) == 0xaf63dc4c8601ec8cULL, "fnv64");
-    EXPECT(text_fnv1a32("") == 0x811c9dc5u && text_fnv1a32("a") == 0xe40c292cu, "fnv32");
-}
-
 int main(void) {
-    test_normalize();
-    test_words_and_hashes();
+    NORM("  hello   world  ", "hello world");
+    NORM("a\tb\nc\rd\fe\vf", "a b c d e f");
+    NORM("a\x01\x02\x7f  b", "a b");
+    NORM("line one\r\nline two\n", "line one line two");
+    NORM("a\xC2\xA0" "b", "a b");
+    NORM("\xC2\xA0 a \xC2\xA0\xC2\xA0 b\xC2\xA0", "a b");
+    NORM("a\xFF" "b", "a" FFFD "b");
+    NORM("\xC0\xAF", FFFD FFFD);
+    NORM("x\xED\xA0\x80y", "x" FFFD FFFD FFFD "y");
+    NORM("ab\xE2\x82", "ab" FFFD FFFD);
+    NORM("\xF4\x90\x80\x80", FFFD FFFD FFFD FFFD);
+    NORM("caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80", "caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80");
+    NORM("\"hello\"", "hello");
+    NORM("'hello'", "hello");
+    NORM("'\"hi there\"'", "hi there");
+    NORM("  \" 'x' \"  ", "x");
+    NORM("\"\"", "");
+    NORM("\"", "\"");
+    NORM("'", "'");
+    NORM("\"a'", "\"a'");
+    NORM("\"it's\"", "it's");
+    NORM("\"\xC2\xA0" "a \"", "a");
+    NORM("", "");
+    NORM("   \t\n ", "");
+    NORM("\xC2\xA0", "");
+    NORM("a\xC2\x85" "b\xC2\x9F", "a b");          /* C1 controls: NEL, APC */
+    NORM("\xC2\x80x \xC2\x9F\xC2\xA0 y\xC2\x90", "x y"); /* U+0080 .. U+009F, with NBSP and a space */
+    NORM("\xC2\xA1" "a\xC2\xBF", "\xC2\xA1" "a\xC2\xBF"); /* U+00A1, U+00BF are not controls */
+    EXPECT(check_norm("a\0b", 3, "a b"), "an embedded NUL is a control character");
+    EXPECT(check_norm("abcdef", 3, "abc"), "only len bytes are read");
+    /* random byte strings over an alphabet that provokes every case */
+    static const char *const parts[] = {" ", "  ", "\t", "\n", "\x01", "\x7f", "\xC2\xA0", "\"", "'", "a", "bc",
+                                        "\xC3\xA9", "\xE4\xB8\xAD", "\xF0\x9F\x98\x80", "\xFF", "\xC3", "\xE2\x82",
+                                        "\xED\xA0\x80", "\x80", "\xC0\xAF", "\xC2\x85"};
+    Rng r;
+    rng_seed(&r, 2024);
+    int normal = 1, idem = 1, nonnull = 1;
+    for (int t = 0; t < 3000; t++) {
+        char buf[256];
+        size_t n = 0;
+        int k = (int)rng_below(&r, 12);
+        for (int i = 0; i < k; i++) {
+            const char *p = parts[rng_below(&r, sizeof parts / sizeof parts[0])];
+            memcpy(buf + n, p, strlen(p));
+            n += strlen(p);
+        }
+        char *a = text_normalize(buf, n);
+        nonnull &= a != NULL;
+        if (!a) continue;
+        if (!is_normal(a)) {
+            if (normal) fprintf(stderr, "not normal: \"%s\"\n", a);
+            normal = 0;
+        }
+        char *b = text_normalize(a, strlen(a));
+        if (strcmp(a, b)) {
+            if (idem) fprintf(stderr, "not idempotent: \"%s\" -> \"%s\"\n", a, b);
+            idem = 0;
+        }
+        free(a), free(b);
+    }
+    EXPECT(nonnull && normal, "random inputs normalise to valid, trimmed, single-spaced UTF-8");
+    EXPECT(idem, "normalising twice changes something");
+    test_quotes();
+
+    /* word counts: runs of non-space characters (C locale) */
+    EXPECT(text_word_count("") == 0 && text_word_count("   \t\n") == 0, "no words");
+    EXPECT(text_word_count("a") == 1 && text_word_count(" a  b\tc\nd ") == 4, "ASCII words");
+    EXPECT(text_word_count("caf\xC3\xA9 \xC3\xBC") == 2, "UTF-8 words");
+    EXPECT(text_word_count("a\xC2\xA0" "b") == 1, "NBSP is not C-locale white space");
+    EXPECT(text_word_count("a,b; c.") == 2, "punctuation is part of words");
+
+    char s1[] = "one two three four";
+    EXPECT(text_cut_words(s1, 2) == 1 && !strcmp(s1, "one two"), "cut to 2: \"%s\"", s1);
+    char s2[] = "one  two \t three  ";
+    EXPECT(text_cut_words(s2, 2) == 1 && !strcmp(s2, "one  two"), "cut drops the white space before: \"%s\"", s2);
+    char s3[] = "one two  ";
+    EXPECT(text_cut_words(s3, 2) == 0 && !strcmp(s3, "one two  "), "nothing to cut: \"%s\"", s3);
+    char s4[] = "one two";
+    EXPECT(text_cut_words(s4, 5) == 0 && !strcmp(s4, "one two"), "fewer words than max");
+    char s5[] = "  a b";
+    EXPECT(text_cut_words(s5, 1) == 1 && !strcmp(s5, "  a"), "leading space kept: \"%s\"", s5);
+    char s6[] = "a b";
+    EXPECT(text_cut_words(s6, 0) == 1 && !strcmp(s6, ""), "max 0: \"%s\"", s6);
+    char s7[] = "";
+    EXPECT(text_cut_words(s7, 0) == 0, "empty string");
+    char s8[] = "x y z";
+    text_cut_words(s8, 2);
+    EXPECT(text_word_count(s8) == 2, "cut then count");
+
+    /* FNV-1a (values from the reference definition, computed in Python) */
+    EXPECT(text_fnv1a64("", 0) == 0xcbf29ce484222325ULL, "fnv64 of nothing is the offset basis");
+    EXPECT(text_fnv1a64("a", 1) == 0xaf63dc4c8601ec8cULL, "fnv64 a");
+    EXPECT(text_fnv1a64("foobar", 6) == 0x85944171f73967e8ULL, "fnv64 foobar");
+    EXPECT(text_fnv1a64("h\xC3\xA9llo", 6) == 0xa35ff71f960240e0ULL, "fnv64 of UTF-8 bytes (unsigned)");
+    EXPECT(text_fnv1a64("a\0b", 3) != text_fnv1a64("a", 1), "fnv64 reads n bytes, NULs included");
+    EXPECT(text_fnv1a32("") == 0x811c9dc5u && text_fnv1a32("a") == 0xe40c292cu &&
+               text_fnv1a32("foobar") == 0xbf9cf968u && text_fnv1a32("h\xC3\xA9llo") == 0x4aa48540u,
+           "fnv32 values");
     return test_summary();
 }

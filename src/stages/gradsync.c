@@ -1,0 +1,232 @@
+/* gradsync -- gradient reduction and optimizer step; see include/stages/gradsync.h. */
+#include "stages/gradsync.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+typedef struct {
+    int32_t kind;
+    double t0, t1;
+} TraceEvent;
+
+struct GradSync {
+    Model *m;
+    const Comm *c;
+    GradSyncOptions o;
+    double t0;
+    int W;
+    size_t lo, hi;   /* this rank's slice (shard) or everything */
+    int *counts, *displs; /* shard: slice sizes and starts, per rank */
+    float *recv;     /* shard: the reduced slice */
+    /* buckets, from the end of the flat vector: bucket k = [bs[k], be[k]) */
+    int nb, next, armed;
+    size_t *bs, *be;
+    CommRequest *req;
+    int *pending;
+    double *ts, *td; /* start, completion seen */
+    int *scount;     /* shard: per bucket, the counts of every rank (nb * W) */
+    double c0, c1;   /* this step's compute interval */
+    double comm_total, hidden_total;
+    TraceEvent *ev;
+    int nev, cap;
+};
+
+void gradsync_range(const Model *m, const Comm *c, const GradSyncOptions *o, size_t *lo, size_t *hi) {
+    *lo = 0, *hi = m->n_params;
+    if (!o->shard || c->size <= 1) return;
+    size_t *b = xmalloc(sizeof(size_t) * (size_t)(c->size + 1));
+    model_shard_bounds(m, c->size, b);
+    *lo = b[c->rank], *hi = b[c->rank + 1];
+    free(b);
+}
+
+static double now(const GradSync *g) { return util_now() - g->t0; }
+
+static void trace(GradSync *g, int kind, double t0, double t1) {
+    if (!g->o.trace) return;
+    if (g->nev == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->ev = xrealloc(g->ev, sizeof(TraceEvent) * (size_t)g->cap);
+    }
+    g->ev[g->nev++] = (TraceEvent){kind, t0, t1};
+}
+
+static void make_buckets(GradSync *g) {
+    size_t n = g->m->n_params, per = g->o.bucket > 0 ? g->o.bucket : n;
+    g->nb = (int)((n + per - 1) / per);
+    if (g->nb < 1) g->nb = 1;
+    g->bs = xmalloc(sizeof(size_t) * (size_t)g->nb), g->be = xmalloc(sizeof(size_t) * (size_t)g->nb);
+    for (int k = 0; k < g->nb; k++) {
+        g->be[k] = n - (size_t)k * per;
+        g->bs[k] = g->be[k] > per ? g->be[k] - per : 0;
+    }
+    g->req = xcalloc((size_t)g->nb, sizeof(CommRequest));
+    g->pending = xcalloc((size_t)g->nb, sizeof(int));
+    g->ts = xcalloc((size_t)g->nb, sizeof(double)), g->td = xcalloc((size_t)g->nb, sizeof(double));
+    if (!g->o.shard) return;
+    g->scount = xcalloc((size_t)g->nb * (size_t)g->W, sizeof(int));
+    for (int k = 0; k < g->nb; k++)
+        for (int r = 0; r < g->W; r++) {
+            size_t a = g->bs[k] > (size_t)g->displs[r] ? g->bs[k] : (size_t)g->displs[r];
+            size_t e = (size_t)g->displs[r] + (size_t)g->counts[r];
+            size_t b = g->be[k] < e ? g->be[k] : e;
+            g->scount[k * g->W + r] = a < b ? (int)(b - a) : 0;
+        }
+}
+
+GradSync *gradsync_create(Model *m, const Comm *c, const GradSyncOptions *o, double t0) {
+    GradSync *g = xcalloc(1, sizeof *g);
+    g->m = m, g->c = c, g->o = *o, g->t0 = t0, g->W = c->size;
+    if (g->W <= 1) g->o.overlap = 0, g->o.shard = 0;
+    gradsync_range(m, c, &g->o, &g->lo, &g->hi);
+    if (g->o.shard) {
+        CHECK(m->n_params <= 2147483647u, "a sharded optimizer needs fewer than 2^31 parameters (%zu)", m->n_params);
+        size_t *b = xmalloc(sizeof(size_t) * (size_t)(g->W + 1));
+        model_shard_bounds(m, g->W, b);
+        g->counts = xmalloc(sizeof(int) * (size_t)g->W), g->displs = xmalloc(sizeof(int) * (size_t)g->W);
+        for (int r = 0; r < g->W; r++) g->counts[r] = (int)(b[r + 1] - b[r]), g->displs[r] = (int)b[r];
+        free(b);
+        g->recv = xmalloc_aligned(sizeof(float) * (g->hi - g->lo + 1));
+    }
+    if (g->o.overlap) make_buckets(g);
+    return g;
+}
+
+void gradsync_free(GradSync *g) {
+    if (!g) return;
+    if (g->m && g->m->grad_ctx == g) g->m->grad_ready = NULL, g->m->grad_ctx = NULL;
+    free(g->counts), free(g->displs), free(g->recv), free(g->bs), free(g->be), free(g->req), free(g->pending);
+    free(g->ts), free(g->td), free(g->scount), free(g->ev);
+    free(g);
+}
+
+static void start_bucket(GradSync *g, int k) {
+    float *x = g->m->grads + g->bs[k];
+    if (!g->o.shard) {
+        g->req[k] = comm_iallreduce_sum_f32(x, g->be[k] - g->bs[k]);
+    } else {
+        size_t a = g->bs[k] > g->lo ? g->bs[k] : g->lo;
+        float *dst = g->scount[k * g->W + g->c->rank] > 0 ? g->recv + (a - g->lo) : g->recv;
+        g->req[k] = comm_ireduce_scatter_sum_f32(x, dst, g->scount + (size_t)k * g->W);
+    }
+    g->pending[k] = 1;
+    g->ts[k] = now(g);
+}
+
+/* tests the pending buckets (progress), noting completions */
+static void progress(GradSync *g) {
+    for (int k = 0; k < g->next; k++)
+        if (g->pending[k] && comm_test(g->req[k])) g->pending[k] = 0, g->td[k] = now(g);
+}
+
+static void on_ready(void *ctx, size_t lo) {
+    GradSync *g = ctx;
+    while (g->next < g->nb && g->bs[g->next] >= lo) start_bucket(g, g->next++);
+    progress(g);
+}
+
+void gradsync_begin(GradSync *g) {
+    g->c0 = now(g);
+    g->nev = 0;
+}
+
+void gradsync_arm(GradSync *g) {
+    if (!g->o.overlap) return;
+    g->next = 0;
+    g->armed = 1;
+    g->m->grad_ready = on_ready;
+    g->m->grad_ctx = g;
+}
+
+/* |union of [s[k], d[k]) k < n| and its part before c1 (starts are non-decreasing) */
+static void account(GradSync *g, const double *s, const double *d, int n) {
+    double total = 0, hidden = 0, cs = 0, cd = -1;
+    for (int k = 0; k <= n; k++) {
+        if (k < n && cd >= 0 && s[k] <= cd) {
+            if (d[k] > cd) cd = d[k];
+            continue;
+        }
+        if (cd >= 0) {
+            total += cd - cs;
+            double a = cs > g->c0 ? cs : g->c0, b = cd < g->c1 ? cd : g->c1;
+            if (b > a) hidden += b - a;
+        }
+        if (k < n) cs = s[k], cd = d[k];
+    }
+    g->comm_total += total, g->hidden_total += hidden;
+}
+
+void gradsync_finish(GradSync *g) {
+    g->c1 = now(g);
+    trace(g, TRACE_COMPUTE, g->c0, g->c1);
+    if (g->W <= 1) return;
+    if (g->armed) {
+        g->m->grad_ready = NULL, g->m->grad_ctx = NULL;
+        g->armed = 0;
+        while (g->next < g->nb) start_bucket(g, g->next++); /* model_backward reported 0: none left */
+        for (int k = 0; k < g->nb; k++)
+            if (g->pending[k]) comm_wait(g->req[k]), g->pending[k] = 0, g->td[k] = now(g);
+        for (int k = 0; k < g->nb; k++) trace(g, TRACE_COMM, g->ts[k], g->td[k]);
+        account(g, g->ts, g->td, g->nb);
+    } else {
+        double s = now(g);
+        if (!g->o.shard) comm_allreduce_sum_f32(g->m->grads, g->m->n_params);
+        else comm_reduce_scatter_sum_f32(g->m->grads, g->recv, g->counts);
+        double d = now(g);
+        trace(g, TRACE_COMM, s, d);
+        account(g, &s, &d, 1);
+    }
+    if (g->o.shard) memcpy(g->m->grads + g->lo, g->recv, sizeof(float) * (g->hi - g->lo));
+    trace(g, TRACE_WAIT, g->c1, now(g));
+}
+
+double gradsync_step(GradSync *g, Optim *opt, double lr, int64_t t) {
+    double s = now(g), gnorm;
+    if (!g->o.shard) {
+        CHECK(opt->lo == 0 && opt->hi == g->m->n_params, "an unsharded step needs the whole optimizer state");
+        gnorm = optim_step(opt, g->m, lr, t);
+    } else {
+        CHECK(opt->lo == g->lo && opt->hi == g->hi, "optimizer slice [%zu, %zu) is not this rank's [%zu, %zu)",
+              opt->lo, opt->hi, g->lo, g->hi);
+        double ss = optim_sumsq(opt, g->m);
+        comm_allreduce_sum_f64(&ss, 1);
+        gnorm = sqrt(ss);
+        optim_apply(opt, g->m, lr, t, gnorm);
+        comm_allgatherv_f32(g->m->params, g->counts, g->displs);
+    }
+    trace(g, TRACE_OPTIM, s, now(g));
+    return gnorm;
+}
+
+int gradsync_trace_flush(GradSync *g, StoreFile *run, int64_t step, Err *e) {
+    if (!g->o.trace) return 0;
+    size_t *lens = NULL;
+    char *all = comm_gather_bytes((const char *)g->ev, sizeof(TraceEvent) * (size_t)g->nev, &lens);
+    g->nev = 0;
+    if (g->c->rank != 0) return 0;
+    int64_t n = 0;
+    for (int r = 0; r < g->W; r++) n += (int64_t)(lens[r] / sizeof(TraceEvent));
+    int64_t *st = xmalloc(sizeof(int64_t) * (size_t)(n + 1)), *rk = xmalloc(sizeof(int64_t) * (size_t)(n + 1));
+    int64_t *kd = xmalloc(sizeof(int64_t) * (size_t)(n + 1));
+    double *a = xmalloc(sizeof(double) * (size_t)(n + 1)), *b = xmalloc(sizeof(double) * (size_t)(n + 1));
+    const TraceEvent *ev = (const TraceEvent *)all;
+    int64_t i = 0;
+    for (int r = 0; r < g->W; r++)
+        for (size_t k = 0; k < lens[r] / sizeof(TraceEvent); k++, i++)
+            st[i] = step, rk[i] = r, kd[i] = ev[i].kind, a[i] = ev[i].t0, b[i] = ev[i].t1;
+    int rc = run && (store_append_i64(run, "/trace/step", st, n, "optimizer step the interval belongs to", e) ||
+                     store_append_i64(run, "/trace/rank", rk, n, "MPI rank", e) ||
+                     store_append_i64(run, "/trace/kind", kd, n, "0 compute, 1 comm, 2 wait, 3 optim", e) ||
+                     store_append_f64(run, "/trace/t0", a, n, "start, s since the trainer started on that rank", e) ||
+                     store_append_f64(run, "/trace/t1", b, n, "end, s since the trainer started on that rank", e));
+    free(st), free(rk), free(kd), free(a), free(b), free(all), free(lens);
+    return rc ? -1 : 0;
+}
+
+void gradsync_totals(const GradSync *g, double *comm, double *hidden) {
+    *comm = g->comm_total;
+    *hidden = g->hidden_total;
+}
