@@ -39,6 +39,26 @@ static void test_sha256(void) {
     EXPECT(!strcmp(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"), "1M a: %s", h);
 }
 
+/* 1 if body parses and its canonical body parses back to the same key. */
+static int key_stable(const char *body) {
+    ChatRequest a, b;
+    Err e;
+    if (chat_request_parse(body, strlen(body), &a, &e) != 0) return 0;
+    char *canon = chat_request_body(&a);
+    char k1[65], k2[65];
+    chat_request_key(&a, k1);
+    int ok = chat_request_parse(canon, strlen(canon), &b, &e) == 0;
+    if (ok) {
+        chat_request_key(&b, k2);
+        ok = !strcmp(k1, k2);
+        chat_request_free(&b);
+    }
+    if (!ok) fprintf(stderr, "  %s\n  -> %s\n", body, canon);
+    chat_request_free(&a);
+    free(canon);
+    return ok;
+}
+
 static void test_request(void) {
     ChatRequest r;
     chat_request_init(&r, "m1");
@@ -75,9 +95,19 @@ static void test_request(void) {
     chat_request_key(&r, k2);
     EXPECT(strcmp(k1, k2) != 0, "temperature not part of the key");
     /* a seed outside int64 is clamped, not cast (undefined; found by fuzz_chat_request) */
-    const char *huge = "{\"model\":\"m\",\"messages\":[],\"seed\":1e999}";
+    const char *huge = "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"seed\":1e999}";
     EXPECT(chat_request_parse(huge, strlen(huge), &back, &e) == 0 && back.seed == INT64_MAX, "seed 1e999");
     chat_request_free(&back);
+    /* a body the server receives keys like its canonical body (found by fuzz_chat_request: repeated
+     * or unprintable fields moved between the fields and extra_body) */
+    const char *odd[] = {
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"max_tokens\":-28,\"max_tokens\":128}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"max_tokens\":0,\"max_completion_tokens\":64}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"max_tokens\":5,\"max_completion_tokens\":64,\"max_tokens\":7}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"reasoning_effort\":\"\",\"reasoning_effort\":\"high\"}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"temperature\":1e999,\"top_p\":-1e999}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"seed\":\"x\",\"seed\":5,\"temperature\":\"hot\"}"};
+    for (size_t k = 0; k < sizeof odd / sizeof *odd; k++) EXPECT(key_stable(odd[k]), "key changes: %s", odd[k]);
     EXPECT(chat_request_parse("{\"model\": 3}", 12, &back, &e) != 0, "bad request accepted");
     EXPECT(chat_request_parse("{nope", 5, &back, &e) != 0 && strstr(e.msg, "malformed"), "malformed accepted");
     chat_request_free(&r), chat_request_free(&o2), chat_request_free(&back);
@@ -360,6 +390,15 @@ static void test_errors(void) {
     chat_error_parse("{\"error\":{\"message\":\"m\",\"type\":\"t\",\"param\":\"p\",\"code\":\"c\"}}", 62, &er);
     chat_error_format(&er, buf, sizeof buf);
     EXPECT(!strcmp(buf, "m (type t, param p, code c)"), "format: %s", buf);
+    /* line breaks in any field: one line (a type with one gave a multi-line error: found by
+     * fuzz_chat_response) */
+    const char *nl = "{\"error\":{\"message\":\"a\\nb\",\"type\":\"t\\r\\nu\",\"param\":\"p\\n\",\"code\":\"\\tc\"}}";
+    EXPECT(chat_error_parse(nl, strlen(nl), &er), "error with line breaks");
+    chat_error_format(&er, buf, sizeof buf);
+    EXPECT(!strcmp(buf, "a b (type t  u, param p , code  c)"), "format: '%s'", buf);
+    ChatResponse r;
+    Err e;
+    EXPECT(chat_response_parse(nl, strlen(nl), &r, &e) != 0 && !strpbrk(e.msg, "\r\n"), "not one line: %s", e.msg);
 }
 
 static void test_template(void) {
