@@ -601,8 +601,9 @@ int chat_error_parse(const char *body, size_t len, ChatError *out) {
     /* every field: a server's type or code with a line break made a
      * multi-line error (found by fuzz_chat_response) */
     one_line(out->message), one_line(out->type), one_line(out->param), one_line(out->code);
-    if (!out->message[0] && !out->code[0] && !out->type[0]) return 0;
-    return 1;
+    if (out->message[0] || out->code[0] || out->type[0]) return 1;
+    memset(out, 0, sizeof *out); /* as the header says (a param alone was left: found by fuzz_chat_response) */
+    return 0;
 }
 
 void chat_error_format(const ChatError *er, char *buf, size_t n) {

@@ -386,6 +386,8 @@ static void test_errors(void) {
     ChatError er;
     EXPECT(!chat_error_parse("<html>502 Bad Gateway</html>", 28, &er), "HTML is not an error body");
     EXPECT(!chat_error_parse("{\"choices\":[]}", 14, &er), "a chat body is not an error body");
+    EXPECT(!chat_error_parse("{\"error\":{\"param\":\"max_tokens\"}}", 32, &er) && !er.param[0],
+           "not an error, but param '%s' left", er.param);
     char buf[200];
     chat_error_parse("{\"error\":{\"message\":\"m\",\"type\":\"t\",\"param\":\"p\",\"code\":\"c\"}}", 62, &er);
     chat_error_format(&er, buf, sizeof buf);
