@@ -72,7 +72,7 @@ test-slurm: tests
 # AddressSanitizer + UndefinedBehaviorSanitizer build of the library, the unit
 # tests and the program in build-asan/, then every unit test and a short
 # end-to-end run (1 rank and mpirun -np 2) with leak detection
-# (tests/asan/run.sh, suppressions tests/asan/lsan.supp; docs/testing.md)
+# (tests/asan/run.sh, suppressions tests/asan/lsan.supp; tests/README.md)
 ASAN_BUILD := build-asan
 ASAN_OPT   := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 test-asan:

@@ -18,7 +18,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-# Sanitizer settings (docs/testing.md):
+# Sanitizer settings (tests/README.md):
 #  - leaks are detected (LSan is on by default with ASan); tests/asan/lsan.supp
 #    suppresses only allocations made inside Open MPI and the libraries it
 #    runs on (hwloc, libevent), each named there with its reason;

@@ -3,7 +3,7 @@
  * for the loaders that take a path (removed at exit), and FUZZ_CHECK, which
  * turns a broken property (a round trip that does not come back) into a
  * crash libFuzzer records.  Targets must not leak: libFuzzer checks each
- * input for leaks.  docs/testing.md says how to add a target. */
+ * input for leaks.  tests/README.md says how to add a target. */
 #ifndef HDISTILL_FUZZ_H
 #define HDISTILL_FUZZ_H
 

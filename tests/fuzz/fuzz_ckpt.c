@@ -6,7 +6,7 @@
  * both logs into a model of that configuration -- as resume does.  Errors
  * are fine, but every HDF5 file and object is closed again afterwards; a
  * crash in our code is a bug (one inside HDF5 is HDF5's: see
- * docs/testing.md). */
+ * tests/README.md). */
 #include "io/ckpt.h"
 #include "fuzz.h"
 

@@ -4,7 +4,7 @@
  * store_read_strings / store_dims of the datasets teach, critique and eval
  * read (io/store.h).  Errors are fine, but every HDF5 file and object is
  * closed again afterwards; a crash in our code is a bug (one inside HDF5 is
- * HDF5's: see docs/testing.md). */
+ * HDF5's: see tests/README.md). */
 #include "engine/data.h"
 #include "io/dataset.h"
 #include "io/store.h"

