@@ -67,7 +67,7 @@ typedef struct {
      "user message template; {input} {n} (teacher), {input} {a} {b} (critic)"},                            \
     {#R ".token_param", OT_ENUM, F(R.token_param), "max_tokens", 0, 0, "max_tokens|max_completion_tokens",    \
      "the name the token limit is sent as (OpenAI o-series and gpt-5 models want max_completion_tokens)"},    \
-    {#R ".reasoning_effort", OT_ENUM, F(R.reasoning_effort), "", 0, 0, "|none|minimal|low|medium|high",       \
+    {#R ".reasoning_effort", OT_NAME, F(R.reasoning_effort), "", 0, 0, "|none|minimal|low|medium|high",       \
      "reasoning models: reasoning_effort sent with every request; \"\" or none = not sent"},                  \
     {#R ".extra_body", OT_STRING, F(R.extra_body), "", 0, 0, NULL,                                           \
      "a JSON object merged into every request body, e.g. {\"chat_template_kwargs\":{\"enable_thinking\":false}}"}, \
