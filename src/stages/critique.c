@@ -412,6 +412,7 @@ static void judge_range(const Ctx *c, LlmClient *client, Judged *j, const int *t
         j->p_ab[i] = jd[q].p_ab, j->p_ba[i] = jd[q].p_ba, j->p[i] = jd[q].p;
         j->raw_ab[i] = jd[q].raw_ab, j->raw_ba[i] = jd[q].raw_ba;
         jd[q].raw_ab = jd[q].raw_ba = NULL;
+        critic_judgement_free(&jd[q]); /* the reasoning texts (they leaked: make test-asan) */
         j->label[i] = pairs_verdict(j->p[i], cfg->critique.tie_margin);
         if (j->label[i] == 0) j->ties++;
     }
