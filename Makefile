@@ -81,11 +81,13 @@ test-asan:
 
 # libFuzzer targets tests/fuzz/fuzz_*.c (clang) over the library built with
 # coverage, ASan and UBSan in build-fuzz/; make fuzz-run runs each for
-# FUZZ_SECONDS on its corpus tests/fuzz/corpus/<target>/ (tests/fuzz/run.sh)
+# FUZZ_SECONDS on its corpus tests/fuzz/corpus/<target>/, FUZZ_JOBS at a time
+# (tests/fuzz/run.sh; tests/README.md)
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_OPT     := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 10
+FUZZ_JOBS    ?= 1
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 fuzz:
@@ -95,7 +97,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(DEPFLAGS) -Itests/fuzz $< $(LIB) -o $@ $(LDLIBS)
 fuzz-run: fuzz
-	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 -include $(FUZZ_BIN:=.d)
 
 bench: bench-train bench-decode bench-client
