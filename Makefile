@@ -2,6 +2,8 @@
 # make            build/hdistill and the static library build/libhdistill.a
 # make deps       install missing Debian packages (no-op when present)
 # make test       every test program, ends with "N passed, N failed"
+# make test-asan  unit tests and a short run under ASan + UBSan (build-asan/)
+# make fuzz-run [FUZZ_SECONDS=10] [FUZZ_JOBS=1]   libFuzzer targets (clang; build-fuzz/)
 # make bench      benchmarks (never part of the tests)
 # make install PREFIX=DIR [DESTDIR=STAGE]   program, library, headers, hdistill.pc,
 #                 configs, jobs, analysis, docs (docs/cluster.md); make uninstall
