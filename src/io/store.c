@@ -272,12 +272,29 @@ int store_dims(StoreFile *f, const char *obj, int *ndim, int64_t dims[4], Err *e
     return rc;
 }
 
+/* Elements per byte of the file a dataset may claim: every element of an
+ * uncompressed dataset (all store writes) takes a byte or more in the file,
+ * so a dataspace beyond this is a corrupt file, not an allocation to try. */
+enum { STORE_MAX_ELEMS_PER_BYTE = 64 };
+
+/* The element count of dataset obj, or -1 with e set when its dimensions
+ * overflow or claim more than the file can hold (a corrupt file made
+ * store_read_alloc ask for 83 PB and die: found by fuzz_h5_run). */
 static int64_t count_of(StoreFile *f, const char *obj, Err *e) {
     int nd;
     int64_t dims[4];
     if (store_dims(f, obj, &nd, dims, e) != 0) return -1;
+    hsize_t size = 0;
+    int64_t limit = INT64_MAX;
+    if (H5Fget_filesize(f->id, &size) >= 0 && size < (hsize_t)(INT64_MAX / STORE_MAX_ELEMS_PER_BYTE) - (1 << 20))
+        limit = (int64_t)size * STORE_MAX_ELEMS_PER_BYTE + (1 << 20);
     int64_t n = 1;
-    for (int i = 0; i < nd; i++) n *= dims[i];
+    for (int i = 0; i < nd; i++) {
+        if (dims[i] < 0 || (dims[i] > 0 && n > limit / dims[i]))
+            return err_set(e, "%s: %s claims more elements than the file can hold (truncated or corrupt file?)",
+                           f->path, obj);
+        n *= dims[i];
+    }
     return n;
 }
 
