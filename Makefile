@@ -2,6 +2,8 @@
 # make            build/hdistill and the static library build/libhdistill.a
 # make deps       install missing Debian packages (no-op when present)
 # make test       every test program, ends with "N passed, N failed"
+# make test-asan  unit tests and a short run under ASan + UBSan (build-asan/)
+# make fuzz-run [FUZZ_SECONDS=10] [FUZZ_JOBS=1]   libFuzzer targets (clang; build-fuzz/)
 # make bench      benchmarks (never part of the tests); make bench-ckpt (not in
 #                 make bench: writes ~6 GB) checkpoint writes vs dd
 # make install PREFIX=DIR [DESTDIR=STAGE]   program, library, headers, hdistill.pc,
@@ -30,6 +32,7 @@ LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
 .PHONY: all test test-slurm test-cluster check-layers bench bench-scale bench-train bench-decode bench-client bench-memory bench-ckpt ablation clean deps tests quickstart install uninstall FORCE
+.PHONY: test-asan fuzz fuzz-targets fuzz-run
 all: $(BIN)
 
 VERSION   := 0.1.0
@@ -73,6 +76,37 @@ test-slurm: tests
 # namespaces on this machine (also part of make test; needs root, else skipped)
 test-cluster: tests
 	tests/run_all.sh t_multinode
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build of the library, the unit
+# tests and the program in build-asan/, then every unit test and a short
+# end-to-end run (1 rank and mpirun -np 2) with leak detection
+# (tests/asan/run.sh, suppressions tests/asan/lsan.supp; tests/README.md)
+ASAN_BUILD := build-asan
+ASAN_OPT   := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+test-asan:
+	$(MAKE) BUILD=$(ASAN_BUILD) OPT='$(ASAN_OPT)' tests
+	tests/asan/run.sh $(ASAN_BUILD)
+
+# libFuzzer targets tests/fuzz/fuzz_*.c (clang) over the library built with
+# coverage, ASan and UBSan in build-fuzz/; make fuzz-run runs each for
+# FUZZ_SECONDS on its corpus tests/fuzz/corpus/<target>/, FUZZ_JOBS at a time
+# (tests/fuzz/run.sh; tests/README.md)
+FUZZ_BUILD   := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_OPT     := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 10
+FUZZ_JOBS    ?= 1
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT='$(FUZZ_OPT)' fuzz-targets
+fuzz-targets: $(FUZZ_BIN)
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(DEPFLAGS) -Itests/fuzz $< $(LIB) -o $@ $(LDLIBS)
+fuzz-run: fuzz
+	FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+-include $(FUZZ_BIN:=.d)
 
 bench: bench-train bench-decode bench-client
 bench-train: $(BIN) $(BENCH_BIN)

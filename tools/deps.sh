@@ -12,7 +12,8 @@ PKGS=(
   libmicrohttpd-dev                     # the stand-in endpoint (hdistill serve)
   python3-torch python3-h5py python3-numpy python3-pandas python3-matplotlib  # tests, analysis
   fortunes fortunes-min wordnet-base    # real text: jokes and literal sentences
-  procps coreutils                      # pkill, timeout (tests)
+  procps coreutils curl                 # pkill, timeout, curl (tests; tests/fuzz/seeds.sh)
+  clang libclang-rt-dev                 # libFuzzer + sanitizer runtimes (make fuzz, make fuzz-run)
   munge slurmctld slurmd slurm-client   # a private one-node Slurm for the job-script tests
 )
 missing=()

@@ -42,7 +42,8 @@ typedef struct {
     char msg[768];
 } Err;
 
-/* Formats a message into e (if e is non-NULL) and returns -1. */
+/* Formats a message into e (if e is non-NULL) and returns -1.  The message
+ * is one line: line breaks (in a value quoted from a file) become spaces. */
 int err_set(Err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Adds text before / after e's message (safe: no aliasing). Return -1. */

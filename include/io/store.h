@@ -76,7 +76,9 @@ int store_write_string(StoreFile *f, const char *obj, const char *s, const char 
 
 /* Reads a whole numeric dataset, converting to the requested type.  The
  * dataset must have exactly n elements (n < 0: any; the count goes to *n_out).
- * Returned buffers (the _alloc variants) are the caller's to free. */
+ * Returned buffers (the _alloc variants) are the caller's to free.  A
+ * dataset (numeric or string) claiming more than 64 elements per byte of
+ * the file is an error (a corrupt file), never an allocation. */
 int store_read_f32(StoreFile *f, const char *obj, float *x, int64_t n, Err *e);
 int store_read_f64(StoreFile *f, const char *obj, double *x, int64_t n, Err *e);
 int store_read_i32(StoreFile *f, const char *obj, int32_t *x, int64_t n, Err *e);

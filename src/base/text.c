@@ -51,14 +51,17 @@ char *text_normalize(const char *s, size_t len) {
     }
     while (b.n > 0 && b.a[b.n - 1] == ' ') b.a[--b.n] = 0;
     if (!b.a) bytebuf_put(&b, "", 0);
-    /* wrapping ASCII quotes */
-    if (b.n >= 2 && (b.a[0] == '"' || b.a[0] == '\'') && b.a[b.n - 1] == b.a[0]) {
-        char *inner = xstrndup(b.a + 1, b.n - 2);
-        bytebuf_free(&b);
-        char *r = text_normalize(inner, strlen(inner));
-        free(inner);
-        return r;
+    /* wrapping ASCII quotes, repeatedly; what they wrap is normalised already
+     * but for one space at either end.  A loop, not a recursion per pair: a
+     * line of a million quotes overflowed the stack. */
+    size_t a = 0, z = b.n;
+    while (z - a >= 2 && (b.a[a] == '"' || b.a[a] == '\'') && b.a[z - 1] == b.a[a]) {
+        a++, z--;
+        if (a < z && b.a[a] == ' ') a++;
+        if (a < z && b.a[z - 1] == ' ') z--;
     }
+    memmove(b.a, b.a + a, z - a);
+    b.a[z - a] = 0;
     return b.a;
 }
 

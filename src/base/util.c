@@ -25,12 +25,21 @@ int status_exit_code(Status s, int failed_code) {
     return s == STATUS_OK ? EXIT_OK : s == STATUS_STOPPED ? EXIT_STOPPED : s == STATUS_BUDGET ? EXIT_BUDGET : failed_code;
 }
 
+/* Line breaks in a message (from a value quoted out of a file) become
+ * spaces: an Err is one line (a JSON string with a newline in a config.json
+ * made a two-line error: found by fuzz_hf_config). */
+static void err_one_line(Err *e) {
+    for (char *p = e->msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
 int err_set(Err *e, const char *fmt, ...) {
     if (e) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        err_one_line(e);
     }
     return -1;
 }
@@ -49,6 +58,7 @@ int err_prefix(Err *e, const char *fmt, ...) {
     memcpy(e->msg, pre, a);
     memcpy(e->msg + a, old, b);
     e->msg[a + b] = 0;
+    err_one_line(e);
     return -1;
 }
 
@@ -64,6 +74,7 @@ int err_suffix(Err *e, const char *fmt, ...) {
     if (b > cap - a) b = cap - a;
     memcpy(e->msg + a, suf, b);
     e->msg[a + b] = 0;
+    err_one_line(e);
     return -1;
 }
 

@@ -236,7 +236,7 @@ static void run_sampling(const Model *m, const GenOptions *o, const int *const *
             GenSeq *g = &out[(size_t)q->in * k + q->cand];
             g->n = (int)q->gen.n;
             g->ids = xmalloc(sizeof(int) * (q->gen.n ? q->gen.n : 1));
-            memcpy(g->ids, q->gen.a, sizeof(int) * q->gen.n);
+            if (q->gen.n) memcpy(g->ids, q->gen.a, sizeof(int) * q->gen.n); /* gen.a NULL: EOT came first */
             g->finished = q->done == 1;
             g->logp = g->score = q->logp;
         }
@@ -289,7 +289,7 @@ static int add_finished(GenSeq *fin, int nfin, int W, const IntVec *ids, double 
     }
     fin[at].n = (int)ids->n;
     fin[at].ids = xmalloc(sizeof(int) * (ids->n ? ids->n : 1));
-    memcpy(fin[at].ids, ids->a, sizeof(int) * ids->n);
+    if (ids->n) memcpy(fin[at].ids, ids->a, sizeof(int) * ids->n); /* ids->a is NULL when EOT came first */
     fin[at].logp = cum;
     fin[at].score = score;
     fin[at].finished = finished;

@@ -376,6 +376,7 @@ int ckpt_read_moments_slice(const char *path, const Model *m, size_t lo, size_t 
 
 int ckpt_read_meta(const char *path, ModelConfig *cfg, TokenizerData *tok, char **config_json,
                    Err *e) {
+    if (tok) memset(tok, 0, sizeof *tok);
     StoreFile *f = store_open(path, 0, e);
     if (!f) return -1;
     int rc = 0;
@@ -394,6 +395,7 @@ int ckpt_read_meta(const char *path, ModelConfig *cfg, TokenizerData *tok, char 
         if (!*config_json) rc = -1;
     }
     store_close(f, NULL);
+    if (rc != 0 && tok) tokenizer_data_free(tok); /* read before a later part failed (found by fuzz_ckpt) */
     return rc;
 }
 

@@ -200,7 +200,23 @@ void chat_request_key(const ChatRequest *r, char key[65]) {
     free(s);
 }
 
-/* The known optional fields of a parsed request; unknown keys go to extra. */
+/* A JSON number as int64, clamped: casting a double outside int64's range
+ * (a seed or a token count of 1e300) is undefined. */
+static int64_t json_i64(const cJSON *v) {
+    double d = v->valuedouble;
+    return d >= 0x1p63 ? INT64_MAX : d <= -0x1p63 ? INT64_MIN : (int64_t)d;
+}
+
+static int finite_number(const cJSON *v) { return cJSON_IsNumber(v) && isfinite(v->valuedouble); }
+
+/* The known optional fields of a parsed request; unknown keys go to extra.
+ * The body of the result parses back to the same request (the server's key
+ * is the client's): a number JSON cannot print (1e999 is "null") is not
+ * taken as temperature or top_p, and a repeated max_tokens /
+ * max_completion_tokens or reasoning_effort goes to extra only after a
+ * value that is set (found by fuzz_chat_request: {"max_tokens":-28,
+ * "max_tokens":128} gave a body with max_tokens 128 in extra, which then
+ * parsed as the field). */
 static void parse_request_fields(const cJSON *o, ChatRequest *r) {
     cJSON *extra = cJSON_CreateObject();
     CHECK(extra, "cJSON alloc");
@@ -208,20 +224,22 @@ static void parse_request_fields(const cJSON *o, ChatRequest *r) {
     for (const cJSON *v = o->child; v; v = v->next) {
         const char *k = v->string;
         if (!strcmp(k, "model") || !strcmp(k, "messages")) continue;
-        if (!strcmp(k, "temperature") && cJSON_IsNumber(v)) r->temperature = v->valuedouble;
-        else if (!strcmp(k, "top_p") && cJSON_IsNumber(v)) r->top_p = v->valuedouble;
+        if (!strcmp(k, "temperature") && finite_number(v)) r->temperature = v->valuedouble;
+        else if (!strcmp(k, "top_p") && finite_number(v)) r->top_p = v->valuedouble;
         else if ((!strcmp(k, "max_tokens") || !strcmp(k, "max_completion_tokens")) && cJSON_IsNumber(v) &&
                  !have_max) {
             r->max_tokens = v->valueint;
             r->token_param = k[4] == 'c' ? CHAT_TOKENS_MAX_COMPLETION_TOKENS : CHAT_TOKENS_MAX_TOKENS;
-            have_max = 1;
-        } else if (!strcmp(k, "seed") && cJSON_IsNumber(v)) r->seed = (int64_t)v->valuedouble;
+            have_max = r->max_tokens > 0;
+        } else if (!strcmp(k, "seed") && cJSON_IsNumber(v)) r->seed = json_i64(v);
         else if (!strcmp(k, "n") && cJSON_IsNumber(v)) r->n = v->valueint;
         else if (!strcmp(k, "logprobs") && cJSON_IsBool(v)) r->logprobs = cJSON_IsTrue(v);
         else if (!strcmp(k, "top_logprobs") && cJSON_IsNumber(v)) r->top_logprobs = v->valueint;
-        else if (!strcmp(k, "reasoning_effort") && cJSON_IsString(v) && !r->reasoning_effort)
+        else if (!strcmp(k, "reasoning_effort") && cJSON_IsString(v) &&
+                 !(r->reasoning_effort && r->reasoning_effort[0])) {
+            free(r->reasoning_effort);
             r->reasoning_effort = xstrdup(v->valuestring);
-        else if (!cJSON_GetObjectItemCaseSensitive(extra, k))
+        } else if (!cJSON_GetObjectItemCaseSensitive(extra, k))
             cJSON_AddItemToObject(extra, k, canonical(v));
     }
     if (extra->child) {
@@ -493,9 +511,9 @@ static void read_usage(const cJSON *o, ChatResponse *out) {
     const cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
     const cJSON *det = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens_details");
     const cJSON *rt = cJSON_IsObject(det) ? cJSON_GetObjectItemCaseSensitive(det, "reasoning_tokens") : NULL;
-    if (cJSON_IsNumber(pt)) out->prompt_tokens = (int64_t)pt->valuedouble;
-    if (cJSON_IsNumber(ct)) out->completion_tokens = (int64_t)ct->valuedouble;
-    if (cJSON_IsNumber(rt)) out->reasoning_tokens = (int64_t)rt->valuedouble;
+    if (cJSON_IsNumber(pt)) out->prompt_tokens = json_i64(pt);
+    if (cJSON_IsNumber(ct)) out->completion_tokens = json_i64(ct);
+    if (cJSON_IsNumber(rt)) out->reasoning_tokens = json_i64(rt);
 }
 
 int chat_response_parse(const char *body, size_t len, ChatResponse *out, Err *e) {
@@ -580,9 +598,12 @@ int chat_error_parse(const char *body, size_t len, ChatError *out) {
         field_text(o, "message", out->message, sizeof out->message);
     }
     cJSON_Delete(o);
-    one_line(out->message);
-    if (!out->message[0] && !out->code[0] && !out->type[0]) return 0;
-    return 1;
+    /* every field: a server's type or code with a line break made a
+     * multi-line error (found by fuzz_chat_response) */
+    one_line(out->message), one_line(out->type), one_line(out->param), one_line(out->code);
+    if (out->message[0] || out->code[0] || out->type[0]) return 1;
+    memset(out, 0, sizeof *out); /* as the header says (a param alone was left: found by fuzz_chat_response) */
+    return 0;
 }
 
 void chat_error_format(const ChatError *er, char *buf, size_t n) {

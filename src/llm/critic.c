@@ -49,10 +49,10 @@ static int token_p1(const ChatTokenLogprob *t, double *p1) {
     if (isfinite(l1) && isfinite(l2)) {
         double m = l1 > l2 ? l1 : l2;
         *p1 = exp(l1 - m) / (exp(l1 - m) + exp(l2 - m));
-    } else if (isfinite(l1)) {
-        *p1 = exp(l1);
+    } else if (isfinite(l1)) { /* a log-prob above 0 (rounding, a broken server) is 0 */
+        *p1 = exp(fmin(l1, 0.0));
     } else if (isfinite(l2)) {
-        *p1 = 1.0 - exp(l2);
+        *p1 = 1.0 - exp(fmin(l2, 0.0));
     } else {
         return -1;
     }

@@ -39,6 +39,26 @@ static void test_sha256(void) {
     EXPECT(!strcmp(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"), "1M a: %s", h);
 }
 
+/* 1 if body parses and its canonical body parses back to the same key. */
+static int key_stable(const char *body) {
+    ChatRequest a, b;
+    Err e;
+    if (chat_request_parse(body, strlen(body), &a, &e) != 0) return 0;
+    char *canon = chat_request_body(&a);
+    char k1[65], k2[65];
+    chat_request_key(&a, k1);
+    int ok = chat_request_parse(canon, strlen(canon), &b, &e) == 0;
+    if (ok) {
+        chat_request_key(&b, k2);
+        ok = !strcmp(k1, k2);
+        chat_request_free(&b);
+    }
+    if (!ok) fprintf(stderr, "  %s\n  -> %s\n", body, canon);
+    chat_request_free(&a);
+    free(canon);
+    return ok;
+}
+
 static void test_request(void) {
     ChatRequest r;
     chat_request_init(&r, "m1");
@@ -61,6 +81,7 @@ static void test_request(void) {
     Err e;
     EXPECT(chat_request_parse(body, strlen(body), &back, &e) == 0, "%s", e.msg);
     chat_request_key(&back, k2);
+    chat_request_free(&back);
     EXPECT(!strcmp(k1, k2), "key differs after a round trip");
     const char *other = "{ \"messages\": [ {\"content\": \"be brief\", \"role\": \"system\"}, {\"role\":\"user\","
                         "\"content\":\"say \\\"hi\\\"\\nnow\"} ], \"top_logprobs\": 5, \"logprobs\": true,"
@@ -73,6 +94,20 @@ static void test_request(void) {
     r.temperature = 0.7;
     chat_request_key(&r, k2);
     EXPECT(strcmp(k1, k2) != 0, "temperature not part of the key");
+    /* a seed outside int64 is clamped, not cast (undefined; found by fuzz_chat_request) */
+    const char *huge = "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"seed\":1e999}";
+    EXPECT(chat_request_parse(huge, strlen(huge), &back, &e) == 0 && back.seed == INT64_MAX, "seed 1e999");
+    chat_request_free(&back);
+    /* a body the server receives keys like its canonical body (found by fuzz_chat_request: repeated
+     * or unprintable fields moved between the fields and extra_body) */
+    const char *odd[] = {
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"max_tokens\":-28,\"max_tokens\":128}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"max_tokens\":0,\"max_completion_tokens\":64}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"max_tokens\":5,\"max_completion_tokens\":64,\"max_tokens\":7}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"reasoning_effort\":\"\",\"reasoning_effort\":\"high\"}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"temperature\":1e999,\"top_p\":-1e999}",
+        "{\"model\":\"m\",\"messages\":[],\"a\":1,\"n\":2,\"seed\":\"x\",\"seed\":5,\"temperature\":\"hot\"}"};
+    for (size_t k = 0; k < sizeof odd / sizeof *odd; k++) EXPECT(key_stable(odd[k]), "key changes: %s", odd[k]);
     EXPECT(chat_request_parse("{\"model\": 3}", 12, &back, &e) != 0, "bad request accepted");
     EXPECT(chat_request_parse("{nope", 5, &back, &e) != 0 && strstr(e.msg, "malformed"), "malformed accepted");
     chat_request_free(&r), chat_request_free(&o2), chat_request_free(&back);
@@ -258,6 +293,12 @@ static void test_response_shapes(void) {
            "unknown part type: %s", e.msg);
     EXPECT(chat_response_parse("{\"choices\":[", 12, &r, &e) != 0 && strstr(e.msg, "malformed"), "malformed");
     EXPECT(chat_response_parse("{\"object\":\"x\"}", 14, &r, &e) != 0 && strstr(e.msg, "schema"), "schema");
+    /* usage outside int64 is clamped, not cast (undefined; found by fuzz_chat_response) */
+    const char *big = "{\"choices\":[{\"message\":{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":6e52,"
+                      "\"completion_tokens\":-1e300}}";
+    EXPECT(chat_response_parse(big, strlen(big), &r, &e) == 0 && r.prompt_tokens == INT64_MAX &&
+               r.completion_tokens == INT64_MIN, "usage 6e52, -1e300");
+    chat_response_free(&r);
     const char *err = "{\"error\":{\"message\":\"model not found\"}}";
     EXPECT(chat_response_parse(err, strlen(err), &r, &e) != 0 && strstr(e.msg, "model not found"), "error %s", e.msg);
 }
@@ -345,10 +386,21 @@ static void test_errors(void) {
     ChatError er;
     EXPECT(!chat_error_parse("<html>502 Bad Gateway</html>", 28, &er), "HTML is not an error body");
     EXPECT(!chat_error_parse("{\"choices\":[]}", 14, &er), "a chat body is not an error body");
+    EXPECT(!chat_error_parse("{\"error\":{\"param\":\"max_tokens\"}}", 32, &er) && !er.param[0],
+           "not an error, but param '%s' left", er.param);
     char buf[200];
     chat_error_parse("{\"error\":{\"message\":\"m\",\"type\":\"t\",\"param\":\"p\",\"code\":\"c\"}}", 62, &er);
     chat_error_format(&er, buf, sizeof buf);
     EXPECT(!strcmp(buf, "m (type t, param p, code c)"), "format: %s", buf);
+    /* line breaks in any field: one line (a type with one gave a multi-line error: found by
+     * fuzz_chat_response) */
+    const char *nl = "{\"error\":{\"message\":\"a\\nb\",\"type\":\"t\\r\\nu\",\"param\":\"p\\n\",\"code\":\"\\tc\"}}";
+    EXPECT(chat_error_parse(nl, strlen(nl), &er), "error with line breaks");
+    chat_error_format(&er, buf, sizeof buf);
+    EXPECT(!strcmp(buf, "a b (type t  u, param p , code  c)"), "format: '%s'", buf);
+    ChatResponse r;
+    Err e;
+    EXPECT(chat_response_parse(nl, strlen(nl), &r, &e) != 0 && !strpbrk(e.msg, "\r\n"), "not one line: %s", e.msg);
 }
 
 static void test_template(void) {

@@ -131,6 +131,19 @@ int main(int argc, char **argv) {
            "mismatch not detected: %s", e.msg);
     model_free(&m3);
 
+    /* a checkpoint without /config: an error, and the tokenizer read before it is freed, not left
+     * to a caller that cannot know it was filled (it leaked: found by fuzz_ckpt) */
+    char noconf[300];
+    snprintf(noconf, sizeof noconf, "%s/step_00000098.h5", dir);
+    EXPECT(util_copy_file(path, noconf, &e) == 0, "%s", e.msg);
+    StoreFile *sf = store_open(noconf, 1, &e);
+    EXPECT(sf && store_delete(sf, "/config", &e) == 0 && store_close(sf, &e) == 0, "%s", e.msg);
+    TokenizerData td3;
+    char *json3 = NULL;
+    EXPECT(ckpt_read_meta(noconf, &c2, &td3, &json3, &e) != 0 && strstr(e.msg, "/config"), "no /config: %s", e.msg);
+    EXPECT(td3.offsets == NULL && td3.blob == NULL && td3.merges == NULL && json3 == NULL,
+           "a failed ckpt_read_meta left a half-read tokenizer");
+
     /* truncated file: an error naming it, never a crash */
     char cut[300];
     snprintf(cut, sizeof cut, "%s/step_00000099.h5", dir);

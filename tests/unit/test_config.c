@@ -66,6 +66,29 @@ int main(void) {
     EXPECT(config_load_json(&c, "{\"model\": {\"n_head\": 3}}", "y.json", &e) == 0 &&
                student_model_config(&c, 0, &mc, &e) != 0 && strstr(e.msg, "not divisible"),
            "%s", e.msg);
+    /* reasoning_effort is a string field: a named choice is stored as its text (it was parsed as an
+     * enum index written into the pointer -- "low" made it 0x3 and the first request crashed; found
+     * with make test-asan, whose leak reports showed the strings config_free never freed) */
+    Config r;
+    config_init(&r);
+    EXPECT(r.teacher.reasoning_effort && !strcmp(r.teacher.reasoning_effort, ""), "reasoning_effort default");
+    EXPECT(config_set(&r, "teacher.reasoning_effort=low", &e) == 0 && r.teacher.reasoning_effort &&
+               !strcmp(r.teacher.reasoning_effort, "low"),
+           "reasoning_effort low: %s", e.msg);
+    EXPECT(config_set(&r, "critic.reasoning_effort=none", &e) == 0 && !strcmp(r.critic.reasoning_effort, "none"),
+           "reasoning_effort none");
+    EXPECT(config_set(&r, "teacher.reasoning_effort=extreme", &e) != 0 && strstr(e.msg, "teacher.reasoning_effort") &&
+               !strcmp(r.teacher.reasoning_effort, "low"),
+           "bad reasoning_effort: %s", e.msg);
+    char *rj = config_to_json(&r);
+    Config r2;
+    config_init(&r2);
+    EXPECT(config_load_json(&r2, rj, "dump", &e) == 0 && !strcmp(r2.teacher.reasoning_effort, "low") &&
+               !strcmp(r2.critic.reasoning_effort, "none"),
+           "dump of reasoning_effort read back: %s", e.msg);
+    config_free(&r2);
+    free(rj);
+    config_free(&r);
     /* typed choices and lists: stored as values, an unknown item is an error naming the key */
     EXPECT(c.critique.objective == OBJECTIVE_DPO && c.teach.splits == (SPLIT_TRAIN | SPLIT_EVAL | SPLIT_OOD) &&
                c.eval.splits == (EVAL_SPLIT_EVAL | EVAL_SPLIT_OOD) && c.tokenizer.type == TOKENIZER_TYPE_BPE,

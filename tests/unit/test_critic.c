@@ -123,6 +123,17 @@ static void test_parse(void) {
         chat_response_free(&r);
     }
     EXPECT(critic_verdict_offset("Reason: a\nAnswer: 2") == 18, "verdict offset");
+    /* a positive log-prob of the only answer token is probability 1, so P(1 better) stays in [0, 1]
+     * (it was 1 - exp(0.22) = -0.25 and exp(1e-7) > 1: found by fuzz_chat_response) */
+    r = parsed("{\"choices\":[{\"message\":{\"content\":\"Answer: 2\"},\"logprobs\":{\"content\":["
+               "{\"token\":\"Answer:\",\"logprob\":0},{\"token\":\" 2\",\"logprob\":0.2231,\"top_logprobs\":["
+               "{\"token\":\" 2\",\"logprob\":0.2231},{\"token\":\" 0\",\"logprob\":-1.6}]}]}}]}");
+    EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_LOGPROBS && p1 == 0.0, "positive log-prob of 2: p1 %g", p1);
+    chat_response_free(&r);
+    r = parsed("{\"choices\":[{\"message\":{\"content\":\"Answer: 1\"},\"logprobs\":{\"content\":["
+               "{\"token\":\"Answer:\",\"logprob\":0},{\"token\":\" 1\",\"logprob\":1e-7}]}}]}");
+    EXPECT(critic_parse(&r, &p1) == CRITIC_SRC_LOGPROBS && p1 == 1.0, "positive log-prob of 1: p1 %g", p1);
+    chat_response_free(&r);
 }
 
 /* Every dialect and reasoning shape gives the preference of the plain answer. */

@@ -149,6 +149,24 @@ static void test_beam_exhaustive(void) {
                out[0].n, out[0].finished, out[0].logp, chk3, out[0].score, bs);
         gen_seq_free(&out[0]);
     }
+    /* every finished hypothesis kept, among them the empty one (end-of-text
+     * first: add_finished copied from a NULL id array, UB found by make test-asan) */
+    GenOptions o;
+    gen_options_init(&o);
+    o.mode = GEN_BEAM;
+    o.beam = o.k = 40;
+    o.max_new = 2;
+    GenSeq all[40];
+    gen_run(&m, &o, pp, &pl, 1, EOT, 0, all);
+    int empty = -1;
+    for (int j = 0; j < 40; j++)
+        if (all[j].finished && all[j].n == 0) empty = j;
+    EXPECT(empty >= 0 && all[empty].ids, "the empty finished sequence is an output with an id array");
+    if (empty >= 0) {
+        double lp0 = seq_logp(&m, prompt, pl, NULL, 0, 1);
+        EXPECT(fabs(all[empty].logp - lp0) < 1e-4, "empty sequence log-prob %g vs forward %g", all[empty].logp, lp0);
+    }
+    for (int j = 0; j < 40; j++) gen_seq_free(&all[j]);
     model_free(&m);
 }
 
@@ -221,8 +239,38 @@ static void test_sharding(void) {
     model_free(&m);
 }
 
+/* Sampled sequences that end at once (end-of-text drawn first): empty, finished,
+ * with an id array (run_sampling copied from a NULL one: UB found by make test-asan). */
+static void test_sample_empty(void) {
+    Model m;
+    init_model(&m, 5);
+    int prompt[2] = {3, 1}, pl = 2;
+    const int *pp[1] = {prompt};
+    GenOptions o;
+    gen_options_init(&o);
+    o.mode = GEN_SAMPLE;
+    o.k = 24;
+    o.max_new = 3;
+    o.temperature = 50.0; /* nearly uniform: about 4 of 24 draw EOT first */
+    o.top_p = 1.0;
+    o.seed = 7;
+    GenSeq out[24];
+    gen_run(&m, &o, pp, &pl, 1, EOT, 0, out);
+    int empty = -1;
+    for (int j = 0; j < 24; j++)
+        if (out[j].n == 0 && out[j].finished) empty = j;
+    EXPECT(empty >= 0 && out[empty].ids, "an empty finished sample with an id array");
+    if (empty >= 0) {
+        double lp0 = seq_logp(&m, prompt, pl, NULL, 0, 1);
+        EXPECT(fabs(out[empty].logp - lp0) < 1e-4, "empty sample log-prob %g vs forward %g", out[empty].logp, lp0);
+    }
+    for (int j = 0; j < 24; j++) gen_seq_free(&out[j]);
+    model_free(&m);
+}
+
 int main(void) {
     par_init(2);
+    test_sample_empty();
     test_kv_matches_forward();
     test_beam_exhaustive();
     test_sampling_frequencies();

@@ -1106,7 +1106,7 @@ static void test_dialects(void) {
         free(u);
         serve_stop(s);
     }
-    free(b.body);
+    free(b.body), free(msg);
     /* openai-reasoning: max_tokens, temperature and logprobs refused; max_completion_tokens and effort counted */
     ServeOptions o;
     serve_options_init(&o);

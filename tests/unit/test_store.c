@@ -8,10 +8,20 @@
  * store_dims / store_exists, staged files (store_open_staged, commit,
  * abandon, close), and the errors:
  * missing, truncated and non-HDF5 files name the file, a missing object or
- * attribute names it, type mismatches are refused. */
+ * attribute names it, type mismatches are refused; and a file the fuzzers
+ * made (tests/fuzz/corpus/h5_run): a run.h5 whose string dataset fails to
+ * read half-way (a corrupt global heap) is an error naming the dataset, the
+ * strings HDF5 converted before failing are freed (store_read_strings
+ * leaked them: found by fuzz_h5_run; make test-asan checks the leak), and
+ * the other datasets of the file still read; a dataspace larger than the
+ * file can hold (a chunked dataset never written, dimensions whose product
+ * overflows) is an error, not an allocation (store_read_alloc died asking
+ * for 83 PB: found by fuzz_h5_run).  Run from the repository's root. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <hdf5.h>
 
 #include "base/util.h"
 #include "io/store.h"
@@ -375,6 +385,72 @@ static void staged(void) {
     free(p), free(tmp);
 }
 
+/* found by fuzz_h5_run: HDF5 1.10 loses the strings it converted before a
+ * read fails half-way; store_read_strings frees them itself */
+static void vlen_read_fails_midway(void) {
+    const char *path = "tests/fuzz/corpus/h5_run/crash_vlen_read_fails_midway.h5";
+    Err e = {{0}};
+    StoreFile *f = store_open(path, 0, &e);
+    EXPECT(f != NULL, "%s", e.msg);
+    if (!f) return;
+    int64_t n = -1;
+    char **s = store_read_strings(f, "/rounds/0/student/candidates", &n, &e);
+    EXPECT(s == NULL && strstr(e.msg, "cannot read strings /rounds/0/student/candidates"), "corrupt strings: %s",
+           s ? "read" : e.msg);
+    store_free_strings(s, n);
+    n = -1;
+    s = store_read_strings(f, "/rounds/0/pairs/prompt", &n, &e);
+    EXPECT(s != NULL && n == 2 && s[0][0], "an intact dataset of the same file: %s", s ? "" : e.msg);
+    store_free_strings(s, n);
+    char *obj = store_get_attr_str(f, "/eval", "objective", &e);
+    EXPECT(obj && !strcmp(obj, "dpo"), "string attribute: %s", obj ? obj : e.msg);
+    free(obj);
+    store_close(f, NULL);
+}
+
+/* found by fuzz_h5_run: the dataspace of a corrupt run.h5 claimed 2^53
+ * doubles and store_read_alloc died in xmalloc; a claim beyond 64 elements
+ * per byte of the file is now an error naming the dataset */
+static void huge_dataspace(void) {
+    char *p = path_in("huge.h5");
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t big[1] = {(hsize_t)1 << 40}, chunk[1] = {1024}, two[2] = {(hsize_t)1 << 40, (hsize_t)1 << 40};
+    hsize_t chunk2[2] = {32, 32}, small[1] = {10}, many[1] = {(hsize_t)1 << 30};
+    hid_t pl = H5Pcreate(H5P_DATASET_CREATE), pl2 = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(pl, 1, chunk), H5Pset_chunk(pl2, 2, chunk2);
+    hid_t s1 = H5Screate_simple(1, big, NULL), s2 = H5Screate_simple(2, two, NULL);
+    hid_t s3 = H5Screate_simple(1, small, NULL), s4 = H5Screate_simple(1, many, NULL);
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, H5T_VARIABLE);
+    hid_t d1 = H5Dcreate2(f, "/big", H5T_NATIVE_DOUBLE, s1, H5P_DEFAULT, pl, H5P_DEFAULT);
+    hid_t d2 = H5Dcreate2(f, "/overflow", H5T_NATIVE_FLOAT, s2, H5P_DEFAULT, pl2, H5P_DEFAULT);
+    hid_t d3 = H5Dcreate2(f, "/small", H5T_NATIVE_FLOAT, s3, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t d4 = H5Dcreate2(f, "/strings", str, s4, H5P_DEFAULT, pl, H5P_DEFAULT);
+    EXPECT(f >= 0 && d1 >= 0 && d2 >= 0 && d3 >= 0 && d4 >= 0, "creating huge.h5");
+    H5Dclose(d1), H5Dclose(d2), H5Dclose(d3), H5Dclose(d4), H5Tclose(str);
+    H5Sclose(s1), H5Sclose(s2), H5Sclose(s3), H5Sclose(s4), H5Pclose(pl), H5Pclose(pl2), H5Fclose(f);
+    Err e = {{0}};
+    StoreFile *sf = store_open(p, 0, &e);
+    EXPECT(sf != NULL, "%s", e.msg);
+    if (sf) {
+        int64_t n = -1;
+        double *x = store_read_alloc(sf, "/big", 'd', &n, &e);
+        EXPECT(!x && strstr(e.msg, "/big claims more elements than the file can hold"), "2^40 doubles: %s", e.msg);
+        free(x);
+        float *y = store_read_alloc(sf, "/overflow", 'f', &n, &e);
+        EXPECT(!y && strstr(e.msg, "/overflow claims"), "2^80 floats: %s", e.msg);
+        free(y);
+        char **s = store_read_strings(sf, "/strings", &n, &e);
+        EXPECT(!s && strstr(e.msg, "/strings claims"), "2^30 strings: %s", e.msg);
+        store_free_strings(s, n);
+        float *z = store_read_alloc(sf, "/small", 'f', &n, &e);
+        EXPECT(z && n == 10 && z[0] == 0, "a small unwritten dataset still reads (its fill values): %s", z ? "" : e.msg);
+        free(z);
+        store_close(sf, NULL);
+    }
+    free(p);
+}
+
 int main(void) {
     char *d = test_tmpdir("store");
     snprintf(dir, sizeof dir, "%s", d);
@@ -383,6 +459,8 @@ int main(void) {
     attributes_and_series();
     bad_files();
     staged();
+    vlen_read_fails_midway();
+    huge_dataspace();
     test_rm_rf(d);
     free(d);
     return test_summary();

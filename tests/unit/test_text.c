@@ -3,12 +3,16 @@
  * white space -> one space, trimming, wrapping quotes removed repeatedly,
  * valid characters kept), and on random byte strings its output is valid
  * UTF-8 without controls, double or edge spaces, and normalising twice
- * changes nothing; text_word_count and text_cut_words; FNV-1a known values. */
+ * changes nothing, and it equals a naive reference (normalise, then strip
+ * one pair of wrapping quotes and normalise again, recursively); a line of a
+ * million quotes (the recursive version overflowed the stack: found by
+ * tests/fuzz); text_word_count and text_cut_words; FNV-1a known values. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/text.h"
 #include "base/unicode.h"
+#include "base/util.h"
 #include "test.h"
 
 #define FFFD "\xEF\xBF\xBD"
@@ -35,6 +39,74 @@ static int is_normal(const char *s) {
         i += k;
     }
     return 1;
+}
+
+/* The reference: text_normalize's pass as it was, quotes by recursion. */
+static char *ref_normalize(const char *s, size_t len) {
+    ByteBuf b = {0};
+    const unsigned char *p = (const unsigned char *)s;
+    int space = 1;
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = n && n <= len - i;
+        for (size_t k = 1; ok && k < n; k++) ok = (p[i + k] & 0xC0) == 0x80;
+        if (ok && n > 1) { /* overlong, surrogates, beyond U+10FFFF */
+            unsigned cp = n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+            for (size_t k = 1; k < n; k++) cp = (cp << 6) | (p[i + k] & 0x3F);
+            ok = !((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+                   (cp >= 0xD800 && cp <= 0xDFFF));
+        }
+        if (!ok) {
+            bytebuf_put(&b, "\xEF\xBF\xBD", 3), space = 0, i++;
+        } else if (n == 1 && (c < 0x20 || c == 0x7F || c == ' ')) {
+            if (!space) bytebuf_putc(&b, ' ');
+            space = 1, i++;
+        } else if (n == 2 && c == 0xC2 && (p[i + 1] <= 0x9F || p[i + 1] == 0xA0)) {
+            if (!space) bytebuf_putc(&b, ' ');
+            space = 1, i += 2;
+        } else {
+            bytebuf_put(&b, p + i, n), space = 0, i += n;
+        }
+    }
+    while (b.n > 0 && b.a[b.n - 1] == ' ') b.a[--b.n] = 0;
+    if (!b.a) bytebuf_put(&b, "", 0);
+    if (b.n >= 2 && (b.a[0] == '"' || b.a[0] == '\'') && b.a[b.n - 1] == b.a[0]) {
+        char *r = ref_normalize(b.a + 1, b.n - 2);
+        bytebuf_free(&b);
+        return r;
+    }
+    return b.a;
+}
+
+/* a million quotes, and against the recursive reference on random strings */
+static void test_quotes(void) {
+    size_t n = 1000000;
+    char *q = xmalloc(n + 2);
+    memset(q, '"', n);
+    EXPECT(check_norm(q, n, ""), "a million quotes");
+    q[n / 2] = 'x';
+    EXPECT(check_norm(q, n, "\"x"), "500000 quotes, x, 499999 quotes");
+    free(q);
+    static const char *const PIECES[] = {"\"", "'", " ", "a", "\t", "\xc2\xa0", "\xff", "\xc3\xa9", "\n", "b c",
+                                         "\xc2\x85"};
+    Rng r;
+    rng_seed(&r, 42);
+    int bad = 0;
+    for (int t = 0; t < 20000; t++) {
+        ByteBuf s = {0};
+        int k = (int)rng_below(&r, 12);
+        for (int i = 0; i < k; i++) {
+            const char *pc = PIECES[rng_below(&r, sizeof PIECES / sizeof *PIECES)];
+            bytebuf_put(&s, pc, strlen(pc));
+        }
+        if (!s.a) bytebuf_put(&s, "", 0);
+        char *a = text_normalize(s.a, s.n), *b = ref_normalize(s.a, s.n);
+        if (strcmp(a, b) != 0 && bad++ < 3) fprintf(stderr, "  '%s' -> '%s', reference '%s'\n", s.a, a, b);
+        free(a), free(b);
+        bytebuf_free(&s);
+    }
+    EXPECT(bad == 0, "%d differences from the reference", bad);
 }
 
 int main(void) {
@@ -100,6 +172,7 @@ int main(void) {
     }
     EXPECT(nonnull && normal, "random inputs normalise to valid, trimmed, single-spaced UTF-8");
     EXPECT(idem, "normalising twice changes something");
+    test_quotes();
 
     /* word counts: runs of non-space characters (C locale) */
     EXPECT(text_word_count("") == 0 && text_word_count("   \t\n") == 0, "no words");

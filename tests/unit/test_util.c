@@ -31,6 +31,12 @@ static void test_errors(void) {
     EXPECT(!strcmp(e.msg, "abc/abc"), "prefix with its own message: %s", e.msg);
     err_suffix(&e, "+%s", e.msg);
     EXPECT(!strcmp(e.msg, "abc/abc+abc/abc"), "suffix with its own message: %s", e.msg);
+    /* one line, whatever the arguments hold (a value quoted from a config.json with a newline made a
+     * two-line error: found by fuzz_hf_config) */
+    err_set(&e, "%s: rope_type: %s is not supported", "c.json", "default\r\nx");
+    err_prefix(&e, "a\n");
+    err_suffix(&e, "\n(hint: %s)", "y\nz");
+    EXPECT(!strcmp(e.msg, "a c.json: rope_type: default  x is not supported (hint: y z)"), "not one line: %s", e.msg);
     /* the message is not a format */
     err_set(&e, "%s", "100%s%n");
     err_prefix(&e, "p ");
