@@ -38,7 +38,7 @@ max_len() {
 
 # Frames of the sanitizer and libFuzzer runtimes and of libc's memory and
 # string functions: skipped when deciding whose code a report is in.
-RUNTIME_RE='__interceptor_|__asan|__sanitizer|__lsan|__ubsan|fuzzer::|/sanitizer_common/|libc\.so|__libc_|sysdeps/|_start | in (malloc|calloc|realloc|free|memcpy|memmove|memset|memcmp|strlen|strcmp|strncmp)[ (]| in __(mem|str)[a-z0-9_]*'
+RUNTIME_RE='__interceptor_|__asan|__sanitizer|__lsan|__ubsan|fuzzer::|/sanitizer_common/|libc\.so|__libc_|libgcc_s|_Unwind_|sysdeps/|_start | in (malloc|calloc|realloc|free|memcpy|memmove|memset|memcmp|strlen|strcmp|strncmp)[ (]| in __(mem|str)[a-z0-9_]*'
 
 # The first frame outside the runtimes of the first stack in LOG after the
 # first line matching FROM ("" = the first stack).
@@ -50,14 +50,15 @@ first_frame() {
 }
 
 # 0 if the report in LOG is a crash, hang or out-of-memory inside libhdf5
-# itself: the first frame outside the runtimes is in libhdf5, and for a bad
-# memory access the memory is HDF5's own too (heap allocated in libhdf5, a
+# itself: the first frame outside the runtimes is in libhdf5 (for a process
+# over its memory limit: of the site holding the most memory), and for a
+# bad memory access the memory is HDF5's own too (heap allocated in libhdf5, a
 # stack frame or global of libhdf5; memory of ours that HDF5 overran is our
 # bug).  Leaks, undefined behaviour and FUZZ_CHECK failures never are
 # (leaks of HDF5's metadata cache on a failing call are suppressed by
 # tests/fuzz/lsan.supp instead).
 in_hdf5() {
-    grep -aqE 'ERROR: (AddressSanitizer: |libFuzzer: (deadly signal|timeout|out-of-memory \(malloc))' "$1" || return 1
+    grep -aqE 'ERROR: (AddressSanitizer: |libFuzzer: (deadly signal|timeout|out-of-memory \((malloc|used)))' "$1" || return 1
     grep -aqE 'LeakSanitizer|runtime error:|FUZZ_CHECK' "$1" && return 1
     [[ $(first_frame "$1" "") == *libhdf5* ]] || return 1
     if grep -aq 'allocated by thread' "$1"; then
