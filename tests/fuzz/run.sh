@@ -38,7 +38,7 @@ max_len() {
 
 # Frames of the sanitizer and libFuzzer runtimes and of libc's memory and
 # string functions: skipped when deciding whose code a report is in.
-RUNTIME_RE='__interceptor_|__asan|__sanitizer|__lsan|__ubsan|fuzzer::|/sanitizer_common/|libc\.so|__libc_|libgcc_s|_Unwind_|sysdeps/|_start | in (malloc|calloc|realloc|free|memcpy|memmove|memset|memcmp|strlen|strcmp|strncmp)[ (]| in __(mem|str)[a-z0-9_]*'
+RUNTIME_RE='__interceptor_|__asan|__sanitizer|__lsan|__ubsan|fuzzer::|/sanitizer_common/|libc\.so|__libc_|libgcc_s|_Unwind_|sysdeps/|_start | in (malloc|calloc|realloc|free|memcpy|memmove|memset|memcmp|strlen|strnlen|strcmp|strncmp|strdup|strndup|strcpy|strncpy)[ (]| in __(mem|str)[a-z0-9_]*'
 
 # The first frame outside the runtimes of the first stack in LOG after the
 # first line matching FROM ("" = the first stack).
