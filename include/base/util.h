@@ -114,6 +114,8 @@ typedef struct {
 void bytebuf_put(ByteBuf *b, const void *p, size_t n);
 void bytebuf_putc(ByteBuf *b, char c);
 void bytebuf_printf(ByteBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a JSON string literal (quotes, escapes; control bytes as \u00XX; other bytes as they are). */
+void bytebuf_put_json_string(ByteBuf *b, const char *s);
 void bytebuf_free(ByteBuf *b);
 
 /* ---- random numbers --------------------------------------------------------

@@ -248,6 +248,23 @@ void bytebuf_put(ByteBuf *b, const void *p, size_t n) {
 
 void bytebuf_putc(ByteBuf *b, char c) { bytebuf_put(b, &c, 1); }
 
+void bytebuf_put_json_string(ByteBuf *b, const char *s) {
+    bytebuf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': bytebuf_put(b, "\\\"", sizeof "\\\"" - 1); break;
+        case '\\': bytebuf_put(b, "\\\\", sizeof "\\\\" - 1); break;
+        case '\n': bytebuf_put(b, "\\n", sizeof "\\n" - 1); break;
+        case '\r': bytebuf_put(b, "\\r", sizeof "\\r" - 1); break;
+        case '\t': bytebuf_put(b, "\\t", sizeof "\\t" - 1); break;
+        default:
+            if (*p < 0x20) bytebuf_printf(b, "\\u%04x", *p);
+            else bytebuf_putc(b, (char)*p);
+        }
+    }
+    bytebuf_putc(b, '"');
+}
+
 void bytebuf_printf(ByteBuf *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

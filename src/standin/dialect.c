@@ -43,25 +43,8 @@ int dialect_reasons(int d) {
 
 static int openai_like(int d) { return d == DIALECT_OPENAI || d == DIALECT_OPENAI_REASONING || d == DIALECT_AZURE; }
 
-static void json_str(ByteBuf *b, const char *s) {
-    bytebuf_putc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': bytebuf_put(b, "\\\"", sizeof "\\\"" - 1); break;
-        case '\\': bytebuf_put(b, "\\\\", sizeof "\\\\" - 1); break;
-        case '\n': bytebuf_put(b, "\\n", sizeof "\\n" - 1); break;
-        case '\r': bytebuf_put(b, "\\r", sizeof "\\r" - 1); break;
-        case '\t': bytebuf_put(b, "\\t", sizeof "\\t" - 1); break;
-        default:
-            if (*p < 0x20) bytebuf_printf(b, "\\u%04x", *p);
-            else bytebuf_putc(b, (char)*p);
-        }
-    }
-    bytebuf_putc(b, '"');
-}
-
 static void json_str_or_null(ByteBuf *b, const char *s) {
-    if (s) json_str(b, s);
+    if (s) bytebuf_put_json_string(b, s);
     else bytebuf_put(b, "null", sizeof "null" - 1);
 }
 
@@ -71,9 +54,9 @@ char *dialect_error(int d, int status, const char *type, const char *param, cons
     ByteBuf b = {0};
     if (d == DIALECT_VLLM || d == DIALECT_VLLM_REASONING) { /* vLLM's (older) top-level ErrorResponse */
         bytebuf_put(&b, "{\"object\":\"error\",\"message\":", sizeof "{\"object\":\"error\",\"message\":" - 1);
-        json_str(&b, msg);
+        bytebuf_put_json_string(&b, msg);
         bytebuf_put(&b, ",\"type\":", sizeof ",\"type\":" - 1);
-        json_str(&b, type);
+        bytebuf_put_json_string(&b, type);
         bytebuf_put(&b, ",\"param\":", sizeof ",\"param\":" - 1);
         json_str_or_null(&b, param);
         bytebuf_printf(&b, ",\"code\":%d}", status);
@@ -81,14 +64,14 @@ char *dialect_error(int d, int status, const char *type, const char *param, cons
     }
     if (d == DIALECT_LLAMA_SERVER) { /* numeric code first, no param */
         bytebuf_printf(&b, "{\"error\":{\"code\":%d,\"message\":", status);
-        json_str(&b, msg);
+        bytebuf_put_json_string(&b, msg);
         bytebuf_put(&b, ",\"type\":", sizeof ",\"type\":" - 1);
-        json_str(&b, type);
+        bytebuf_put_json_string(&b, type);
         bytebuf_put(&b, "}}", sizeof "}}" - 1);
         return b.a;
     }
     bytebuf_put(&b, "{\"error\":{\"message\":", sizeof "{\"error\":{\"message\":" - 1);
-    json_str(&b, msg);
+    bytebuf_put_json_string(&b, msg);
     bytebuf_put(&b, ",\"type\":", sizeof ",\"type\":" - 1);
     json_str_or_null(&b, type);
     bytebuf_put(&b, ",\"param\":", sizeof ",\"param\":" - 1);
@@ -181,7 +164,7 @@ static void put_entry(ByteBuf *b, int d, const char *tok, double lp, int exact) 
     bytebuf_putc(b, '{');
     if (d == DIALECT_LLAMA_SERVER) bytebuf_printf(b, "\"id\":%u,", token_id(tok));
     bytebuf_put(b, "\"token\":", sizeof "\"token\":" - 1);
-    json_str(b, tok);
+    bytebuf_put_json_string(b, tok);
     if (d != DIALECT_STANDIN && d != DIALECT_LLAMA_SERVER) put_bytes(b, tok);
     if (exact) bytebuf_printf(b, ",\"logprob\":%.17g", lp);
     else bytebuf_printf(b, ",\"logprob\":%.3f", lp);
@@ -194,7 +177,7 @@ static void put_digit(ByteBuf *b, int d, const char *tok, int digit, double l1, 
     bytebuf_putc(b, '{');
     if (d == DIALECT_LLAMA_SERVER) bytebuf_printf(b, "\"id\":%u,", token_id(tok));
     bytebuf_put(b, "\"token\":", sizeof "\"token\":" - 1);
-    json_str(b, tok);
+    bytebuf_put_json_string(b, tok);
     if (d != DIALECT_STANDIN) put_bytes(b, tok);
     bytebuf_printf(b, ",\"logprob\":%.17g,\"top_logprobs\":[", digit == 1 ? l1 : l2);
     int one_first = l1 >= l2;
@@ -303,22 +286,22 @@ static void put_message(ByteBuf *b, int d, const DialectChoice *c, const char *c
         bytebuf_putc(b, ',');
     } else if (d == DIALECT_LLAMA_SERVER && visible && R[0]) {
         bytebuf_put(b, "\"reasoning_content\":", sizeof "\"reasoning_content\":" - 1);
-        json_str(b, R);
+        bytebuf_put_json_string(b, R);
         bytebuf_putc(b, ',');
     }
     bytebuf_put(b, "\"content\":", sizeof "\"content\":" - 1);
     if (c->shape == SHAPE_PARTS) {
         bytebuf_put(b, "[{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":", sizeof "[{\"type\":\"thinking\",\"thinking\":[{\"type\":\"text\",\"text\":" - 1);
-        json_str(b, R);
+        bytebuf_put_json_string(b, R);
         bytebuf_put(b, "}]},{\"type\":\"text\",\"text\":", sizeof "}]},{\"type\":\"text\",\"text\":" - 1);
-        json_str(b, c->answer);
+        bytebuf_put_json_string(b, c->answer);
         bytebuf_put(b, "}]", sizeof "}]" - 1);
     } else {
         json_str_or_null(b, content);
     }
     if (d == DIALECT_OLLAMA && visible && R[0]) {
         bytebuf_put(b, ",\"reasoning\":", sizeof ",\"reasoning\":" - 1);
-        json_str(b, R);
+        bytebuf_put_json_string(b, R);
     }
     if (openai_like(d) || c->shape == SHAPE_REFUSAL) {
         bytebuf_put(b, ",\"refusal\":", sizeof ",\"refusal\":" - 1);
@@ -374,9 +357,9 @@ char *dialect_render(const DialectAnswer *a) {
     int d = a->dialect, ct = 0, rt = 0;
     ByteBuf b = {0};
     bytebuf_put(&b, "{\"id\":", sizeof "{\"id\":" - 1);
-    json_str(&b, a->id);
+    bytebuf_put_json_string(&b, a->id);
     bytebuf_printf(&b, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", a->created);
-    json_str(&b, a->model);
+    bytebuf_put_json_string(&b, a->model);
     bytebuf_put(&b, ",\"system_fingerprint\":", sizeof ",\"system_fingerprint\":" - 1);
     json_str_or_null(&b, fingerprint(d));
     if (openai_like(d)) bytebuf_put(&b, ",\"service_tier\":\"default\"", sizeof ",\"service_tier\":\"default\"" - 1);

@@ -158,23 +158,6 @@ struct Server {
 
 /* ---- small helpers -------------------------------------------------------------- */
 
-static void json_str(ByteBuf *b, const char *s) {
-    bytebuf_putc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': bytebuf_put(b, "\\\"", sizeof "\\\"" - 1); break;
-        case '\\': bytebuf_put(b, "\\\\", sizeof "\\\\" - 1); break;
-        case '\n': bytebuf_put(b, "\\n", sizeof "\\n" - 1); break;
-        case '\r': bytebuf_put(b, "\\r", sizeof "\\r" - 1); break;
-        case '\t': bytebuf_put(b, "\\t", sizeof "\\t" - 1); break;
-        default:
-            if (*p < 0x20) bytebuf_printf(b, "\\u%04x", *p);
-            else bytebuf_putc(b, (char)*p);
-        }
-    }
-    bytebuf_putc(b, '"');
-}
-
 static uint64_t key_fold(const char *key) {
     uint64_t h = 1469598103934665603ULL;
     for (; *key; key++) h = (h ^ (unsigned char)*key) * 1099511628211ULL;
@@ -375,9 +358,9 @@ static char *chat_body(Server *s, const ChatRequest *q, const StandinPrompt *pr,
         ByteBuf b = {0};
         bytebuf_printf(&b, "{\"id\":\"%s\",\"object\":\"text_completion\",\"created\":%lld,\"model\":", id,
                        (long long)time(NULL));
-        json_str(&b, q->model[0] ? q->model : SERVE_MODEL_ID);
+        bytebuf_put_json_string(&b, q->model[0] ? q->model : SERVE_MODEL_ID);
         bytebuf_printf(&b, ",\"system_fingerprint\":\"hdistill-standin\",\"output\":{\"text\":");
-        json_str(&b, ch[0].answer);
+        bytebuf_put_json_string(&b, ch[0].answer);
         bytebuf_printf(&b, "},\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}",
                        prompt_tokens, ch[0].completion_tokens, prompt_tokens + ch[0].completion_tokens);
         body = b.a;
@@ -773,7 +756,7 @@ static void log_request(Server *s, const Req *r, int completed) {
     if (r->has_key) bytebuf_printf(&b, "\"%s\"", r->key);
     else bytebuf_put(&b, "null", sizeof "null" - 1);
     bytebuf_printf(&b, ",\"role\":\"%s\",\"method\":\"%s\",\"path\":", ROLE_NAMES[r->role], r->method);
-    json_str(&b, r->url);
+    bytebuf_put_json_string(&b, r->url);
     if (r->status) bytebuf_printf(&b, ",\"status\":%d", r->status);
     else bytebuf_put(&b, ",\"status\":null", sizeof ",\"status\":null" - 1);
     bytebuf_printf(&b, ",\"fault\":\"%s\",\"latency_ms\":%.3f,\"repeat\":%lld,\"completed\":%s}\n", FAULT_NAMES[r->fault],
