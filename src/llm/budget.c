@@ -166,6 +166,8 @@ LlmBudget *budget_open(double limit_usd, int64_t limit_tokens, const char *file,
             flock(b->fd, LOCK_UN);
             ledger_free(&l);
         }
+        if (b->fd >= 0) close(b->fd); /* nothing reserved yet: no second reading of a file that failed (it warned) */
+        b->fd = -1;
         budget_close(b);
         return NULL;
     }

@@ -262,7 +262,7 @@ static void request_options(const ModelSrv *ms, const SrvRequest *q, int plen, G
     o->k = q->n;
     o->seed = q->seed;
     int room = ms->m->s.model.cfg.max_seq_len - plen;
-    if (q->max_tokens > 0) o->max_new = q->max_tokens;
+    o->max_new = q->max_tokens > 0 ? q->max_tokens : ms->m->cfg.eval.max_new; /* the documented default, sampling too */
     if (o->max_new > room) o->max_new = room;
 }
 

@@ -113,9 +113,12 @@ static File *add_file(BatchStore *b, const char *purpose, const char *filename, 
 }
 
 static char *file_json(const File *f) {
-    return xasprintf("{\"id\":\"%s\",\"object\":\"file\",\"bytes\":%zu,\"created_at\":%lld,\"filename\":\"%s\","
-                     "\"purpose\":\"%s\",\"status\":\"processed\",\"status_details\":null}",
-                     f->id, f->len, f->created, f->filename, f->purpose);
+    ByteBuf o = {0};
+    bytebuf_printf(&o, "{\"id\":\"%s\",\"object\":\"file\",\"bytes\":%zu,\"created_at\":%lld,\"filename\":", f->id, f->len,
+                   f->created);
+    bytebuf_put_json_string(&o, f->filename); /* the client's name: it may hold backslashes */
+    bytebuf_printf(&o, ",\"purpose\":\"%s\",\"status\":\"processed\",\"status_details\":null}", f->purpose);
+    return o.a;
 }
 
 /* ---- multipart/form-data (RFC 7578), just enough for purpose + file ------------------ */
@@ -239,36 +242,39 @@ static double draw_unit(uint64_t seed, const char *batch, const char *key) {
 static void run_line(BatchStore *b, Batch *x, const char *line, size_t l, ByteBuf *out, ByteBuf *err) {
     cJSON *o = cJSON_ParseWithLength(line, l);
     const char *cid = cJSON_GetObjectItemCaseSensitive(o, "custom_id")->valuestring;
+    ByteBuf qcid = {0}; /* the custom_id as a JSON string: it may hold quotes and backslashes */
+    bytebuf_put_json_string(&qcid, cid);
     char rid[40], qid[40];
     new_id(b, "batch_req_", rid);
     new_id(b, "req_", qid);
     double u = draw_unit(b->o.seed, x->id, cid);
     if (u < b->o.expire_rate || x->cancelled) {
-        bytebuf_printf(err, "{\"id\":\"%s\",\"custom_id\":\"%s\",\"response\":null,\"error\":{\"code\":\"%s\","
-                            "\"message\":\"%s\"}}\n", rid, cid, x->cancelled ? "batch_cancelled" : "batch_expired",
+        bytebuf_printf(err, "{\"id\":\"%s\",\"custom_id\":%s,\"response\":null,\"error\":{\"code\":\"%s\","
+                            "\"message\":\"%s\"}}\n", rid, qcid.a, x->cancelled ? "batch_cancelled" : "batch_expired",
                        x->cancelled ? "This request was not executed because the batch was cancelled."
                                     : "This request could not be executed before the completion window expired.");
         x->expired |= !x->cancelled;
         x->failed++;
     } else if (u < b->o.expire_rate + b->o.fail_rate) {
-        bytebuf_printf(err, "{\"id\":\"%s\",\"custom_id\":\"%s\",\"response\":{\"status_code\":500,\"request_id\":"
+        bytebuf_printf(err, "{\"id\":\"%s\",\"custom_id\":%s,\"response\":{\"status_code\":500,\"request_id\":"
                             "\"%s\",\"body\":{\"error\":{\"message\":\"The server had an error processing your request "
                             "(stand-in batch failure injection).\",\"type\":\"server_error\",\"param\":null,"
-                            "\"code\":null}}},\"error\":null}\n", rid, cid, qid);
+                            "\"code\":null}}},\"error\":null}\n", rid, qcid.a, qid);
         x->failed++;
     } else {
         char *body = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "body"));
         CHECK(body, "cJSON print");
         int status = 0;
         char *resp = b->answer(b->ctx, body, strlen(body), &status);
-        bytebuf_printf(status == 200 ? out : err, "{\"id\":\"%s\",\"custom_id\":\"%s\",\"response\":{\"status_code\":%d,"
+        bytebuf_printf(status == 200 ? out : err, "{\"id\":\"%s\",\"custom_id\":%s,\"response\":{\"status_code\":%d,"
                                                   "\"request_id\":\"%s\",\"body\":%s},\"error\":null}\n",
-                       rid, cid, status, qid, resp);
+                       rid, qcid.a, status, qid, resp);
         if (status != 200) x->failed++;
         free(resp);
         cJSON_free(body);
     }
     x->done++;
+    bytebuf_free(&qcid);
     cJSON_Delete(o);
 }
 

@@ -235,7 +235,7 @@ static void put_logprobs(ByteBuf *b, const DialectAnswer *a, const char *text, l
 
 /* What the choice's message content is and what its log-probs cover (both
  * malloc'd; *lp_text NULL: no log-probs); r_off: where the reasoning starts
- * in lp_text. */
+ * in lp_text, -1 when lp_text does not hold it. */
 static void choice_texts(int d, const DialectChoice *c, char **content, char **lp_text, long *r_off) {
     const char *A = c->answer, *R = c->reasoning;
     *content = NULL, *lp_text = NULL, *r_off = 0;
@@ -266,6 +266,7 @@ static void choice_texts(int d, const DialectChoice *c, char **content, char **l
     } else {
         *content = xstrdup(A);
         *lp_text = xstrdup(A);
+        *r_off = -1; /* a hidden reasoning: its decoy is no token of the answer */
     }
 }
 
@@ -323,7 +324,7 @@ static void put_choice(ByteBuf *b, const DialectAnswer *a, const DialectChoice *
     if (a->logprobs && lp_text && d != DIALECT_OLLAMA) {
         long a_off = (long)strlen(lp_text) - (long)strlen(c->answer);
         put_logprobs(b, a, lp_text, c->digit_at >= 0 ? a_off + c->digit_at : -1,
-                     c->decoy_at >= 0 ? r_off + c->decoy_at : -1, c, i);
+                     c->decoy_at >= 0 && r_off >= 0 ? r_off + c->decoy_at : -1, c, i);
     } else {
         bytebuf_put(b, "null", sizeof "null" - 1);
     }

@@ -461,9 +461,11 @@ static void req_decide(Server *s, Req *r) {
     atomic_fetch_add(&s->requests, 1);
     if (r->path == PATH_MODELS) {
         r->status = 200;
-        r->resp = xasprintf("{\"object\":\"list\",\"data\":[{\"id\":\"%s\",\"object\":\"model\",\"created\":0,"
-                            "\"owned_by\":\"hdistill\"}]}",
-                            s->o.served_model && s->o.served_model[0] ? s->o.served_model : SERVE_MODEL_ID);
+        ByteBuf m = {0}; /* the model id as a JSON string: a name given on the command line may hold quotes */
+        bytebuf_put(&m, "{\"object\":\"list\",\"data\":[{\"id\":", sizeof "{\"object\":\"list\",\"data\":[{\"id\":" - 1);
+        bytebuf_put_json_string(&m, s->o.served_model && s->o.served_model[0] ? s->o.served_model : SERVE_MODEL_ID);
+        bytebuf_printf(&m, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"hdistill\"}]}");
+        r->resp = m.a;
     } else if (r->path == PATH_NOT_FOUND) {
         r->status = 404;
         r->resp = error_body(s, 404, "invalid_request_error", "unknown_url", "Unknown request URL: %.200s", r->url);
