@@ -126,7 +126,7 @@ bench-memory: $(BIN) $(BENCH_BIN)
 bench-scale: $(BIN)
 	bench/scale.sh
 # one critique round, the critic (stand-in, 500 ms per answer) overlapped with the sampling vs after it
-# (critique.pipeline=1 vs 0, 3 times each: about 8 minutes; ROUND_TINY=1 checks the script; not part of make bench)
+# (critique.pipeline=1 vs 0, 3 times each: about 7 minutes; ROUND_TINY=1 checks the script; not part of make bench)
 bench-round: $(BIN)
 	bench/round.sh
 # the five critique objectives x 3 seeds on the stand-in (about 5 minutes on 2 cores)

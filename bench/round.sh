@@ -6,24 +6,31 @@
 # run it on a quiet machine.
 #
 # Setup (built here from the repository alone, once per OUT): WordNet inputs,
-# the built-in stand-in teacher (no latency), a "mini" GPT-2 student (L4 d256)
-# trained for a few supervised steps; then each measured run copies that run
-# directory (a fresh run.h5 and an empty critic cache: no answer comes from
-# the cache) and runs `hdistill critique` on RANKS (2) ranks of 1 thread.
+# the built-in stand-in teacher (no latency), a "mini" GPT-2 student (L4 d256,
+# vocabulary 2048) after 10 supervised steps; then each measured run copies
+# that run directory (a fresh run.h5 and no critic cache: no answer comes from
+# a cache) and runs `hdistill critique` on RANKS (2) ranks of 1 thread.
 #
 # Sizes, chosen so that sampling alone and the critic alone each take about
-# 30 s on this project's 2-core machine (docs/performance.md), which is where
-# overlapping them matters most (a round of two equal halves would take twice
-# max(S, C) without it):
-#   sampling  240 inputs x k=6 candidates of at most 48 tokens (the barely
-#             trained student rarely stops early): about 70,000 tokens;
+# 30 s on this project's 2-core machine, where overlapping them matters most
+# (two equal halves take twice max(S, C) one after the other) and where both
+# of what the overlap cannot hide count: the first chunk's sampling and the
+# last chunk's judging.
 #   critic    2 requests (both orders) per input with a usable pair, at most
-#             critic.concurrency=8 in flight, each answered 500 ms late:
-#             480 requests / 8 x 0.5 s = 30 s when every input has a pair
-#             (critique.filter_first=1 and length ratios in [0.1, 10] make
-#             that so; identical candidates never pair).  A smaller
-#             concurrency would stretch the critic alone, a larger one shrink
-#             it; the stand-in itself is never the limit at 16 requests/s.
+#             critic.concurrency=40 in flight, each answered 500 ms late:
+#             2400 requests / 40 x 0.5 s = 30 s.  Every input has a pair
+#             (critique.filter_first=1 and length ratios in [0.1, 10]; only
+#             identical candidates never pair), so C is set by the latency
+#             and the concurrency alone; the stand-in and the client take
+#             little from the sampling (1920 requests at 0 ms latency were
+#             all answered in 0.27 s).
+#   sampling  1200 inputs x k=6 candidates of at most 48 tokens from the
+#             barely trained student: measured on the loaded development
+#             machine (load 3-4 on 2 cores) at 0 ms latency, 960 inputs took
+#             26-36 s, so 1200 should take 20-30 s on a quiet one.  The
+#             pipelined round samples in 30 chunks of 40 inputs (a whole
+#             number of the critic's waves of 40 requests; 20 per rank, one
+#             decoding batch), the sequential one in batches of 42.
 # critique.epochs is as small as it goes (one optimizer step): the training
 # after the round is not timed.
 #
@@ -45,23 +52,23 @@ REPS=${ROUND_REPS:-3}
 LAT=${ROUND_LATENCY_MS:-500}
 RANKS=${RANKS:-2}
 OUT=${OUT:-runs/bench-round}
-# preset|ingest.limit|train.steps|critique.inputs|critique.max_new|critic.concurrency
-SIZES="mini|600|60|240|48|8"
+# preset|tokenizer.vocab_size|ingest.limit|train.steps|critique.inputs|critique.max_new|critic.concurrency
+SIZES="mini|2048|1500|10|1200|48|40"
 if [[ ${ROUND_TINY:-0} == 1 ]]; then
-    SIZES="tiny|120|20|24|16|4" REPS=1 LAT=${ROUND_LATENCY_MS:-50} OUT=${OUT%/}-tiny
+    SIZES="tiny|512|120|20|24|16|4" REPS=1 LAT=${ROUND_LATENCY_MS:-50} OUT=${OUT%/}-tiny
 fi
-IFS='|' read -r PRESET LIMIT STEPS INPUTS MAXNEW CONC <<<"$SIZES"
+IFS='|' read -r PRESET VOCAB LIMIT STEPS INPUTS MAXNEW CONC <<<"$SIZES"
 mkdir -p "$OUT"
 CFG=$OUT/round.json
 cat >"$CFG" <<EOF
 {
   "run": {"dir": "$OUT/base", "log_every": 1000},
-  "data": {"path": "$OUT/data.h5", "pairs": "$OUT/data.h5"},
+  "data": {"path": "$OUT/data.h5", "pairs": "$OUT/data.h5", "too_long": "skip"},
   "ingest": {"source": "wordnet", "limit": $LIMIT, "eval_fraction": 0.05, "ood_limit": 10},
   "teach": {"n": 3, "splits": "train"},
   "teacher": {"base_url": "standin", "concurrency": 16},
   "critic": {"base_url": "standin", "concurrency": $CONC},
-  "tokenizer": {"type": "bpe", "vocab_size": 2048},
+  "tokenizer": {"type": "bpe", "vocab_size": $VOCAB},
   "model": {"preset": "$PRESET"},
   "train": {"seq_len": 128, "batch_size": 16, "steps": $STEPS, "lr": 3e-3, "warmup_steps": 5, "ckpt_every": 0,
             "seed": 1},
@@ -113,9 +120,9 @@ med() { $PY -c "import statistics,sys; print(f'{statistics.median(float(x) for x
 s0=$(med "${S0[@]}") c0=$(med "${C0[@]}") r0=$(med "${R0[@]}")
 s1=$(med "${S1[@]}") c1=$(med "${C1[@]}") r1=$(med "${R1[@]}")
 ratio=$($PY -c "print(f'{$r1 / max($s0, $c0):.3f}')")
-pairs=$(grep -o "inputs -> [0-9]* pairs" "$OUT/p1-r0.log" | head -n 1)
+pairs=$(grep -o "inputs -> [0-9]* pairs" "$OUT/p1-r0.log" | head -n 1 | grep -o "[0-9]* pairs")
 echo
-echo "| critique.pipeline | sampling s | critic busy s | sampling + judging s | runs |"
+echo "| critique.pipeline | sampling s | critic busy s | sampling + judging s | sampling + judging, each run |"
 echo "| --- | --- | --- | --- | --- |"
 echo "| 0 (one after the other) | $s0 | $c0 | $r0 | ${R0[*]} |"
 echo "| 1 (overlapped) | $s1 | $c1 | $r1 | ${R1[*]} |"
