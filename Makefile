@@ -31,7 +31,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB       := $(BUILD)/libhdistill.a
 BIN       := $(BUILD)/hdistill
 
-.PHONY: all test test-slurm test-cluster check-layers bench bench-scale bench-train bench-decode bench-client bench-memory bench-ckpt ablation clean deps tests quickstart install uninstall FORCE
+.PHONY: all test test-slurm test-cluster check-layers bench bench-scale bench-train bench-decode bench-client bench-memory bench-ckpt bench-round ablation clean deps tests quickstart install uninstall FORCE
 .PHONY: test-asan fuzz fuzz-targets fuzz-run
 all: $(BIN)
 
@@ -125,6 +125,10 @@ bench-memory: $(BIN) $(BENCH_BIN)
 # train.overlap=0 vs 1 (needs root; about 5 minutes; not part of make bench)
 bench-scale: $(BIN)
 	bench/scale.sh
+# one critique round, the critic (stand-in, 500 ms per answer) overlapped with the sampling vs after it
+# (critique.pipeline=1 vs 0, 3 times each: about 7 minutes; ROUND_TINY=1 checks the script; not part of make bench)
+bench-round: $(BIN)
+	bench/round.sh
 # the five critique objectives x 3 seeds on the stand-in (about 5 minutes on 2 cores)
 ablation: $(BIN)
 	bench/ablation.sh

@@ -148,6 +148,7 @@ typedef struct {
         int64_t warmup_steps;
         int batch_pairs, micro_rows;
         int64_t ckpt_every;
+        int pipeline;        /* 1: judge each chunk of inputs while later ones are sampled; 0: after all */
         int eval_each_round; /* evaluate after every round (WTR by round) */
     } critique;
     struct {

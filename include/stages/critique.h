@@ -11,6 +11,10 @@
  * on the student's pairs).  A round is a list of phases, each a number of
  * optimizer steps over one pair set with one objective (pref.h).
  *
+ * With critique.pipeline=1 rank 0 judges each sampled chunk of inputs on a
+ * thread while the ranks sample the next ones (0: after the last chunk);
+ * both store the same bits.
+ *
  * Everything a round decided is stored in run.h5 under /rounds/<r> before
  * training on it (inputs, candidates, selected pairs, both-order
  * preferences, raw critic answers, labels, reference log-probs; layout per

@@ -261,6 +261,9 @@ static const OptSpec OPTIONS[] = {
     {"critique.ckpt_every", OT_I64, F(critique.ckpt_every), "0", 0, BIG, NULL,
      "checkpoint every N critique steps (and at every round's end); 0 = round ends only"},
 
+    {"critique.pipeline", OT_INT, F(critique.pipeline), "1", 0, 1, NULL,
+     "1: the critic judges each chunk of inputs while later ones are sampled (a round takes about the longer "
+     "of the two); 0: after all are sampled; the same results"},
     {"critique.eval_each_round", OT_INT, F(critique.eval_each_round), "0", 0, 1, NULL,
      "1: evaluate the SFT model into /sft/eval and the model after every round into /rounds/<r>/eval "
      "(the win-or-tie rate by round)"},

@@ -463,36 +463,42 @@ static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cand
 
 /* ---- the critic beside the sampling ------------------------------------------------------
  * While all ranks sample a round's candidates chunk by chunk, a thread of rank 0 sends each
- * chunk's pairs to the critic as soon as the chunk is gathered (in critic.mode=batch it waits
- * for the last chunk, so that the round is one Batch API submission; only the main thread calls MPI;
- * the LLM client and its cache are used by the judging thread alone until it is joined), so a
- * round takes about the longer of sampling and judging instead of their sum.  The stored
- * results are those of judging everything afterwards: pair selection and the critic's answers
- * do not depend on when they are asked. */
+ * chunk's pairs to the critic as soon as the chunk is gathered (critique.pipeline=1; with 0, and
+ * in critic.mode=batch so that the round is one Batch API submission, it waits for the last
+ * chunk; only the main thread calls MPI; the LLM client and its cache are used by the judging
+ * thread alone until it is joined), so a round takes about the longer of sampling and judging
+ * instead of their sum.  The stored results are those of judging everything afterwards: pair
+ * selection and the critic's answers do not depend on when they are asked, nor the samples on
+ * the chunks (gen.h). */
 typedef struct {
     const Ctx *c;
     LlmClient *client;
     Judged *j;
     int *tok_len; /* [n*k] */
     int k;
+    int whole;    /* judge once, after the last chunk */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int64_t ready, judged; /* inputs [0, ready) have candidates; [0, judged) are judged */
     int closed;
     JudgeOutcome out;
+    double t0;               /* when the sampling started (util_now) */
+    double first, done1, last; /* seconds after t0: first request, first chunk judged, last answer; -1 = none */
 } JudgePipe;
 
 static void *judge_thread(void *vp) {
     JudgePipe *jp = vp;
-    int whole = jp->c->cfg->critic.mode == ENDPOINT_MODE_BATCH; /* the Batch API: one batch for the round */
     for (;;) {
         pthread_mutex_lock(&jp->mu);
-        while ((jp->ready == jp->judged || whole) && !jp->closed) pthread_cond_wait(&jp->cv, &jp->mu);
+        while ((jp->ready == jp->judged || jp->whole) && !jp->closed) pthread_cond_wait(&jp->cv, &jp->mu);
         int64_t i0 = jp->judged, i1 = jp->ready;
         int done = jp->closed && i0 == i1;
         pthread_mutex_unlock(&jp->mu);
         if (done) return NULL;
+        if (jp->first < 0) jp->first = util_now() - jp->t0;
         judge_range(jp->c, jp->client, jp->j, jp->tok_len, jp->k, i0, i1, "critic", &jp->out);
+        jp->last = util_now() - jp->t0;
+        if (jp->done1 < 0) jp->done1 = jp->last;
         pthread_mutex_lock(&jp->mu);
         jp->judged = i1;
         pthread_mutex_unlock(&jp->mu);
@@ -512,6 +518,27 @@ static void pipe_chunk(void *vp, int c0, int c1, char **texts, int *tok_len) {
     jp->ready = c1;
     pthread_cond_signal(&jp->cv);
     pthread_mutex_unlock(&jp->mu);
+}
+
+enum { PIPE_CHUNKS = 16 }; /* chunks of a pipelined round, about */
+
+/* Inputs per sampled chunk of a round of m inputs on W ranks, at most per_rank each (one decoding
+ * batch).  Judged whole: one batch per rank.  Pipelined: about m / PIPE_CHUNKS, so that the
+ * sampling before the critic's first request (the first chunk) and the judging left after the
+ * last chunk are short; a multiple of W (equal shares) and, batch permitting, of the inputs of one
+ * wave of critic.concurrency requests (two per input), so that no wave of a chunk leaves the
+ * critic idle.  The samples do not depend on it (gen.h). */
+static int chunk_inputs(int64_t m, int W, int per_rank, int concurrency, int whole) {
+    int64_t cap = (int64_t)per_rank * W, unit = W, wave = (concurrency + 1) / 2;
+    if (whole) return (int)cap;
+    for (int64_t u = wave; u <= cap; u += wave)
+        if (u % W == 0) { /* the least common multiple of wave and W, if it fits a batch */
+            unit = u;
+            break;
+        }
+    int64_t c = m > PIPE_CHUNKS ? (m + PIPE_CHUNKS - 1) / PIPE_CHUNKS : 1;
+    c = (c + unit - 1) / unit * unit;
+    return (int)(c < cap / unit * unit ? c : cap / unit * unit);
 }
 
 static int store_judged(Ctx *c, const char *g, const Judged *j, int k, Err *e) {
@@ -694,15 +721,27 @@ static void round_free(Round *rd) {
     free(rd->in);
 }
 
+/* rank 0, the judging joined: the round's times (seconds from the start of the sampling) */
+static void log_round_times(const JudgePipe *jp, int r) {
+    double total = util_now() - jp->t0, first = jp->first >= 0 ? jp->first : 0, last = jp->last >= 0 ? jp->last : 0;
+    log_info("round %d: critic busy %.2f s (%.2f s to %.2f s, first chunk judged at %.2f s); sampling + judging "
+             "%.2f s, %s",
+             r, last - first, first, last, jp->done1 >= 0 ? jp->done1 : 0, total,
+             jp->whole ? "one after the other" : "overlapped");
+}
+
 /* Collective: samples the student's k candidates per input (all ranks, chunk by chunk) while
  * rank 0 judges each chunk's pair; then rank 0 makes and stores the pairs.  rank 0's status. */
 static Status sample_and_judge(Ctx *c, Round *rd, LlmClient *client, const GenOptions *go, Err *e) {
+    const Config *cfg = c->cfg;
     int k = go->k, W = c->comm->size;
     char **texts = xmalloc(sizeof(char *) * (size_t)(rd->m + 1));
     for (int64_t i = 0; i < rd->m; i++) texts[i] = c->inputs[rd->in[i]];
     Judged j = {.n = rd->m};
-    JudgePipe jp = {.c = c, .client = client, .j = &j, .k = k};
+    int whole = !cfg->critique.pipeline || cfg->critic.mode == ENDPOINT_MODE_BATCH;
+    JudgePipe jp = {.c = c, .client = client, .j = &j, .k = k, .whole = whole, .first = -1, .done1 = -1, .last = -1};
     pthread_t th;
+    jp.t0 = util_now();
     if (c->comm->rank == 0) {
         j.input = xmalloc(sizeof(int64_t) * (size_t)(rd->m + 1));
         memcpy(j.input, rd->in, sizeof(int64_t) * (size_t)rd->m);
@@ -712,10 +751,13 @@ static Status sample_and_judge(Ctx *c, Round *rd, LlmClient *client, const GenOp
         pthread_cond_init(&jp.cv, NULL);
         if (pthread_create(&th, NULL, judge_thread, &jp) != 0) DIE("cannot start the judging thread");
     }
-    double t0 = util_now();
     int per_rank = go->batch > k ? go->batch / k : 1; /* inputs of one decoding batch */
-    student_generate_chunks(&c->t.s, go, c->comm, texts, (int)rd->m, per_rank * W, pipe_chunk, &jp);
-    log_info("round %d: sampled %lld x %d candidates in %.1f s", rd->r, (long long)rd->m, k, util_now() - t0);
+    int chunk = chunk_inputs(rd->m, W, per_rank, cfg->critic.concurrency, whole);
+    student_generate_chunks(&c->t.s, go, c->comm, texts, (int)rd->m, chunk, pipe_chunk, &jp);
+    double sampled = util_now() - jp.t0;
+    int64_t nc = (rd->m + chunk - 1) / chunk;
+    log_info("round %d: sampled %lld x %d candidates in %.2f s (%lld chunk%s)", rd->r, (long long)rd->m, k, sampled,
+             (long long)nc, nc == 1 ? "" : "s");
     free(texts);
     Status rc = STATUS_OK;
     if (c->comm->rank == 0) {
@@ -726,6 +768,7 @@ static Status sample_and_judge(Ctx *c, Round *rd, LlmClient *client, const GenOp
         pthread_join(th, NULL);
         pthread_mutex_destroy(&jp.mu);
         pthread_cond_destroy(&jp.cv);
+        log_round_times(&jp, rd->r);
         rc = judge_status(&j, &jp.out, llm_client_budget(client), "critic", e);
         if (rc == STATUS_OK) {
             judged_to_pairs(c, &j, k, &rd->set[SET_STUDENT]);
