@@ -1,5 +1,5 @@
-/* util -- errors, logging, allocation, growable arrays, RNG, timing, files
- * and a small thread pool.  Everything else in hdistill builds on this; it
+/* util -- errors, logging, allocation, growable arrays, RNG, timing, files,
+ * command-line options and a small thread pool.  Everything else in hdistill builds on this; it
  * knows nothing of MPI or HDF5 (comm installs an abort hook so that DIE
  * takes every rank down instead of hanging the others).
  *
@@ -161,6 +161,20 @@ int util_write_file_durable(const char *path, const void *data, size_t n, Err *e
 int util_rename_durable(const char *tmp, const char *final, Err *e);
 const char *util_basename(const char *path);
 int util_ends_with(const char *s, const char *suffix);
+
+/* ---- command-line options -------------------------------------------------------
+ * The options with a value of a subcommand (generate, serve, serve --model). */
+
+/* argv[*i] is an option, "--name=value" or "--name value"; names (NULL-terminated)
+ * are the options that take a value.  The value is what follows the first '='
+ * ("--x=" gives "") or else the next argument, whatever it looks like ("--input
+ * --json" gives "--json"; *i then moves to it).  Returns the index of the name in
+ * names and points *value into argv; or -1 with e set to "unknown option 'NAME'"
+ * (NAME without its "=value") or "NAME needs a value", hint appended to either
+ * (e.g. " (hint: hdistill generate --help)", or "").  A repeated option is
+ * returned each time: the caller keeps the last value, or all. */
+int util_parse_option(int argc, char **argv, int *i, const char *const *names, const char **value, const char *hint,
+                      Err *e);
 
 /* ---- exit hooks ---------------------------------------------------------------
  * Cleanups that must run however the process ends normally: each hook runs

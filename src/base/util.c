@@ -1,5 +1,5 @@
 /* util -- see include/base/util.h.  Errors, logging, allocation, arrays, RNG,
- * time, file helpers and the kernel thread pool. */
+ * time, file helpers, command-line options and the kernel thread pool. */
 #include "base/util.h"
 
 #include <errno.h>
@@ -492,6 +492,24 @@ const char *util_basename(const char *path) {
 int util_ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+/* ---- command-line options --------------------------------------------------------- */
+
+int util_parse_option(int argc, char **argv, int *i, const char *const *names, const char **value, const char *hint,
+                      Err *e) {
+    const char *s = argv[*i], *eq = strchr(s, '=');
+    size_t len = eq ? (size_t)(eq - s) : strlen(s);
+    int k = 0;
+    while (names[k] && !(strlen(names[k]) == len && memcmp(names[k], s, len) == 0)) k++;
+    if (!names[k]) return err_set(e, "unknown option '%.*s'%s", (int)len, s, hint);
+    if (eq) {
+        *value = eq + 1;
+    } else {
+        if (*i + 1 >= argc) return err_set(e, "%s needs a value%s", s, hint);
+        *value = argv[++*i];
+    }
+    return k;
 }
 
 /* ---- exit hooks ---------------------------------------------------------------- */

@@ -67,26 +67,36 @@ static int parse_int(const char *opt, const char *v, int lo, int hi, int *out, E
     return 0;
 }
 
-/* one option with a value (v); -1 with e set */
-static int parse_valued(GenArgs *a, const char *name, const char *v, Err *e) {
-    if (!strcmp(name, "--input")) strvec_push(&a->inputs, v, (size_t)-1);
-    else if (!strcmp(name, "--file")) a->file = v;
-    else if (!strcmp(name, "--set")) strvec_push(&a->sets, v, (size_t)-1);
-    else if (!strcmp(name, "--beam")) return parse_int(name, v, 1, 64, &a->beam, e);
-    else if (!strcmp(name, "--k")) return a->has_k = 1, parse_int(name, v, 1, 64, &a->k, e);
-    else if (!strcmp(name, "--max-new")) return parse_int(name, v, 1, 1 << 20, &a->max_new, e);
-    else if (!strcmp(name, "--temperature")) return a->has_temperature = 1, parse_num(name, v, 0, 10, &a->temperature, e);
-    else if (!strcmp(name, "--top-p")) {
+/* the options with a value */
+enum { OPT_INPUT, OPT_FILE, OPT_SET, OPT_BEAM, OPT_K, OPT_MAX_NEW, OPT_TEMPERATURE, OPT_TOP_P, OPT_SEED };
+static const char *const VALUED[] = {
+    [OPT_INPUT] = "--input", [OPT_FILE] = "--file", [OPT_SET] = "--set", [OPT_BEAM] = "--beam", [OPT_K] = "--k",
+    [OPT_MAX_NEW] = "--max-new", [OPT_TEMPERATURE] = "--temperature", [OPT_TOP_P] = "--top-p", [OPT_SEED] = "--seed",
+    NULL};
+
+/* option `opt` (an index in VALUED) with the value v; -1 with e set */
+static int parse_valued(GenArgs *a, int opt, const char *v, Err *e) {
+    const char *name = VALUED[opt];
+    switch (opt) {
+    case OPT_INPUT: strvec_push(&a->inputs, v, (size_t)-1); break;
+    case OPT_FILE: a->file = v; break;
+    case OPT_SET: strvec_push(&a->sets, v, (size_t)-1); break;
+    case OPT_BEAM: return parse_int(name, v, 1, 64, &a->beam, e);
+    case OPT_K: return a->has_k = 1, parse_int(name, v, 1, 64, &a->k, e);
+    case OPT_MAX_NEW: return parse_int(name, v, 1, 1 << 20, &a->max_new, e);
+    case OPT_TEMPERATURE: return a->has_temperature = 1, parse_num(name, v, 0, 10, &a->temperature, e);
+    case OPT_TOP_P:
         a->has_top_p = 1;
         if (parse_num(name, v, 0, 1, &a->top_p, e) != 0 || !(a->top_p > 0)) return err_set(e, "--top-p %s: not in (0, 1]", v);
-    } else if (!strcmp(name, "--seed")) {
+        break;
+    case OPT_SEED: {
         char *end;
         errno = 0;
         unsigned long long x = strtoull(v, &end, 10);
         if (!*v || *end || errno || v[0] == '-') return err_set(e, "--seed %s: not a non-negative integer", v);
         a->seed = x;
-    } else {
-        return err_set(e, "unknown option '%s' (hint: hdistill generate --help)", name);
+        break;
+    }
     }
     return 0;
 }
@@ -104,17 +114,9 @@ static int parse_args(int argc, char **argv, GenArgs *a, Err *e) {
             a->src = s;
             continue;
         }
-        char name[32];
-        const char *eq = strchr(s, '='), *v;
-        if (eq && (size_t)(eq - s) < sizeof name) {
-            snprintf(name, sizeof name, "%.*s", (int)(eq - s), s);
-            v = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", s);
-            if (i + 1 >= argc) return err_set(e, "%s needs a value (hint: hdistill generate --help)", s);
-            v = argv[++i];
-        }
-        if (parse_valued(a, name, v, e) != 0) return -1;
+        const char *v;
+        int opt = util_parse_option(argc, argv, &i, VALUED, &v, " (hint: hdistill generate --help)", e);
+        if (opt < 0 || parse_valued(a, opt, v, e) != 0) return -1;
     }
     if (!a->src) return err_set(e, "the student is missing: RUN_DIR, CHECKPOINT.h5 or HF_DIR (hint: hdistill generate --help)");
     if (a->file && a->inputs.n) return err_set(e, "--input and --file: give one of them");

@@ -278,7 +278,8 @@ static int write_split(StoreFile *f, const char *name, Item *it, size_t n, const
     return rc;
 }
 
-static int do_ingest(const Config *cfg, int argc, char **argv, int dry_run, Err *e) {
+/* Rank 0: the whole stage (world_size: the job's ranks, for the provenance).  -1 with e set. */
+static int do_ingest(const Config *cfg, int argc, char **argv, int world_size, int dry_run, Err *e) {
     const char *out = cfg->data.path;
     char *sig = signature(cfg);
     if (util_file_exists(out)) {
@@ -362,7 +363,7 @@ static int do_ingest(const Config *cfg, int argc, char **argv, int dry_run, Err 
         StoreFile *f = rc == 0 ? store_create(tmp, e) : NULL;
         if (!f) rc = -1;
         Provenance prov;
-        prov_collect(&prov, argc, argv, 1);
+        prov_collect(&prov, argc, argv, world_size);
         char *json = config_to_json(cfg);
         if (rc == 0)
             rc = write_split(f, "/inputs/train", tr, ntr, "literal inputs for training (UTF-8)", e) ||
@@ -399,7 +400,7 @@ int ingest_main(const Config *cfg, const Comm *comm, int argc, char **argv, int 
      * written has one writer, which checks again under the lock */
     int lock = comm->rank == 0 && !dry_run && !util_file_exists(cfg->data.path);
     if (lock) rc = lock_acquire(cfg->data.path, LOCK_DATA_FILE, cfg->run.lock_wait, &e);
-    if (comm->rank == 0 && rc == 0) rc = do_ingest(cfg, argc, argv, dry_run, &e);
+    if (comm->rank == 0 && rc == 0) rc = do_ingest(cfg, argc, argv, comm->size, dry_run, &e);
     if (lock) lock_release(cfg->data.path, LOCK_DATA_FILE);
     comm_check(rc, e.msg, EXIT_USAGE);
     return EXIT_OK;

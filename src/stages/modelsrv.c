@@ -380,6 +380,12 @@ typedef struct {
     ServeOptions so;
 } SrvArgs;
 
+/* the options with a value (--bind is --host) */
+enum { OPT_MODEL, OPT_MODEL_NAME, OPT_HOST, OPT_BIND, OPT_PORT_FILE, OPT_SET, OPT_PORT, OPT_THREADS };
+static const char *const VALUED[] = {[OPT_MODEL] = "--model", [OPT_MODEL_NAME] = "--model-name", [OPT_HOST] = "--host",
+                                     [OPT_BIND] = "--bind",   [OPT_PORT_FILE] = "--port-file",   [OPT_SET] = "--set",
+                                     [OPT_PORT] = "--port",   [OPT_THREADS] = "--threads",       NULL};
+
 /* 1 for --help, 0, or -1 with e set */
 static int parse_args(int argc, char **argv, SrvArgs *a, Err *e) {
     int i = 1;
@@ -389,33 +395,28 @@ static int parse_args(int argc, char **argv, SrvArgs *a, Err *e) {
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) return 1;
         if (!strcmp(s, "--quiet")) { a->so.quiet = 1; continue; }
         if (strncmp(s, "--", 2) != 0) return err_set(e, "unexpected argument '%s'", s);
-        char name[32];
-        const char *eq = strchr(s, '='), *v;
-        if (eq && (size_t)(eq - s) < sizeof name) {
-            snprintf(name, sizeof name, "%.*s", (int)(eq - s), s);
-            v = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", s);
-            if (i + 1 >= argc) return err_set(e, "%s needs a value", s);
-            v = argv[++i];
-        }
+        const char *v;
+        int opt = util_parse_option(argc, argv, &i, VALUED, &v, "", e);
+        if (opt < 0) return -1;
         char *end;
         errno = 0;
         long x = strtol(v, &end, 10);
         int integer = *v && !*end && !errno;
-        if (!strcmp(name, "--model")) a->src = v;
-        else if (!strcmp(name, "--model-name")) a->name = v;
-        else if (!strcmp(name, "--host") || !strcmp(name, "--bind")) a->so.bind = v;
-        else if (!strcmp(name, "--port-file")) a->so.port_file = v;
-        else if (!strcmp(name, "--set")) strvec_push(&a->sets, v, (size_t)-1);
-        else if (!strcmp(name, "--port")) {
+        switch (opt) {
+        case OPT_MODEL: a->src = v; break;
+        case OPT_MODEL_NAME: a->name = v; break;
+        case OPT_HOST:
+        case OPT_BIND: a->so.bind = v; break;
+        case OPT_PORT_FILE: a->so.port_file = v; break;
+        case OPT_SET: strvec_push(&a->sets, v, (size_t)-1); break;
+        case OPT_PORT:
             if (!integer || x < 0 || x > 65535) return err_set(e, "--port %s: not an integer in [0, 65535]", v);
             a->so.port = (int)x;
-        } else if (!strcmp(name, "--threads")) {
+            break;
+        case OPT_THREADS:
             if (!integer || x < 1 || x > 64) return err_set(e, "--threads %s: not an integer in [1, 64]", v);
             a->so.threads = (int)x;
-        } else {
-            return err_set(e, "unknown option '%s'", name);
+            break;
         }
     }
     if (!a->src) return err_set(e, "--model RUN_DIR|CHECKPOINT.h5|HF_DIR is required");

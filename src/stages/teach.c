@@ -190,12 +190,12 @@ static int write_split(StoreFile *out, const Split *s, const LlmResult *res, int
     return rc;
 }
 
-/* /teacher's attributes, configuration, provenance and usage (the earlier
- * runs' usage `prev` plus this session's). */
-static int write_teacher_meta(StoreFile *out, const Config *cfg, int argc, char **argv, const LlmUsage *prev,
-                              const LlmSession *ses, int complete, Err *e) {
+/* /teacher's attributes, configuration, provenance (world_size: the job's
+ * ranks) and usage (the earlier runs' usage `prev` plus this session's). */
+static int write_teacher_meta(StoreFile *out, const Config *cfg, int argc, char **argv, int world_size,
+                              const LlmUsage *prev, const LlmSession *ses, int complete, Err *e) {
     Provenance prov;
-    prov_collect(&prov, argc, argv, 1);
+    prov_collect(&prov, argc, argv, world_size);
     char *json = config_to_json(cfg);
     int rc = store_set_attr_i64(out, "/teacher", "n", cfg->teach.n, e) ||
              store_set_attr_str(out, "/teacher", "model", cfg->teacher.model, e) ||
@@ -213,8 +213,8 @@ static int write_teacher_meta(StoreFile *out, const Config *cfg, int argc, char 
 }
 
 /* Writes /teacher into a copy of data.path and renames it over the original. */
-static int write_results(const Config *cfg, int argc, char **argv, const Split *sp, int nsp, const LlmResult *res,
-                         const LlmSession *ses, TeachCounts *tc, Err *e) {
+static int write_results(const Config *cfg, int argc, char **argv, int world_size, const Split *sp, int nsp,
+                         const LlmResult *res, const LlmSession *ses, TeachCounts *tc, Err *e) {
     const char *path = cfg->data.path;
     char *tmp = xasprintf("%s.tmp", path);
     int rc = util_copy_file(path, tmp, e);
@@ -226,7 +226,7 @@ static int write_results(const Config *cfg, int argc, char **argv, const Split *
     for (int k = 0; k < nsp && rc == 0; k++) rc = write_split(out, &sp[k], res, cfg->teach.n, tc, e);
     const LlmOutcome *o = &tc->out;
     int complete = o->failed == 0 && o->budget == 0 && o->stopped == 0;
-    if (rc == 0) rc = write_teacher_meta(out, cfg, argc, argv, &prev, ses, complete, e);
+    if (rc == 0) rc = write_teacher_meta(out, cfg, argc, argv, world_size, &prev, ses, complete, e);
     if (out && store_close(out, rc ? NULL : e) != 0) rc = -1;
     if (rc == 0) rc = util_rename_durable(tmp, path, e);
     if (rc != 0) unlink(tmp);
@@ -276,9 +276,10 @@ static void ask_teacher(const Config *cfg, LlmSession *ses, const ChatRequest *r
              (long long)bs.expired_lines, (long long)bs.retried_sync, (long long)bs.duplicates);
 }
 
-/* Rank 0: the whole stage.  Returns -1 with e set on a usage/input error;
- * else 0 with *outcome the stage's outcome. */
-static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, Status *outcome, Err *e) {
+/* Rank 0: the whole stage (world_size: the job's ranks, for the provenance).
+ * Returns -1 with e set on a usage/input error; else 0 with *outcome the
+ * stage's outcome. */
+static int do_teach(const Config *cfg, int argc, char **argv, int world_size, int dry_run, Status *outcome, Err *e) {
     Split sp[3];
     int nsp = 0;
     size_t total = 0;
@@ -311,7 +312,7 @@ static int do_teach(const Config *cfg, int argc, char **argv, int dry_run, Statu
         log_info("teach: teacher usage: %s", ub);
         TeachCounts tc;
         memset(&tc, 0, sizeof tc);
-        rc = write_results(cfg, argc, argv, sp, nsp, res, &ses, &tc, e);
+        rc = write_results(cfg, argc, argv, world_size, sp, nsp, res, &ses, &tc, e);
         if (rc == 0) *outcome = report(cfg, total, &tc, &ses, cache_file);
     }
     for (size_t i = 0; reqs && i < total; i++) {
@@ -333,7 +334,7 @@ int teach_main(const Config *cfg, const Comm *comm, int argc, char **argv, int d
     if (comm->rank == 0) {
         util_install_stop_signals();
         if (!dry_run) rc = lock_acquire(cfg->data.path, LOCK_DATA_FILE, cfg->run.lock_wait, &e);
-        if (rc == 0) rc = do_teach(cfg, argc, argv, dry_run, &outcome, &e);
+        if (rc == 0) rc = do_teach(cfg, argc, argv, comm->size, dry_run, &outcome, &e);
         lock_release(cfg->data.path, LOCK_DATA_FILE);
     }
     comm_check(rc, e.msg, EXIT_USAGE);

@@ -1081,6 +1081,25 @@ static void serve_stop_summary(Server *s, int sig, int quiet) {
     fflush(stdout);
 }
 
+/* the options with a value */
+enum {
+    OPT_PORT, OPT_PORT_FILE, OPT_BIND, OPT_SEED, OPT_REQUEST_LOG, OPT_LATENCY_MS, OPT_LATENCY_JITTER_MS, OPT_FAULT,
+    OPT_RETRY_AFTER, OPT_REFUSAL_RATE, OPT_POSITION_BIAS, OPT_LENGTH_BIAS, OPT_TAU, OPT_THREADS, OPT_MAX_HUNG,
+    OPT_DIALECT, OPT_MODEL, OPT_CTX_WORDS, OPT_BATCH_DELAY, OPT_BATCH_FAIL_RATE, OPT_BATCH_EXPIRE_RATE,
+    OPT_FORTUNES, OPT_WORDNET
+};
+static const char *const VALUED[] = {
+    [OPT_PORT] = "--port", [OPT_PORT_FILE] = "--port-file", [OPT_BIND] = "--bind", [OPT_SEED] = "--seed",
+    [OPT_REQUEST_LOG] = "--request-log", [OPT_LATENCY_MS] = "--latency-ms",
+    [OPT_LATENCY_JITTER_MS] = "--latency-jitter-ms", [OPT_FAULT] = "--fault", [OPT_RETRY_AFTER] = "--retry-after",
+    [OPT_REFUSAL_RATE] = "--refusal-rate", [OPT_POSITION_BIAS] = "--position-bias",
+    [OPT_LENGTH_BIAS] = "--length-bias", [OPT_TAU] = "--tau", [OPT_THREADS] = "--threads",
+    [OPT_MAX_HUNG] = "--max-hung", [OPT_DIALECT] = "--dialect", [OPT_MODEL] = "--model",
+    [OPT_CTX_WORDS] = "--ctx-words", [OPT_BATCH_DELAY] = "--batch-delay",
+    [OPT_BATCH_FAIL_RATE] = "--batch-fail-rate", [OPT_BATCH_EXPIRE_RATE] = "--batch-expire-rate",
+    [OPT_FORTUNES] = "--fortunes", [OPT_WORDNET] = "--wordnet",
+    NULL};
+
 /* Parses argv into o; returns 1 for --help, 0, or -1 with e set. */
 static int serve_parse_args(int argc, char **argv, ServeOptions *o, Err *e) {
     int standin = 0;
@@ -1094,38 +1113,30 @@ static int serve_parse_args(int argc, char **argv, ServeOptions *o, Err *e) {
         if (strcmp(a, "--critic-sample") == 0) { o->critic_sample = 1; continue; }
         if (strncmp(a, "--", 2) != 0) return err_set(e, "unexpected argument '%s'", a);
         const char *v;
-        char name[64];
-        const char *eq = strchr(a, '=');
-        if (eq && (size_t)(eq - a) < sizeof name) {
-            snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
-            v = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", a);
-            if (i + 1 >= argc) return err_set(e, "%s needs a value", a);
-            v = argv[++i];
-        }
+        int opt = util_parse_option(argc, argv, &i, VALUED, &v, "", e);
+        if (opt < 0) return -1;
+        const char *name = VALUED[opt];
         long l = 0;
         double d = 0;
-        if (strcmp(name, "--port") == 0) {
+        switch (opt) {
+        case OPT_PORT:
             if (parse_long(name, v, 0, 65535, &l, e)) return -1;
             o->port = (int)l;
-        } else if (strcmp(name, "--port-file") == 0) {
-            o->port_file = v;
-        } else if (strcmp(name, "--bind") == 0) {
-            o->bind = v;
-        } else if (strcmp(name, "--seed") == 0) {
+            break;
+        case OPT_PORT_FILE: o->port_file = v; break;
+        case OPT_BIND: o->bind = v; break;
+        case OPT_SEED: {
             char *end;
             errno = 0;
             unsigned long long x = strtoull(v, &end, 10);
             if (!*v || *end || errno || v[0] == '-') return err_set(e, "--seed %s: not a non-negative integer", v);
             o->seed = x;
-        } else if (strcmp(name, "--request-log") == 0) {
-            o->request_log = v;
-        } else if (strcmp(name, "--latency-ms") == 0) {
-            if (parse_double(name, v, &o->latency_ms, e)) return -1;
-        } else if (strcmp(name, "--latency-jitter-ms") == 0) {
-            if (parse_double(name, v, &o->latency_jitter_ms, e)) return -1;
-        } else if (strcmp(name, "--fault") == 0) {
+            break;
+        }
+        case OPT_REQUEST_LOG: o->request_log = v; break;
+        case OPT_LATENCY_MS: if (parse_double(name, v, &o->latency_ms, e)) return -1; break;
+        case OPT_LATENCY_JITTER_MS: if (parse_double(name, v, &o->latency_jitter_ms, e)) return -1; break;
+        case OPT_FAULT: {
             const char *q = strchr(v, '=');
             char kind[32];
             if (!q || (size_t)(q - v) >= sizeof kind) return err_set(e, "--fault %s: expected KIND=RATE", v);
@@ -1136,44 +1147,39 @@ static int serve_parse_args(int argc, char **argv, ServeOptions *o, Err *e) {
                                   "retry-date filter-400 filtered refusal think lone-think parts length-empty)", v, kind);
             if (parse_double("--fault", q + 1, &d, e)) return -1;
             o->fault_rate[f] = d;
-        } else if (strcmp(name, "--retry-after") == 0) {
+            break;
+        }
+        case OPT_RETRY_AFTER:
             if (parse_long(name, v, 0, 86400, &l, e)) return -1;
             o->retry_after_s = (int)l;
-        } else if (strcmp(name, "--refusal-rate") == 0) {
-            if (parse_double(name, v, &o->refusal_rate, e)) return -1;
-        } else if (strcmp(name, "--position-bias") == 0) {
-            if (parse_double(name, v, &o->position_bias, e)) return -1;
-        } else if (strcmp(name, "--length-bias") == 0) {
-            if (parse_double(name, v, &o->length_bias, e)) return -1;
-        } else if (strcmp(name, "--tau") == 0) {
-            if (parse_double(name, v, &o->tau, e)) return -1;
-        } else if (strcmp(name, "--threads") == 0) {
+            break;
+        case OPT_REFUSAL_RATE: if (parse_double(name, v, &o->refusal_rate, e)) return -1; break;
+        case OPT_POSITION_BIAS: if (parse_double(name, v, &o->position_bias, e)) return -1; break;
+        case OPT_LENGTH_BIAS: if (parse_double(name, v, &o->length_bias, e)) return -1; break;
+        case OPT_TAU: if (parse_double(name, v, &o->tau, e)) return -1; break;
+        case OPT_THREADS:
             if (parse_long(name, v, 1, 64, &l, e)) return -1;
             o->threads = (int)l;
-        } else if (strcmp(name, "--max-hung") == 0) {
+            break;
+        case OPT_MAX_HUNG:
             if (parse_long(name, v, 1, 1000000, &l, e)) return -1;
             o->max_hung = (int)l;
-        } else if (strcmp(name, "--dialect") == 0) {
+            break;
+        case OPT_DIALECT:
             if ((o->dialect = dialect_parse(v)) < 0)
                 return err_set(e, "--dialect %s: unknown (standin openai openai-reasoning vllm vllm-reasoning "
                                   "llama-server ollama azure)", v);
-        } else if (strcmp(name, "--model") == 0) {
-            o->served_model = v;
-        } else if (strcmp(name, "--ctx-words") == 0) {
+            break;
+        case OPT_MODEL: o->served_model = v; break;
+        case OPT_CTX_WORDS:
             if (parse_long(name, v, 0, 100000000, &l, e)) return -1;
             o->ctx_words = (int)l;
-        } else if (strcmp(name, "--batch-delay") == 0) {
-            if (parse_double(name, v, &o->batch_delay_s, e)) return -1;
-        } else if (strcmp(name, "--batch-fail-rate") == 0) {
-            if (parse_double(name, v, &o->batch_fail_rate, e)) return -1;
-        } else if (strcmp(name, "--batch-expire-rate") == 0) {
-            if (parse_double(name, v, &o->batch_expire_rate, e)) return -1;
-        } else if (strcmp(name, "--fortunes") == 0) {
-            o->fortunes_dir = v;
-        } else if (strcmp(name, "--wordnet") == 0) {
-            o->wordnet_dir = v;
-        } else {
-            return err_set(e, "unknown option '%s'", name);
+            break;
+        case OPT_BATCH_DELAY: if (parse_double(name, v, &o->batch_delay_s, e)) return -1; break;
+        case OPT_BATCH_FAIL_RATE: if (parse_double(name, v, &o->batch_fail_rate, e)) return -1; break;
+        case OPT_BATCH_EXPIRE_RATE: if (parse_double(name, v, &o->batch_expire_rate, e)) return -1; break;
+        case OPT_FORTUNES: o->fortunes_dir = v; break;
+        case OPT_WORDNET: o->wordnet_dir = v; break;
         }
     }
     if (!standin) return err_set(e, "--standin is required (or --model RUN_DIR|HF_DIR for the student: hdistill serve --model X --help)");

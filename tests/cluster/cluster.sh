@@ -4,7 +4,7 @@
 #   source tests/cluster/cluster.sh
 #   reason=$(cluster_unavailable) && { echo "skip: $reason"; ...; }
 #   cluster_start DIR N        N = 2 or 3 nodes; exports SLURM_CONF
-#   ...  srun / sbatch / scontrol as usual  ...
+#   ...  srun / sbatch / scontrol as usual (tests/e2e/lib.sh: slurm_wait_job)  ...
 #   cluster_stop               (from an EXIT trap: idempotent)
 #
 # Each node is a network namespace (hdc<PID>-nodeK) with its own UTS
@@ -28,8 +28,6 @@
 #                              (slurmd, slurmstepd, the tasks), found by namespace
 #   cluster_start_node NODE    the node boots again: node-local state cleaned, slurmd started
 #   cluster_wait_idle [T]      waits until every node is idle
-#   cluster_job_state JOB      its states (and its array tasks'), sorted, unique
-#   cluster_wait_job JOB [T]   waits until JOB has ended, through requeues; prints its state
 #   cluster_shape RATE [BURST] a tbf rate limit (e.g. 1gbit, 100mbit) on both
 #                              ends of every node's link; cluster_unshape removes it
 #
@@ -319,36 +317,4 @@ cluster_stop() {
     [[ -n ${CLUSTER_MADE_BR:-} ]] && ip link del "$CLUSTER_BR" 2>/dev/null
     CLUSTER_MADE_BR= CLUSTER_NODES=() CLUSTER_DIR=
     return 0
-}
-
-# cluster_job_state JOB: the states of the job (and its array tasks), sorted, unique
-cluster_job_state() {
-    scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | sort -u | tr '\n' ' ' | sed 's/ $//'
-}
-
-# cluster_wait_job JOB [TIMEOUT_S]: waits until the job (all its tasks) has
-# ended and prints its state(s).  A requeued job would wait Slurm's ~120 s
-# before starting again: after 3 s pending (so the old instance's
-# credential is not the current second's -- a restart in the same second
-# is refused as "credential revoked") its start is set to now.  A job that
-# can never run is cancelled and reported UNRUNNABLE.
-cluster_wait_job() {
-    local id=$1 limit=${2:-300} i st pending=0
-    for ((i = 0; i < limit * 2; i++)); do
-        if scontrol show job "$id" 2>/dev/null | grep -q 'Reason=\(PartitionConfig\|PartitionNodeLimit\)'; then
-            echo "UNRUNNABLE($(sinfo -h -o '%D nodes x %c CPUs'))"; scancel "$id"; return
-        fi
-        st=$(cluster_job_state "$id")
-        case " $st " in
-            *" PENDING "*)
-                if scontrol show job "$id" | grep -q 'Reason=Dependency\b'; then pending=0; else
-                    pending=$((pending + 1))
-                    (( pending % 6 == 0 )) && scontrol update JobId="$id" StartTime=now >/dev/null 2>&1
-                fi ;;
-            *" RUNNING "*|*" CONFIGURING "*|*" COMPLETING "*|*" REQUEUED "*) pending=0 ;;
-            *) echo "$st"; return ;;
-        esac
-        sleep 0.5
-    done
-    echo "TIMEOUT_WAITING($st)"
 }

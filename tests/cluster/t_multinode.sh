@@ -153,7 +153,7 @@ submit() {
         jobs/distill.sbatch)
 }
 submit sft2 "$TMP/sft2"
-st=$(cluster_wait_job "$JOB" 300)
+st=$(slurm_wait_job "$JOB" 300)
 check "distill.sbatch --nodes=2: COMPLETED (got $st)" test "$st" = COMPLETED
 check "distill.sbatch --nodes=2: 2 tasks x 1 thread on 2 nodes" grep -Eq "on node\[[1-3][-,][1-3]\]: 2 tasks x 1 threads" "$TMP/sft2.out"
 check "distill.sbatch --nodes=2 == mpirun -np 2 (bitwise)" \
@@ -180,7 +180,7 @@ for _ in $(seq 1 120); do
 done
 check "crash: Slurm marked $victim down" test $down -eq 1
 cluster_start_node "$victim"
-st=$(cluster_wait_job "$JOB" 300)
+st=$(slurm_wait_job "$JOB" 300)
 check "crash: the job COMPLETED after a requeue (got $st)" test "$st" = COMPLETED
 restarts=$(scontrol show job "$JOB" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
 check "crash: requeued by Slurm for the node failure (restarts: $restarts)" \
@@ -219,10 +219,10 @@ out=$(HDISTILL="$HD" jobs/submit.sh "$SCFG" "$TMP/sweep.tsv" "$TMP/sweep" --node
 echo "$out"
 teach=$(sed -n 's/^teach \([0-9]*\).*/\1/p' <<<"$out"); sweep=$(sed -n 's/^sweep \([0-9]*\).*/\1/p' <<<"$out")
 analysis=$(sed -n 's/^analysis \([0-9]*\).*/\1/p' <<<"$out")
-st=$(cluster_wait_job "${analysis:-0}" 600)
+st=$(slurm_wait_job "${analysis:-0}" 600)
 check "chain --nodes=2: analysis COMPLETED (got $st)" test "$st" = COMPLETED
 check "chain --nodes=2: teach and every row COMPLETED" \
-    test "$(cluster_job_state "${teach:-0}")" = COMPLETED -a "$(cluster_job_state "${sweep:-0}")" = COMPLETED
+    test "$(slurm_job_state "${teach:-0}")" = COMPLETED -a "$(slurm_job_state "${sweep:-0}")" = COMPLETED
 check "chain --nodes=2: each row ran 2 tasks on 2 nodes" \
     test "$(cat "$TMP"/sweep/row-*.out 2>/dev/null | grep -cE "on node\[[1-3][-,][1-3]\]: 2 tasks x 1 threads")" -eq 2
 check "chain --nodes=2: each row evaluated with its own settings" $PY - "$TMP/sweep" <<'PYEOF'

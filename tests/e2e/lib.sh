@@ -1,6 +1,8 @@
 # tests/e2e/lib.sh -- shared helpers for the shell tests (sourced).
 # check NAME CMD...   runs CMD, counts a pass if it exits 0, else prints NAME
 # finish              prints "N passed, N failed" and exits non-zero on failures
+# h5cmp A B DATASET MODE [TOL]   a dataset of two HDF5 files, bitwise or within TOL
+# slurm_job_state JOB           a Slurm job's states; slurm_wait_job JOB [T] waits until it ends
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -43,4 +45,38 @@ r = np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-30))
 print(f"{ds}: max relative difference {r:.3g} over {x.size} values")
 sys.exit(0 if r <= tol else 1)
 PYEOF
+}
+
+# slurm_job_state JOB: the states of the job (and its array tasks), sorted, unique
+slurm_job_state() {
+    scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+
+# slurm_wait_job JOB [TIMEOUT_S]: waits until the job (all its tasks) has
+# ended, through requeues, and prints its state(s) (TIMEOUT_WAITING(...) after
+# TIMEOUT_S, default 300).  A requeued job would wait Slurm's ~120 s before
+# starting again: after every 3 s pending (so the old instance's credential
+# is not the current second's -- a restart in the same second is refused as
+# "credential revoked") its start is set to now; a job pending on a
+# dependency is left alone.  A job that can never run (more nodes or CPUs
+# than the partition has) is cancelled and reported UNRUNNABLE(...).
+slurm_wait_job() {
+    local id=$1 limit=${2:-300} i st= pending=0
+    for ((i = 0; i < limit * 2; i++)); do
+        if scontrol show job "$id" 2>/dev/null | grep -q 'Reason=\(PartitionConfig\|PartitionNodeLimit\)'; then
+            echo "UNRUNNABLE($(sinfo -h -o '%D nodes x %c CPUs'))"; scancel "$id"; return
+        fi
+        st=$(slurm_job_state "$id")
+        case " $st " in
+            *" PENDING "*)
+                if scontrol show job "$id" | grep -q 'Reason=Dependency\b'; then pending=0; else
+                    pending=$((pending + 1))
+                    (( pending % 6 == 0 )) && scontrol update JobId="$id" StartTime=now >/dev/null 2>&1
+                fi ;;
+            *" RUNNING "*|*" CONFIGURING "*|*" COMPLETING "*|*" REQUEUED "*) pending=0 ;;
+            *) echo "$st"; return ;;
+        esac
+        sleep 0.5
+    done
+    echo "TIMEOUT_WAITING($st)"
 }

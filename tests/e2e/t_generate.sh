@@ -118,8 +118,16 @@ expect2 "a truncated checkpoint" "cut.h5" -- "$TMP/cut.h5"
 expect2 "--k without --sample" "--k.*need --sample" -- "$TMP/a" --k 3
 expect2 "--beam 0" "--beam 0" -- "$TMP/a" --beam 0
 expect2 "--max-new beyond the positions" "--max-new 256.*256 positions" -- "$TMP/a" --max-new 256
-expect2 "an unknown option" "unknown option .--nope" -- "$TMP/a" --nope 1
+expect2 "an unknown option" "unknown option .--nope. \(hint" -- "$TMP/a" --nope 1
+expect2 "an unknown option with =" "unknown option .--nope. \(hint" -- "$TMP/a" --nope=1
+expect2 "an option without its value" "^error: generate: --beam needs a value \(hint" -- "$TMP/a" --beam
+expect2 "an empty value" "--beam : not an integer in" -- "$TMP/a" --beam=
 expect2 "a bad --set" "--set student.format=rhyme" -- "$TMP/a" --set student.format=rhyme
+for args in "--port|--port needs a value" "--nope=1|unknown option '--nope'" "--threads=|--threads : not an integer in [1, 64]"; do
+    err=$("$HD" serve --model "$TMP/a" ${args%%|*} 2>&1 >/dev/null </dev/null); rc=$?
+    check "serve --model ${args%%|*}: exit 2, one line ($err)" \
+        test $rc -eq 2 -a "$err" = "hdistill serve: ${args#*|} (see hdistill serve --model X --help)"
+done
 
 # ---- serve --model with the OpenAI Node SDK --------------------------------------------------
 start_server() {  # NAME ARGS...: serve --model in the background; PORT, URL, SERVER_PID

@@ -15,7 +15,9 @@
 #    and llama-tiny, 2 and 3 ranks, 50 steps, the loss within 1e-6 and the
 #    checkpoint (written by all ranks at once) within 1e-5; the dry run's
 #    memory per rank falls with the ranks; resumes 2 -> 3, 3 -> 2 (slices
-#    re-cut, against unsharded resumes) and 3 -> 1.
+#    re-cut, against unsharded resumes) and 3 -> 1;
+#  - `hdistill run` under mpirun -np 2 records world_size 2 in every
+#    provenance group, data.h5's (ingest and teach: rank 0's work) too.
 source "$(dirname "$0")/lib.sh"
 
 PAIRS=$TMP/pairs.jsonl
@@ -126,6 +128,16 @@ runp() {  # runp NAME overlap [args...]
 runp pb 0; rc_b=$?
 runp po 1; rc_o=$?
 check "hdistill run with overlap 0 and 1 exit 0" test "$rc_b$rc_o" = 00
+check "hdistill run under mpirun -np 2: data.h5's provenance (ingest, teach) and run.h5's record world_size 2" \
+    $PY - "$TMP/pb.h5" "$TMP/pb/run.h5" <<'EOF'
+import sys, h5py
+data, run = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+groups = {"data.h5 /provenance": data["/provenance"], "data.h5 /teacher/provenance": data["/teacher/provenance"],
+          "run.h5 /provenance": run["/provenance"]}
+got = {k: {a: g.attrs[a].decode() for a in ("world_size", "command")} for k, g in groups.items()}
+print({k: v["world_size"] for k, v in got.items()}, "commands equal:", len({v["command"] for v in got.values()}) == 1)
+sys.exit(0 if all(v["world_size"] == "2" for v in got.values()) and len({v["command"] for v in got.values()}) == 1 else 1)
+EOF
 check "critique round: overlap gives bitwise the loss of blocking (SFT and DPO steps)" \
     h5cmp "$TMP/po/run.h5" "$TMP/pb/run.h5" /metrics/train/loss exact
 runp ps 1 --set train.shard_optimizer=1

@@ -29,36 +29,9 @@ submit() {
         --export=ALL,STAGE=train,CONFIG=configs/sft-tiny.json,HDISTILL="$HD",HDISTILL_SETS="$sets $extra" \
         "$@" jobs/distill.sbatch)
 }
-# job_state JOB -> the states of the job (and its array tasks), sorted, unique
-job_state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | sort -u | tr '\n' ' ' | sed 's/ $//'; }
-# wait_requeue JOB [TIMEOUT_S]: waits until the job (all its tasks) has ended.
-# A requeued job would wait Slurm's ~120 s before starting again; after 3 s
-# pending (so the old instance's credential is no longer the current
-# second's -- a restart in the same second is refused as "credential
-# revoked") its start is set to now.
-wait_requeue() {
-    local id=$1 limit=${2:-300} i st pending=0
-    for ((i = 0; i < limit * 2; i++)); do
-        if scontrol show job "$id" 2>/dev/null | grep -q 'Reason=PartitionConfig'; then
-            echo "UNRUNNABLE($(sinfo -h -o '%c CPUs'))"; scancel "$id"; return
-        fi
-        st=$(job_state "$id")
-        case " $st " in
-            *" PENDING "*)
-                if scontrol show job "$id" | grep -q 'Reason=Dependency\b'; then pending=0; else
-                    pending=$((pending + 1))
-                    [[ $pending -eq 6 ]] && scontrol update JobId="$id" StartTime=now >/dev/null 2>&1
-                fi ;;
-            *" RUNNING "*|*" CONFIGURING "*|*" COMPLETING "*|*" REQUEUED "*) pending=0 ;;
-            *) echo "$st"; return ;;
-        esac
-        sleep 0.5
-    done
-    echo "TIMEOUT_WAITING($st)"
-}
 
 submit plain "--set train.steps=50 --set run.dir=$TMP/plain"
-st=$(wait_requeue "$JOB")
+st=$(slurm_wait_job "$JOB")
 check "distill.sbatch: COMPLETED (got $st)" test "$st" = COMPLETED
 check "distill.sbatch ran the dry run first" grep -q "dry run: configuration and data are valid" "$TMP/plain.out"
 check "distill.sbatch: 2 tasks x 1 thread" grep -q "2 tasks x 1 threads" "$TMP/plain.out"
@@ -68,7 +41,7 @@ import h5py,sys; sys.exit(0 if h5py.File('$TMP/plain/run.h5','r')['/provenance']
 
 # stops early (a 1.8 s budget per start, of which 1 s is kept for the checkpoint: the run needs about 2 s of steps), requeues itself, resumes, completes identically
 submit requeue "--set train.steps=400 --set run.dir=$TMP/rq --set train.max_run_time=1.8 --set train.ckpt_every=50"
-st=$(wait_requeue "$JOB")
+st=$(slurm_wait_job "$JOB")
 check "early stop + requeue: COMPLETED (got $st)" test "$st" = COMPLETED
 restarts=$(scontrol show job "$JOB" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
 check "the job requeued itself at least once (restarts: $restarts)" test "${restarts:-0}" -ge 1
@@ -79,7 +52,7 @@ check "requeued run == uninterrupted run (bitwise)" h5cmp "$TMP/rq/run.h5" "$TMP
 
 # a bad configuration fails at the dry run, before srun
 submit bad "--set train.steps=5 --set run.dir=$TMP/bad --set train.lr=-3"
-st=$(wait_requeue "$JOB")
+st=$(slurm_wait_job "$JOB")
 check "bad configuration: FAILED (got $st)" test "$st" = FAILED
 check "bad configuration: the message is in the log" grep -q "train.lr = -3 is out of range" "$TMP/bad.out"
 check "bad configuration: nothing written" test ! -e "$TMP/bad"
@@ -90,7 +63,7 @@ sets_l="$sets $long"
 JOB=$(sbatch --parsable -D "$ROOT" -o "$TMP/limit.out" --time=1 --signal=B:USR1@50 \
     --export=ALL,STAGE=train,CONFIG=configs/sft-tiny.json,HDISTILL="$HD",HDISTILL_SETS="$sets_l --set run.dir=$TMP/limit" \
     jobs/distill.sbatch)
-st=$(wait_requeue "$JOB" 600)
+st=$(slurm_wait_job "$JOB" 600)
 check "time limit: COMPLETED after requeues (got $st)" test "$st" = COMPLETED
 check "time limit: the script forwarded Slurm's signal" grep -q "signal: asking hdistill to checkpoint and stop" "$TMP/limit.out"
 check "time limit: hdistill stopped at a step boundary with a checkpoint" grep -q "stop requested (signal)" "$TMP/limit.out"
@@ -116,10 +89,10 @@ out=$(HDISTILL="$HD" jobs/submit.sh "$CFG" "$TMP/sweep.tsv" "$TMP/sweep" 2>&1)
 check "submit.sh submitted three jobs" test "$(grep -cE '^(teach|sweep|analysis) [0-9]+' <<<"$out")" -eq 3
 teach=$(sed -n 's/^teach \([0-9]*\).*/\1/p' <<<"$out"); sweep=$(sed -n 's/^sweep \([0-9]*\).*/\1/p' <<<"$out")
 analysis=$(sed -n 's/^analysis \([0-9]*\).*/\1/p' <<<"$out")
-st=$(wait_requeue "$analysis" 600)
+st=$(slurm_wait_job "$analysis" 600)
 check "chain: analysis COMPLETED (got $st)" test "$st" = COMPLETED
-check "chain: teach COMPLETED" test "$(job_state "$teach")" = COMPLETED
-check "chain: every sweep row COMPLETED" test "$(job_state "$sweep")" = COMPLETED
+check "chain: teach COMPLETED" test "$(slurm_job_state "$teach")" = COMPLETED
+check "chain: every sweep row COMPLETED" test "$(slurm_job_state "$sweep")" = COMPLETED
 check "chain: ran in order (teach < every row < analysis)" $PY - "$teach" "$sweep" "$analysis" <<'PYEOF'
 import subprocess, sys, re
 from datetime import datetime
@@ -152,10 +125,10 @@ $PY -c "import json; c=json.load(open('$CFG')); c['data']['path']='$TMP/bt/data.
 out=$(TEACH_RETRIES=0 HDISTILL="$HD" jobs/submit.sh "$bad" "$TMP/sweep.tsv" "$TMP/bt" 2>&1)
 teach=$(sed -n 's/^teach \([0-9]*\).*/\1/p' <<<"$out"); sweep=$(sed -n 's/^sweep \([0-9]*\).*/\1/p' <<<"$out")
 analysis=$(sed -n 's/^analysis \([0-9]*\).*/\1/p' <<<"$out")
-st=$(wait_requeue "$teach" 120)
+st=$(slurm_wait_job "$teach" 120)
 check "failing teach: FAILED (got $st)" test "$st" = FAILED
-st=$(wait_requeue "$analysis" 60)
-check "failing teach: sweep and analysis cancelled" test "$(job_state "$sweep")" = CANCELLED -a "$st" = CANCELLED
+st=$(slurm_wait_job "$analysis" 60)
+check "failing teach: sweep and analysis cancelled" test "$(slurm_job_state "$sweep")" = CANCELLED -a "$st" = CANCELLED
 check "failing teach: the reason is in the log" grep -q "unreachable" "$TMP/bt"/teach-*.out
 
 

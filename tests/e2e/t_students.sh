@@ -10,8 +10,9 @@
 #            digits split one by one, ChatML tokens added), plain prompts
 # Each runs `hdistill run` (ingest -> teach -> SFT -> a DPO round -> eval)
 # under mpirun -np 2; a second run of the same configuration is SIGKILLed
-# inside its critique round and resumed, and must end bitwise equal to the
-# first (losses, pairs, evaluation); the checkpoint says arch llama; the
+# inside its critique round (mpirun's whole session: no rank outlives the
+# kill) and resumed, and must end bitwise equal to the first (losses,
+# pairs, evaluation); the checkpoint says arch llama; the
 # export is a Hugging Face directory that holds the same tokenizer.json and
 # is accepted again as model.init_from.
 source "$(dirname "$0")/lib.sh"
@@ -70,9 +71,25 @@ sys.exit(0 if f['/rounds/0'].attrs['complete'] == 1 and len(f['/rounds/0/pairs/c
     pid=$!
     for _ in $(seq 1 1200); do grep -q "round 0 phase" "$TMP/$name-b.log" && break; kill -0 $pid 2>/dev/null || break; sleep 0.05; done
     sleep 0.3
-    killed=0
-    if kill -0 $pid 2>/dev/null; then kill -9 -- "-$pid"; killed=1; fi
+    killed=0 ranks=
+    if kill -0 $pid 2>/dev/null; then
+        ranks=$(pgrep -d, -s "$pid" -x hdistill)
+        # the session: Open MPI puts each rank in a process group of its own (a kill of mpirun's
+        # group alone leaves the ranks running, still holding the run, until they notice mpirun is gone)
+        pkill -9 -s "$pid" 2>/dev/null
+        killed=1
+    fi
     wait $pid 2>/dev/null
+    if [[ $killed -eq 1 ]]; then
+        # dead (gone or a zombie) within 0.3 s of the kill; ranks that outlive mpirun take about 1 s
+        for _ in $(seq 1 6); do
+            alive=$(ps -o pid=,stat= -p "${ranks:-0}" | awk '$2 !~ /^Z/ {print $1}' | tr '\n' ' ')
+            [[ -z $alive ]] && break
+            sleep 0.05
+        done
+        check "$name: the kill ended every rank at once (ranks ${ranks:-none}; alive 0.3 s later: ${alive:-none})" \
+            test "$(tr , '\n' <<<"$ranks" | grep -c .)" -eq 2 -a -z "$alive"
+    fi
     hd2 run configs/run-tiny.json $(sets "$name" "$name-b" "$format") >>"$TMP/$name-b.log" 2>&1
     rc=$?
     check "$name: killed inside round 0 ($killed) and resumed: exit 0 (rc $rc)" test $killed -eq 1 -a $rc -eq 0

@@ -2,7 +2,8 @@
  * aliasing), xasprintf, the growable arrays, the RNG (xoshiro256** values
  * from an independent reference, determinism, bounds and the absence of
  * modulo bias in rng_below, rng_derive independence), the file helpers and
- * their errors, the thread pool's partition (every index exactly once, chunk
+ * their errors, util_parse_option (both forms, "--x=", a missing value, an
+ * unknown option, repeats, values that look like options), the thread pool's partition (every index exactly once, chunk
  * k on thread k, the same chunks every call, for 1..4 threads) and the stop
  * signals (in forked children: a signal sets the flag once, for good). */
 #include <math.h>
@@ -409,9 +410,81 @@ static int child_signal(void *ctx) {
     return 0;
 }
 
+/* parses argv[1..] like the subcommands do (every argument an option); "name=value;" per option into out,
+ * or the error; returns the number parsed or -1 */
+static int parse_all(int argc, char **argv, char *out, size_t cap) {
+    static const char *const names[] = {"--input", "--set", "--model", "--model-name", "--x", NULL};
+    out[0] = 0;
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        Err e = {{0}};
+        int k = util_parse_option(argc, argv, &i, names, &v, " (hint: h)", &e);
+        if (k < 0) {
+            snprintf(out, cap, "%s @%d", e.msg, i);
+            return -1;
+        }
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s=%s;", names[k], v);
+        n++;
+    }
+    return n;
+}
+
+static void test_options(void) {
+    char out[1024];
+#define PARSE(want_n, want, ...)                                                                                  \
+    do {                                                                                                          \
+        char *args[] = {"prog", __VA_ARGS__};                                                                     \
+        int n_ = parse_all((int)(sizeof args / sizeof args[0]), args, out, sizeof out);                           \
+        EXPECT(n_ == (want_n) && !strcmp(out, want), "%s: %d '%s', want %d '%s'", #__VA_ARGS__, n_, out, want_n, \
+               want);                                                                                             \
+    } while (0)
+    PARSE(2, "--input=a b;--input=c;", "--input=a b", "--input", "c");
+    PARSE(1, "--x=;", "--x=");                                        /* an empty value, the next argument kept */
+    PARSE(2, "--x=;--input=y;", "--x=", "--input", "y");
+    PARSE(1, "--set=a.b=c=d;", "--set=a.b=c=d");                       /* the first '=' splits */
+    PARSE(1, "--set=a.b=1;", "--set", "a.b=1");
+    /* a value that looks like an option is the value */
+    PARSE(1, "--input=--json;", "--input", "--json");
+    PARSE(1, "--input=--model;", "--input=--model");
+    PARSE(2, "--input=--input;--input=x;", "--input", "--input", "--input", "x");
+    /* repeats: every occurrence, in order */
+    PARSE(3, "--input=a;--input=b;--input=c;", "--input", "a", "--input=b", "--input", "c");
+    PARSE(2, "--model=m;--model=n;", "--model=m", "--model", "n");
+    /* names match whole, never by prefix */
+    PARSE(2, "--model-name=m;--model=n;", "--model-name", "m", "--model=n");
+    PARSE(-1, "unknown option '--mod' (hint: h) @1", "--mod=x");
+    PARSE(-1, "unknown option '--model-' (hint: h) @1", "--model-", "x");
+    PARSE(-1, "unknown option '--inputs' (hint: h) @3", "--input", "a", "--inputs=b");
+    /* missing value: only when nothing follows */
+    PARSE(-1, "--input needs a value (hint: h) @1", "--input");
+    PARSE(-1, "--set needs a value (hint: h) @3", "--input", "a", "--set");
+    /* unknown: named without its value, checked before the value (nothing consumed) */
+    PARSE(-1, "unknown option '--nope' (hint: h) @1", "--nope=1");
+    PARSE(-1, "unknown option '--nope' (hint: h) @1", "--nope", "1");
+    PARSE(-1, "unknown option '--nope' (hint: h) @1", "--nope");
+    PARSE(-1, "unknown option '-x' (hint: h) @1", "-x");
+    PARSE(-1, "unknown option '--' (hint: h) @1", "--", "a");
+    PARSE(-1, "unknown option '--a-very-long-option-name-longer-than-any-buffer-of-sixty-four-bytes' (hint: h) @1",
+          "--a-very-long-option-name-longer-than-any-buffer-of-sixty-four-bytes=1");
+#undef PARSE
+    /* no hint; e may be NULL */
+    static const char *const one[] = {"--port", NULL};
+    char *argv[] = {"prog", "--port"};
+    const char *v = "unchanged";
+    Err e = {{0}};
+    int i = 1;
+    EXPECT(util_parse_option(2, argv, &i, one, &v, "", &e) == -1 && !strcmp(e.msg, "--port needs a value") && i == 1 &&
+               !strcmp(v, "unchanged"),
+           "no hint: '%s', i %d", e.msg, i);
+    EXPECT(util_parse_option(2, argv, &i, one, &v, "", NULL) == -1, "e NULL");
+}
+
 int main(void) {
     test_errors();
     test_strings_and_arrays();
+    test_options();
     test_rng();
     char *dir = test_tmpdir("util");
     test_files(dir);

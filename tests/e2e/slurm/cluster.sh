@@ -96,14 +96,3 @@ slurm_stop() {
         for _ in $(seq 1 50); do pgrep -x munged >/dev/null || break; sleep 0.1; done
     fi
 }
-
-# slurm_wait JOBID [TIMEOUT_S]: polls until the job (and every array task)
-# has left the queue; prints its final state (from scontrol, kept MinJobAge).
-slurm_wait() {
-    local id=$1 t=${2:-600} i
-    for ((i = 0; i < t * 2; i++)); do
-        [[ -z $(squeue -h -j "$id" 2>/dev/null) ]] && break
-        sleep 0.5
-    done
-    scontrol show job "$id" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | sort -u | tr '\n' ' '
-}
