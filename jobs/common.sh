@@ -52,17 +52,29 @@ hd_setup() {
     export OPENBLAS_NUM_THREADS=$OMP_NUM_THREADS
     echo "$(date -u +%FT%TZ) job ${SLURM_JOB_ID:-?} (array task ${SLURM_ARRAY_TASK_ID:--}) restart" \
         "${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-?}: ${SLURM_NTASKS:-1} tasks x $OMP_NUM_THREADS threads"
+    # Slurm may send the time-limit signal up to a minute early, also before the run has started
+    # (during the --dry-run): remember it instead of dying of it; hd_step then does not start
+    HD_STOP=0
+    trap 'HD_STOP=1; echo "$(date -u +%FT%TZ) signal before the run started"' USR1 TERM
 }
 
 hd_step() {
+    if [[ ${HD_STOP:-0} == 1 ]]; then
+        echo "$(date -u +%FT%TZ) not starting the run: stopped before it (exit 3, requeue)"
+        return 3
+    fi
     "$@" &
     local child=$! rc=0
     trap "echo \"\$(date -u +%FT%TZ) signal: asking hdistill to checkpoint and stop\"; kill -USR1 $child 2>/dev/null || true" USR1 TERM
+    if [[ ${HD_STOP:-0} == 1 ]]; then # the signal came as the step started
+        echo "$(date -u +%FT%TZ) signal: asking hdistill to checkpoint and stop"
+        kill -USR1 "$child" 2>/dev/null || true
+    fi
     while true; do
         wait "$child" && rc=0 || rc=$?
         kill -0 "$child" 2>/dev/null || break # interrupted by a trapped signal: wait again
     done
-    trap - USR1 TERM
+    trap 'HD_STOP=1' USR1 TERM
     return "$rc"
 }
 
