@@ -6,7 +6,7 @@
  * usage: bench_decode [--preset NAME] --layers L --heads NH --dim C --vocab V
  *          --prompts N --prompt-len T0 --new G --k K --beam W --top-p P
  *          --temperature X [--length-penalty A] --threads K --warmup W --reps R
- *          [--batch B] [--phases 0|1] [--sgemm-reps S] [--seed S] [--compare-split 0|1]
+ *          [--batch B] [--phases 0|1] [--sgemm-reps S] [--seed S]
  * --k 0 skips sampling, --beam 0 skips beam search.  --preset takes a
  * presets.h shape (e.g. smollm2-135m) instead of a GPT-2 from --layers,
  * --heads, --dim; --vocab overrides the preset's vocabulary.  --batch
@@ -50,14 +50,7 @@
  * model_decode_step calls of R rows (the forward work alone, same cache
  * layout as gen.c; gen_run cannot be timed inside without touching src/);
  * other_s = seconds - prefill_s - steps_s (softmax, top-p, draws or beam
- * selection, bookkeeping) -- can come out slightly negative on a noisy machine.
- *
- * --compare-split 1 measures instead the two ways decoding's products are
- * threaded (ops_matmul_set_split: OpenBLAS's threads, or output features
- * split over the pool): after the warm-up, R rounds each time one gen_run
- * per way, in alternating order, and die unless both ways give the same ids
- * and log-probabilities bit for bit; prints the median seconds of each way
- * and split_speedup = blas_s / split_s per mode. */
+ * selection, bookkeeping) -- can come out slightly negative on a noisy machine. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -67,12 +60,11 @@
 #include "base/util.h"
 #include "engine/gen.h"
 #include "engine/model.h"
-#include "engine/ops.h"
 #include "engine/presets.h"
 
 typedef struct {
     const char *preset;
-    int L, NH, C, V, N, T0, G, K, W, threads, warmup, reps, batch, phases, sgemm_reps, compare_split;
+    int L, NH, C, V, N, T0, G, K, W, threads, warmup, reps, batch, phases, sgemm_reps;
     double top_p, temp, alpha;
     uint64_t seed;
 } Args;
@@ -84,7 +76,7 @@ typedef struct {
 } ModeResult;
 
 static void parse_args(int argc, char **argv, Args *a) {
-    *a = (Args){NULL, 2, 2, 64, 0, 4, 8, 8, 2, 2, 1, 1, 3, 0, 1, 3, 0, 0.95, 1.0, 1.0, 1};
+    *a = (Args){NULL, 2, 2, 64, 0, 4, 8, 8, 2, 2, 1, 1, 3, 0, 1, 3, 0.95, 1.0, 1.0, 1};
     for (int i = 1; i < argc; i += 2) {
         CHECK(i + 1 < argc, "option %s needs a value", argv[i]);
         const char *o = argv[i], *s = argv[i + 1];
@@ -108,7 +100,6 @@ static void parse_args(int argc, char **argv, Args *a) {
         else if (!strcmp(o, "--batch")) a->batch = v;
         else if (!strcmp(o, "--phases")) a->phases = v;
         else if (!strcmp(o, "--sgemm-reps")) a->sgemm_reps = v;
-        else if (!strcmp(o, "--compare-split")) a->compare_split = v;
         else if (!strcmp(o, "--seed")) a->seed = (uint64_t)strtoull(s, NULL, 10);
         else DIE("unknown option %s", o);
     }
@@ -320,61 +311,6 @@ static ModeResult run_mode(const Model *m, const Args *a, GenMode mode, const in
     return r;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* --compare-split: one mode's gen_run with OpenBLAS threading (way 0) and the pool split (way 1),
- * interleaved; *blas_s and *split_s get the medians; dies if the two ways' outputs differ */
-static void compare_mode(const Model *m, const Args *a, GenMode mode, const int *const *prompts, int eot,
-                         double *blas_s, double *split_s) {
-    int N = a->N, per = mode == GEN_BEAM ? a->W : a->K, S = N * per;
-    GenOptions o;
-    gen_options_init(&o);
-    o.mode = mode, o.max_new = a->G, o.temperature = a->temp, o.top_p = a->top_p, o.seed = a->seed;
-    o.k = per, o.beam = a->W, o.length_penalty = a->alpha;
-    o.batch = a->batch > 0 ? a->batch : S;
-    int *plen = xmalloc(sizeof(int) * (size_t)N);
-    for (int i = 0; i < N; i++) plen[i] = a->T0;
-    GenSeq *out[2] = {xcalloc((size_t)S, sizeof(GenSeq)), xcalloc((size_t)S, sizeof(GenSeq))};
-    double *t[2] = {xmalloc(sizeof(double) * (size_t)a->reps), xmalloc(sizeof(double) * (size_t)a->reps)};
-    for (int rep = -a->warmup; rep < a->reps; rep++) {
-        for (int j = 0; j < 2; j++) {
-            int way = (rep + j) & 1 ? 1 : 0;
-            ops_matmul_set_split(way);
-            double t0 = util_now();
-            gen_run(m, &o, prompts, plen, N, eot, 0, out[way]);
-            if (rep >= 0) t[way][rep] = util_now() - t0;
-        }
-        for (int s = 0; s < S; s++) {
-            GenSeq *x = &out[0][s], *y = &out[1][s];
-            CHECK(x->n == y->n && x->finished == y->finished && !memcmp(x->ids, y->ids, sizeof(int) * (size_t)x->n) &&
-                      !memcmp(&x->logp, &y->logp, sizeof x->logp) && !memcmp(&x->score, &y->score, sizeof x->score),
-                  "%s sequence %d differs between the two ways", mode == GEN_BEAM ? "beam" : "sample", s);
-            gen_seq_free(x), gen_seq_free(y);
-        }
-    }
-    ops_matmul_set_split(1);
-    qsort(t[0], (size_t)a->reps, sizeof(double), cmp_double);
-    qsort(t[1], (size_t)a->reps, sizeof(double), cmp_double);
-    *blas_s = t[0][a->reps / 2], *split_s = t[1][a->reps / 2];
-    free(plen), free(out[0]), free(out[1]), free(t[0]), free(t[1]);
-}
-
-static void compare_split(const Model *m, const Args *a, const int *const *prompts, int eot) {
-    printf("{\"threads\": %d, \"reps\": %d", a->threads, a->reps);
-    for (int k = 0; k < 2; k++) {
-        GenMode mode = k ? GEN_BEAM : GEN_SAMPLE;
-        if ((k ? a->W : a->K) <= 0) continue;
-        double b, s;
-        compare_mode(m, a, mode, prompts, eot, &b, &s);
-        const char *p = k ? "beam" : "sample";
-        printf(", \"%s_blas_s\": %.4f, \"%s_split_s\": %.4f, \"%s_split_speedup\": %.3f", p, b, p, s, p, b / s);
-    }
-    printf("}\n");
-}
-
 static void print_mode(const char *p, const ModeResult *r, int ran) {
     if (!ran) {
         printf(", \"%s_tok_s\": null", p);
@@ -405,13 +341,6 @@ int main(int argc, char **argv) {
     rng_seed(&r, 100 + a.seed);
     for (int i = 0; i < a.N * a.T0; i++) ptok[i] = (int)rng_below(&r, (uint64_t)(V - 1)); /* never eot */
     for (int i = 0; i < a.N; i++) prompts[i] = ptok + (size_t)i * a.T0;
-    if (a.compare_split) {
-        compare_split(&m, &a, prompts, eot);
-        free(ptok), free(prompts);
-        model_free(&m);
-        par_shutdown();
-        return 0;
-    }
     ModeResult rs = {0}, rb = {0};
     if (a.K > 0) rs = run_mode(&m, &a, GEN_SAMPLE, prompts, eot);
     if (a.W > 0) rb = run_mode(&m, &a, GEN_BEAM, prompts, eot);

@@ -55,17 +55,6 @@ int ops_matmul_min_rows(int OC);
  * out must have room for that many rows (the extra rows are computed and
  * ignored); row results are then the same for any N. */
 void ops_matmul_forward_rows(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC);
-/* c[M,N] = beta c + alpha a[M,K] b[N,K]^T (row-major, b a weight [N,K]) as
- * decoding's products: M must be at least ops_matmul_min_rows(N) (the caller
- * pads), and the product is spread over threads as ops_matmul_forward_rows. */
-void ops_gemm_nt_rows(int M, int N, int K, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                      float *c, int ldc);
-/* How ops_matmul_forward_rows and ops_gemm_nt_rows spread a product over threads: on (1, the
- * default) splits the output features over the util pool with OpenBLAS held
- * to one thread per part; off (0) leaves the threading to OpenBLAS, as
- * ops_matmul_forward.  Both give the same bits (tests/unit/test_ops.c); the
- * switch is for measuring (bench/bench_decode --compare-split). */
-void ops_matmul_set_split(int on);
 
 /* dinp[N,C] += dout @ w; dw[OC,C] += dout^T @ inp; dbias[OC] += colsum(dout).
  * dinp/dbias may be NULL. */

@@ -445,7 +445,7 @@ static void decode(const Model *m, ModelKV *base, const int *slot, const int *to
     ops_gather_rows(kv->xl, kv->x, kv->last, n, C);
     ops_layernorm_forward(kv->xn, kv->mean, kv->rstd, kv->xl, P + lnfw->offset, P + lnfb->offset, n, C);
     if (n >= ops_matmul_min_rows(V)) {
-        ops_matmul_forward_rows(logits, kv->xn, P + m->tensors[0].offset, NULL, n, C, V);
+        ops_matmul_forward(logits, kv->xn, P + m->tensors[0].offset, NULL, n, C, V);
     } else { /* padded into the cache's buffer, so a slot's logits do not depend on n */
         ops_matmul_forward_rows(kv->lg, kv->xn, P + m->tensors[0].offset, NULL, n, C, V);
         memcpy(logits, kv->lg, sizeof(float) * (size_t)n * V);

@@ -283,9 +283,6 @@ static void gemm_nt(int M, int N, int K, float alpha, const float *a, int lda, c
                     float *c, int ldc) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-/* gemm_nt or decoding's ops_gemm_nt_rows (the same bits, threaded differently) */
-typedef void (*GemmNt)(int M, int N, int K, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                       float *c, int ldc);
 /* c[M,N] = beta c + a[M,K] b[K,N]  (output gradients times weights) */
 static void gemm_nn(int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc) {
@@ -310,16 +307,16 @@ static void qkv_part(const Dims *d, int j, int *off, int *w, int *wk, int *bk) {
 }
 
 /* out[N,QKV] = xn[N,C] @ [Wq; Wk; Wv]^T (+ biases) */
-static void qkv_forward(float *out, const float *xn, const LayerP *p, const Dims *d, int N, GemmNt gemm) {
+static void qkv_forward(float *out, const float *xn, const LayerP *p, const Dims *d, int N) {
     if (qkv_fused(p, d) && !p->t[P_QB]) {
-        gemm(N, d->QKV, d->C, 1.0f, xn, d->C, p->t[P_QW], d->C, 0.0f, out, d->QKV);
+        gemm_nt(N, d->QKV, d->C, 1.0f, xn, d->C, p->t[P_QW], d->C, 0.0f, out, d->QKV);
         return;
     }
     for (int j = 0; j < 3; j++) {
         int off, w, wk, bk;
         qkv_part(d, j, &off, &w, &wk, &bk);
         if (p->t[bk]) ops_bias_fill(out + off, p->t[bk], N, w, d->QKV);
-        gemm(N, w, d->C, 1.0f, xn, d->C, p->t[wk], d->C, p->t[bk] ? 1.0f : 0.0f, out + off, d->QKV);
+        gemm_nt(N, w, d->C, 1.0f, xn, d->C, p->t[wk], d->C, p->t[bk] ? 1.0f : 0.0f, out + off, d->QKV);
     }
 }
 
@@ -369,7 +366,7 @@ static void layer_forward(Model *m, const ModelBatch *b, int l) {
     float *atty = a->atty + l * n * d.QD, *gu = a->gu + l * n * 2 * d.F, *xo = a->x + (l + 1) * NC;
     float *att = a->att + (size_t)l * b->B * d.NH * b->T * b->T;
     ops_rmsnorm_forward(xn1, a->rstd1 + l * n, x, p.t[P_LN1], N, 1, d.C, d.C, eps);
-    qkv_forward(raw ? raw : qkv, xn1, &p, &d, N, gemm_nt);
+    qkv_forward(raw ? raw : qkv, xn1, &p, &d, N);
     qk_norm_rope(qkv, raw, raw ? a->qk_rstd + l * n * (d.NH + d.KV) : NULL, a->cs, &p, &d, N, eps);
     ops_gqa_forward(atty, att, qkv, qkv + d.QD, qkv + d.QD + d.KD, d.QKV, b->seg, b->B, b->T, d.NH, d.KV, d.hd);
     memcpy(h, x, NC * sizeof(float)); /* h = x + o(atty) */
@@ -576,7 +573,7 @@ static void decode_layer(const Model *m, LlamaKV *kv, int N, int Np) {
     LayerP p;
     layer_ptrs(m, m->params, l, &p);
     ops_rmsnorm_forward(kv->xn, kv->rstd, kv->x, p.t[P_LN1], N, 1, d->C, d->C, kv->eps);
-    qkv_forward(kv->raw ? kv->raw : kv->qkv, kv->xn, &p, d, Np, ops_gemm_nt_rows);
+    qkv_forward(kv->raw ? kv->raw : kv->qkv, kv->xn, &p, d, Np);
     qk_norm_rope(kv->qkv, kv->raw, kv->qk_rstd, kv->cs, &p, d, N, kv->eps);
     for (int i = 0; i < N; i++) {
         size_t o = ((size_t)l * R + (size_t)kv->base.map[(size_t)kv->tslot[i] * T + kv->tpos[i]]) * d->KD;
@@ -584,11 +581,11 @@ static void decode_layer(const Model *m, LlamaKV *kv, int N, int Np) {
         memcpy(kv->v + o, kv->qkv + (size_t)i * d->QKV + d->QD + d->KD, sizeof(float) * d->KD);
     }
     par_for((long)N * d->NH, 4, dec_att_task, kv);
-    ops_gemm_nt_rows(Np, d->C, d->QD, 1.0f, kv->y, d->QD, p.t[P_OW], d->QD, 1.0f, kv->x, d->C);
+    gemm_nt(Np, d->C, d->QD, 1.0f, kv->y, d->QD, p.t[P_OW], d->QD, 1.0f, kv->x, d->C);
     ops_rmsnorm_forward(kv->xn, kv->rstd, kv->x, p.t[P_LN2], N, 1, d->C, d->C, kv->eps);
-    ops_gemm_nt_rows(Np, 2 * d->F, d->C, 1.0f, kv->xn, d->C, p.t[P_GATE], d->C, 0.0f, kv->gu, 2 * d->F);
+    gemm_nt(Np, 2 * d->F, d->C, 1.0f, kv->xn, d->C, p.t[P_GATE], d->C, 0.0f, kv->gu, 2 * d->F);
     ops_swiglu_forward(kv->act, kv->gu, N, d->F);
-    ops_gemm_nt_rows(Np, d->C, d->F, 1.0f, kv->act, d->F, p.t[P_DOWN], d->F, 1.0f, kv->x, d->C);
+    gemm_nt(Np, d->C, d->F, 1.0f, kv->act, d->F, p.t[P_DOWN], d->F, 1.0f, kv->x, d->C);
 }
 
 /* per token: its slot and position, the embeddings; per slot: its last token */
@@ -619,9 +616,9 @@ static void decode(const Model *m, ModelKV *base, const int *slot, const int *to
     ops_rmsnorm_forward(kv->xn, kv->rstd, kv->xl, final_norm(m, m->params), n, 1, d->C, d->C, kv->eps);
     int pv = ops_matmul_min_rows(d->V);
     if (n >= pv) {
-        ops_gemm_nt_rows(n, d->V, d->C, 1.0f, kv->xn, d->C, head(m, m->params), d->C, 0.0f, logits, d->V);
+        gemm_nt(n, d->V, d->C, 1.0f, kv->xn, d->C, head(m, m->params), d->C, 0.0f, logits, d->V);
     } else { /* padded into the cache's buffer, so a slot's logits do not depend on n */
-        ops_gemm_nt_rows(pv, d->V, d->C, 1.0f, kv->xn, d->C, head(m, m->params), d->C, 0.0f, kv->lg, d->V);
+        gemm_nt(pv, d->V, d->C, 1.0f, kv->xn, d->C, head(m, m->params), d->C, 0.0f, kv->lg, d->V);
         memcpy(logits, kv->lg, sizeof(float) * (size_t)n * d->V);
     }
 }

@@ -251,66 +251,9 @@ void ops_matmul_forward(float *out, const float *inp, const float *w, const floa
 
 int ops_matmul_min_rows(int OC) { return OC > 0 ? (4096 + OC - 1) / OC : 1; }
 
-/* Decode-sized products split by output features (the weight's rows) over
- * the pool, OpenBLAS held to one thread: each thread packs only its part of
- * the weights and OpenBLAS's threads never wait for each other inside a
- * product.  Blocks of NT_COLS features keep the parts on whole kernel tiles. */
-#define NT_COLS 64
-static int g_nt_split = 1;
-
-void ops_matmul_set_split(int on) { g_nt_split = on != 0; }
-
-typedef struct {
-    float *c;
-    const float *a, *b, *bias;
-    float alpha, beta;
-    int M, N, K, lda, ldb, ldc;
-} NtCtx;
-
-static void nt_cols_task(void *vc, long b, long e, int tid) {
-    (void)tid;
-    NtCtx *x = vc;
-    long o0 = b * NT_COLS, o1 = e * NT_COLS < x->N ? e * NT_COLS : x->N;
-    int n = (int)(o1 - o0);
-    if (x->bias)
-        for (long i = 0; i < x->M; i++) memcpy(x->c + i * x->ldc + o0, x->bias + o0, sizeof(float) * (size_t)n);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, x->M, n, x->K, x->alpha, x->a, x->lda, x->b + o0 * x->ldb,
-                x->ldb, x->beta, x->c + o0, x->ldc);
-}
-
-/* c = beta c + alpha a b^T, with c first set to bias rows when bias != NULL.
- * Split only when every part is itself a product of at least
- * ops_matmul_min_rows(its columns) rows, so no part takes OpenBLAS's
- * few-row kernel: par_for's last part has blocks / nt blocks, the last one
- * partial, and is the narrowest. */
-static void gemm_nt_split(NtCtx *x) {
-    long blocks = (x->N + NT_COLS - 1) / NT_COLS, nt = par_nthreads();
-    long narrow = x->N - (blocks - blocks / nt) * NT_COLS;
-    if (g_nt_split && nt > 1 && narrow > 0 && x->M >= ops_matmul_min_rows((int)narrow)) {
-        par_for_blas(blocks, nt_cols_task, x);
-        return;
-    }
-    if (x->bias) {
-        BiasCtx bc = {.out = x->c, .bias = x->bias, .N = x->M, .OC = x->N};
-        CHECK(x->ldc == x->N, "bias rows need a dense output");
-        par_for(x->M, grain_for(x->N), bias_fill_task, &bc);
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, x->M, x->N, x->K, x->alpha, x->a, x->lda, x->b, x->ldb,
-                x->beta, x->c, x->ldc);
-}
-
-void ops_gemm_nt_rows(int M, int N, int K, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                      float *c, int ldc) {
-    NtCtx x = {.c = c, .a = a, .b = b, .alpha = alpha, .beta = beta, .M = M, .N = N, .K = K,
-               .lda = lda, .ldb = ldb, .ldc = ldc};
-    gemm_nt_split(&x);
-}
-
 void ops_matmul_forward_rows(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
     int min = ops_matmul_min_rows(OC);
-    NtCtx x = {.c = out, .a = inp, .b = w, .bias = bias, .alpha = 1.0f, .beta = bias ? 1.0f : 0.0f,
-               .M = N < min ? min : N, .N = OC, .K = C, .lda = C, .ldb = C, .ldc = OC};
-    gemm_nt_split(&x);
+    ops_matmul_forward(out, inp, w, bias, N < min ? min : N, C, OC);
 }
 
 static void bias_grad_task(void *vc, long b, long e, int tid) {

@@ -1,7 +1,6 @@
 /* test_ops -- every optimised kernel against its naive reference, and every
  * backward against central finite differences of its forward.  Run with 1
  * and with 3 pool threads (odd split) to catch partitioning bugs. */
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -362,47 +361,6 @@ static void test_matmul_rows_invariant(void) {
     }
 }
 
-/* decoding's products split over the pool (OpenBLAS on one thread per part) give the same bits as one
- * OpenBLAS call threaded by OpenBLAS, for the model's shapes, decode row counts, pool and OpenBLAS threads
- * 1, 2 and 3 (3: parts narrow enough to meet OpenBLAS's few-row kernel unless the split avoids it), with a bias and as ops_gemm_nt_rows accumulating (beta 1, alpha != 1) into a wider output */
-static void test_matmul_split_bits(void) {
-    static const int shapes[][2] = {{64, 192},  {64, 64},   {64, 256},   {64, 700},  {256, 768},   {256, 256},
-                                    {576, 960}, {576, 576}, {576, 1536}, {768, 768}, {768, 2304}, {768, 3072},
-                                    {3072, 768}, {896, 1152}, {1536, 576}, {576, 192}, {576, 64}, {768, 50257}};
-    static const int rows[] = {1, 5, 17, 40, 80, 96};
-    int nb = openblas_get_num_threads();
-    for (int t = 1; t <= 3; t++) {
-        par_init(t);
-        openblas_set_num_threads(t);
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            int K = shapes[s][0], OC = shapes[s][1], min = ops_matmul_min_rows(OC), bad = 0;
-            int maxm = 96 > min ? 96 : min, ldc = OC + 3;
-            float *inp = rnd((long)maxm * K, 1.0f), *w = rnd((long)OC * K, 0.05f), *b = rnd(OC, 1.0f);
-            float *c0 = rnd((long)maxm * ldc, 1.0f), *o[2], *g[2];
-            for (int k = 0; k < 2; k++) {
-                o[k] = zeros((long)maxm * OC), g[k] = xmalloc(sizeof(float) * (size_t)maxm * ldc);
-            }
-            for (size_t r = 0; r < sizeof rows / sizeof rows[0] && !bad; r++) {
-                int M = rows[r] < min ? min : rows[r];
-                for (int k = 0; k < 2; k++) {
-                    ops_matmul_set_split(k);
-                    ops_matmul_forward_rows(o[k], inp, w, b, rows[r], K, OC);
-                    memcpy(g[k], c0, sizeof(float) * (size_t)maxm * ldc);
-                    ops_gemm_nt_rows(M, OC, K, 0.5f, inp, K, w, K, 1.0f, g[k], ldc);
-                }
-                if (memcmp(o[0], o[1], sizeof(float) * (size_t)M * OC) ||
-                    memcmp(g[0], g[1], sizeof(float) * (size_t)maxm * ldc))
-                    bad = rows[r];
-            }
-            ops_matmul_set_split(1);
-            EXPECT(!bad, "threads %d, K %d OC %d, %d rows: the split product differs from OpenBLAS's", t, K, OC, bad);
-            free(inp), free(w), free(b), free(c0);
-            for (int k = 0; k < 2; k++) free(o[k]), free(g[k]);
-        }
-    }
-    openblas_set_num_threads(nb);
-}
-
 int main(int argc, char **argv) {
     (void)argc, (void)argv;
     rng_seed(&rng, 1234);
@@ -420,7 +378,6 @@ int main(int argc, char **argv) {
         test_adamw();
         test_matmul_rows_invariant();
     }
-    test_matmul_split_bits();
     par_shutdown();
     return test_summary();
 }
