@@ -17,6 +17,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "base/text.h"
+
 #define BATCH_MAX_LINES 50000
 
 /* snprintf for messages: a message longer than its buffer is cut, on purpose */
@@ -63,12 +65,6 @@ typedef struct {
     JBatch *b;
     size_t n;
 } Journal;
-
-static uint64_t fnv1a(const char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
-    return h;
-}
 
 static JBatch *journal_find(Journal *j, const char *file_id, const char *batch_id) {
     for (size_t i = 0; i < j->n; i++) {
@@ -130,7 +126,7 @@ static int journal_load(Journal *j, Err *e) {
         char *line = buf + off, *sum = strrchr(line, ' ');
         if (!sum || strlen(sum + 1) != 16) break;
         *sum = 0;
-        if (strtoull(sum + 1, NULL, 16) != fnv1a(line, strlen(line)) || journal_apply(j, line) != 0) break;
+        if (strtoull(sum + 1, NULL, 16) != text_fnv1a64(line, strlen(line)) || journal_apply(j, line) != 0) break;
         off = (size_t)(nl - buf) + 1;
     }
     free(buf);
@@ -167,7 +163,7 @@ static int journal_open(Journal *j, const char *path, Err *e) {
 
 /* Appends "rec <fnv16>\n" with one write(2), then fsyncs. */
 static int journal_append(Journal *j, const char *rec, Err *e) {
-    char *line = xasprintf("%s %016llx\n", rec, (unsigned long long)fnv1a(rec, strlen(rec)));
+    char *line = xasprintf("%s %016llx\n", rec, (unsigned long long)text_fnv1a64(rec, strlen(rec)));
     size_t n = strlen(line), done = 0;
     int rc = 0;
     while (done < n && rc == 0) {

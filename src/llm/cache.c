@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/text.h"
+
 typedef struct {
     char key[65];
     char *body;
@@ -25,15 +27,6 @@ struct LlmCache {
     double sync_seconds, last_sync;
     int dirty;
 };
-
-static uint64_t fnv1a(const char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 static uint64_t key_hash(const char *key) {
     uint64_t h = 0;
@@ -109,7 +102,7 @@ static size_t load(LlmCache *c, const char *buf, size_t n) {
         uint64_t sum = strtoull(end + 1, NULL, 16);
         size_t body = (size_t)(nl - buf) + 1;
         if (body + len + 1 > n || buf[body + len] != '\n') break;
-        if (fnv1a(buf + body, len) != sum) break;
+        if (text_fnv1a64(buf + body, len) != sum) break;
         insert(c, key, buf + body, len);
         off = body + len + 1;
     }
@@ -191,7 +184,7 @@ int cache_put(LlmCache *c, const char *key, const char *body, size_t len, Err *e
     CHECK(strlen(key) == 64, "cache key must be 64 hex characters");
     char hdr[128];
     int hn = snprintf(hdr, sizeof hdr, "HDC1 %s %zu %016llx\n", key, len,
-                      (unsigned long long)fnv1a(body, len));
+                      (unsigned long long)text_fnv1a64(body, len));
     size_t total = (size_t)hn + len + 1;
     char *rec = xmalloc(total);
     memcpy(rec, hdr, (size_t)hn);

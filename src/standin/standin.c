@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "base/text.h"
+
 /* ---- words ---------------------------------------------------------------- */
 
 #define WORD_CAP 48    /* longer words are truncated (they never matter) */
@@ -58,12 +60,6 @@ int standin_count_words(const char *text) {
     return n;
 }
 
-static uint32_t fnv1a(const char *s) {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 /* ---- a string -> int map (open addressing, keys copied) -------------------- */
 
 typedef struct {
@@ -101,7 +97,7 @@ static uint32_t strmap_slot(const StrMap *m, const char *key, uint32_t h) {
 /* The value stored for key, or -1. */
 static int strmap_get(const StrMap *m, const char *key) {
     if (!m->cap) return -1;
-    uint32_t i = strmap_slot(m, key, fnv1a(key));
+    uint32_t i = strmap_slot(m, key, text_fnv1a32(key));
     return m->keys[i] ? m->vals[i] : -1;
 }
 
@@ -125,7 +121,7 @@ static void strmap_grow(StrMap *m) {
 /* Stores key -> val unless key is present; returns the stored value. */
 static int strmap_put(StrMap *m, const char *key, int val) {
     if ((m->n + 1) * 2 > m->cap) strmap_grow(m);
-    uint32_t h = fnv1a(key);
+    uint32_t h = text_fnv1a32(key);
     uint32_t i = strmap_slot(m, key, h);
     if (m->keys[i]) return m->vals[i];
     m->keys[i] = xstrdup(key);
@@ -625,7 +621,7 @@ static void sent_read(const StandinWorld *w, const char *text, Sent *s) {
     while (word_next(&p, buf, NULL)) {
         if (s->n < SENT_MAX) {
             memcpy(s->w[s->n], buf, WORD_CAP);
-            s->h[s->n] = fnv1a(buf);
+            s->h[s->n] = text_fnv1a32(buf);
             s->stop[s->n] = (uint8_t)is_stop(w, buf);
             s->n++;
         }
