@@ -32,7 +32,10 @@
  * Whether traced or not, the time spent reducing and the part of it hidden
  * behind compute are summed for the end-of-training line.
  *
- * Collective: every rank calls the same functions in the same order.
+ * Collective: every rank calls the same functions in the same order -- also
+ * a rank with no rows in a step (no backward pass, never armed): with
+ * overlap or shard on, its gradsync_finish joins the other ranks' bucketed
+ * reductions.
  */
 #ifndef HDISTILL_GRADSYNC_H
 #define HDISTILL_GRADSYNC_H

@@ -177,7 +177,10 @@ void gradsync_finish(GradSync *g) {
     g->c1 = now(g);
     trace(g, TRACE_COMPUTE, g->c0, g->c1);
     if (g->W <= 1) return;
-    if (g->armed || g->o.shard) { /* sharded without overlap: the buckets all start now (pieces keep MPI's buffers small) */
+    /* bucketed whenever buckets exist, also on a rank that was never armed (no backward pass this step:
+     * a critique step with fewer pairs than ranks) -- the other ranks' bucket reductions must be
+     * matched; sharded without overlap: the buckets all start now (pieces keep MPI's buffers small) */
+    if (g->armed || g->o.shard || g->o.overlap) {
         if (!g->armed) g->next = g->inflight = g->done_upto = 0;
         g->m->grad_ready = NULL, g->m->grad_ctx = NULL;
         g->armed = 0;

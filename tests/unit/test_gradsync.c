@@ -466,6 +466,33 @@ static int bad_slice(const Comm *c) {
     return 0;
 }
 
+/* A rank whose step has no rows runs no backward pass and never arms (a critique step with fewer
+ * pairs than ranks): with overlap on it must still take part in the bucketed reductions the other
+ * ranks started (it took the blocking allreduce before: collectives that do not match, a hang).
+ * Every rank ends with rank 0's gradient, exactly (adding zeros is exact). */
+static void check_idle_rank(const Comm *c) {
+    Model m;
+    make_model(&m);
+    float *want = xmalloc(sizeof(float) * m.n_params);
+    model_zero_grad(&m);
+    backward(&m, 0, 0, 0);
+    memcpy(want, m.grads, sizeof(float) * m.n_params);
+    GradSyncOptions opt = {.overlap = 1, .bucket = m.n_params / 5 + 1};
+    GradSync *g = gradsync_create(&m, c, &opt, util_now());
+    gradsync_begin(g);
+    model_zero_grad(&m);
+    if (c->rank == 0) {
+        gradsync_arm(g);
+        backward(&m, 0, 0, 0);
+    }
+    gradsync_finish(g);
+    EXPECT(!memcmp(m.grads, want, sizeof(float) * m.n_params),
+           "rank %d: a rank without a backward pass joins the bucketed reduction (rank 0's gradient)", c->rank);
+    gradsync_free(g);
+    free(want);
+    model_free(&m);
+}
+
 static int ranks_main(int argc, char **argv) {
     Comm c;
     comm_init(&c, &argc, &argv);
@@ -487,6 +514,7 @@ static int ranks_main(int argc, char **argv) {
         check_against_reference(&c, &ref);
         reference_free(&ref);
         check_trace(&c, n);
+        check_idle_rank(&c);
     }
     int64_t counts[2] = {test_passed, test_failed};
     comm_allreduce_sum_i64(counts, 2);
