@@ -26,51 +26,15 @@
 #include "stages/infer.h"
 #include "stages/modelsrv.h"
 #include "test.h"
+#include "test_run.h"
 
 static char *root, *run_dir;
 
-static Tokenizer *small_tokenizer(void) {
-    const char *texts[] = {"the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "caf\xC3\xA9 au lait"};
-    size_t lens[4];
-    for (int i = 0; i < 4; i++) lens[i] = strlen(texts[i]);
-    Err e;
-    Tokenizer *t = tokenizer_train(texts, lens, 4, 272, &e);
-    CHECK(t, "%s", e.msg);
-    return t;
-}
 
 /* run_dir/ckpt/step_00000007.h5: a random 2-layer GPT-2 of 32 positions, its configuration stored */
 static void write_run(void) {
-    char *ck = xasprintf("%s/ckpt", run_dir);
-    Err e;
-    CHECK(util_mkdir_p(ck, &e) == 0, "%s", e.msg);
-    Tokenizer *t = small_tokenizer();
-    TokenizerData td;
-    tokenizer_to_data(t, &td);
-    ModelConfig mc = model_config_gpt2(2, 2, 16, tokenizer_vocab_size(t), 32);
-    Model m;
-    model_init(&m, &mc);
-    model_init_weights(&m, 7);
-    for (size_t i = 0; i < m.n_params; i++) m.params[i] *= 20; /* sharper distributions than N(0, 0.02) */
-    Config c;
-    config_init(&c);
     const char *kv[] = {"eval.beam=3", "eval.max_new=8", "critique.k=2", "critique.max_new=6", NULL};
-    for (int i = 0; kv[i]; i++) CHECK(config_set(&c, kv[i], &e) == 0, "%s", e.msg);
-    char *json = config_to_json(&c);
-    Provenance prov;
-    char *argv[] = {"test_infer", NULL};
-    prov_collect(&prov, 1, argv, 1);
-    TrainState st = {.step = 7};
-    MetricLog log = {0};
-    ValLog val = {0};
-    CHECK(ckpt_write(ck, &m, NULL, NULL, &st, &td, json, &prov, &log, &val, NULL, &e) == 0, "%s", e.msg);
-    prov_free(&prov);
-    free(json);
-    config_free(&c);
-    model_free(&m);
-    tokenizer_data_free(&td);
-    tokenizer_destroy(t);
-    free(ck);
+    free(test_write_run(run_dir, 7, 7, kv, "test_infer"));
 }
 
 static void opening(void) {
