@@ -464,7 +464,7 @@ static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cand
 /* ---- the critic beside the sampling ------------------------------------------------------
  * While all ranks sample a round's candidates chunk by chunk, a thread of rank 0 sends each
  * chunk's pairs to the critic as soon as the chunk is gathered (in critic.mode=batch it waits
- * for the last chunk, so that the round is one Batch API submission; only the main thread calls MPI;
+ * for the last chunk, so that the round is one Batch API submission; the judging thread calls no MPI;
  * the LLM client and its cache are used by the judging thread alone until it is joined), so a
  * round takes about the longer of sampling and judging instead of their sum.  The stored
  * results are those of judging everything afterwards: pair selection and the critic's answers
