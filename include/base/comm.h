@@ -2,7 +2,12 @@
  * HDF5 only).  Data-parallel collectives for training, rank-0-decides error
  * propagation, and the abort hook behind DIE.
  *
- * Only the main thread calls MPI (MPI_THREAD_FUNNELED).
+ * Threads: MPI is initialised asking for MPI_THREAD_SERIALIZED (any thread
+ * may call MPI, never two at once; Comm.mpi_serialized says whether MPI
+ * gave it).  The main thread makes every call but one kind: gradsync's
+ * progress thread tests and starts its non-blocking reductions while the
+ * main thread runs the backward pass, which calls no MPI; the two share a
+ * mutex around those calls (stages/gradsync.c).  Nothing here locks.
  */
 #ifndef HDISTILL_COMM_H
 #define HDISTILL_COMM_H
@@ -13,9 +18,23 @@
 typedef struct {
     int rank, size;
     int local_rank, local_size; /* ranks on this node */
+    int mpi_serialized;         /* 1: MPI provides MPI_THREAD_SERIALIZED or more */
+    int nbc_ring;               /* 1: non-blocking allreduces take Open MPI's ring (2 ranks, below) */
 } Comm;
 
-/* MPI_Init_thread + rank/size; installs the MPI_Abort hook for DIE. */
+/* MPI_Init_thread (asking for MPI_THREAD_SERIALIZED) + rank/size; installs
+ * the MPI_Abort hook for DIE.  With exactly 2 ranks it also selects the ring
+ * for non-blocking allreduces (Open MPI's control variable
+ * coll_libnbc_iallreduce_algorithm = 1, through MPI_T, on every rank or on
+ * none; an OMPI_MCA_coll_libnbc_iallreduce_algorithm in the environment
+ * wins): Open MPI 4.1's libnbc otherwise takes a binomial tree for every
+ * in-place reduction, which on 2 ranks sends the whole buffer to rank 0 and
+ * the sum back, one direction at a time (twice the time of the blocking
+ * allreduce); the ring sends half each way at once.  Adding two values is
+ * the same sum in either order, so the result does not change.  With more
+ * ranks Open MPI's choice stays: the ring would add in another order than
+ * the blocking allreduce and the sharded path's reduce-scatter (rounding
+ * differences that AdamW turns into visible ones). */
 void comm_init(Comm *c, int *argc, char ***argv);
 void comm_finalize(void);
 /* Ends all ranks with this exit code after a collective decision (no
@@ -29,9 +48,11 @@ void comm_allreduce_sum_f64(double *x, size_t n);
 void comm_allreduce_sum_i64(int64_t *x, size_t n);
 /* Non-blocking sums (started now, completed by comm_test/comm_wait; the
  * buffer must stay untouched until then).  A request is a small integer
- * handle; at most COMM_MAX_REQUESTS are outstanding.  n and the counts must
- * fit an int (buckets do).  MPI makes progress inside MPI calls, so a
- * caller computing meanwhile calls comm_test now and then. */
+ * handle; at most COMM_MAX_REQUESTS are outstanding; the handle table is not
+ * locked (callers on two threads serialise these calls).  n and the counts
+ * must fit an int (buckets do).  Open MPI moves a non-blocking collective
+ * on only inside MPI calls, so a caller computing meanwhile calls comm_test
+ * now and then (gradsync: from a thread of its own). */
 enum { COMM_MAX_REQUESTS = 4096 };
 typedef int CommRequest;
 /* in place over x[0, n) */

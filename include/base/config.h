@@ -101,6 +101,7 @@ typedef struct {
         double max_run_time; /* seconds; 0 = no limit */
         int overlap;         /* 1: bucketed non-blocking gradient reduction during backward */
         double bucket_mb;    /* MB of gradient per bucket */
+        int progress_thread; /* 1: a thread moves the non-blocking reductions on during backward */
         int shard_optimizer; /* 1: ZeRO stage 1 */
         int trace;           /* 1: compute/communication intervals in run.h5 /trace */
     } train;

@@ -25,10 +25,35 @@ static void abort_hook(int code) {
     if (g_inited) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
+/* Open MPI's non-blocking allreduce algorithm (MPI_T control variable coll_libnbc_iallreduce_algorithm, 1 =
+ * the ring) on every rank or on none: each rank writes it unless its environment sets it, the ranks agree,
+ * and if one could not, the others write their old value back (algorithms must match).  1 when set. */
+static int nbc_ring(void) {
+    const char *name = "coll_libnbc_iallreduce_algorithm";
+    int prov, idx, n = 0, old = 0, one = 1, back = 0, ok = 0, dl = 0, bind, scope, verb, nl = 0;
+    MPI_Datatype dt = MPI_DATATYPE_NULL;
+    MPI_T_enum en;
+    MPI_T_cvar_handle h = MPI_T_CVAR_HANDLE_NULL;
+    int started = MPI_T_init_thread(MPI_THREAD_SERIALIZED, &prov) == MPI_SUCCESS;
+    if (started && !getenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm") &&
+        MPI_T_cvar_get_index(name, &idx) == MPI_SUCCESS &&
+        MPI_T_cvar_get_info(idx, NULL, &nl, &verb, &dt, &en, NULL, &dl, &bind, &scope) == MPI_SUCCESS &&
+        dt == MPI_INT && MPI_T_cvar_handle_alloc(idx, NULL, &h, &n) == MPI_SUCCESS && n == 1 &&
+        MPI_T_cvar_read(h, &old) == MPI_SUCCESS && MPI_T_cvar_write(h, &one) == MPI_SUCCESS)
+        ok = MPI_T_cvar_read(h, &back) == MPI_SUCCESS && back == 1;
+    int all = ok;
+    MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (ok && !all) MPI_T_cvar_write(h, &old);
+    if (h != MPI_T_CVAR_HANDLE_NULL) MPI_T_cvar_handle_free(&h);
+    if (started) MPI_T_finalize();
+    return all;
+}
+
 void comm_init(Comm *c, int *argc, char ***argv) {
     int provided = 0;
-    MPI_CALL(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    MPI_CALL(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
     g_inited = 1;
+    c->mpi_serialized = provided >= MPI_THREAD_SERIALIZED;
     MPI_CALL(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
     MPI_CALL(MPI_Comm_rank(MPI_COMM_WORLD, &c->rank));
     MPI_CALL(MPI_Comm_size(MPI_COMM_WORLD, &c->size));
@@ -39,6 +64,7 @@ void comm_init(Comm *c, int *argc, char ***argv) {
     MPI_CALL(MPI_Comm_free(&node));
     util_set_rank(c->rank);
     util_set_abort_hook(abort_hook);
+    c->nbc_ring = c->size == 2 && nbc_ring();
 }
 
 void comm_finalize(void) {

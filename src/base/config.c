@@ -176,6 +176,10 @@ static const OptSpec OPTIONS[] = {
      "0 = one blocking allreduce after it (same result)"},
     {"train.bucket_mb", OT_FLOAT, F(train.bucket_mb), "25", 0.001, 1e6, NULL,
      "MB of gradient per bucket (train.overlap=1)"},
+    {"train.progress_thread", OT_INT, F(train.progress_thread), "1", 0, 1, NULL,
+     "1 = with train.overlap=1, a thread per rank moves the non-blocking reductions on while the backward pass "
+     "computes (MPI advances them only inside MPI calls; it tests them every 200 us); 0 = only between layers "
+     "(same result)"},
     {"train.shard_optimizer", OT_INT, F(train.shard_optimizer), "0", 0, 1, NULL,
      "1 = ZeRO stage 1: each rank keeps the AdamW moments of its 1/N slice of the parameters; gradients are "
      "reduce-scattered, parameters all-gathered; checkpoints written by all ranks at once"},

@@ -465,7 +465,7 @@ static Status judge_candidates(Ctx *c, LlmClient *client, Judged *j, char **cand
  * While all ranks sample a round's candidates chunk by chunk, a thread of rank 0 sends each
  * chunk's pairs to the critic as soon as the chunk is gathered (critique.pipeline=1; with 0, and
  * in critic.mode=batch so that the round is one Batch API submission, it waits for the last
- * chunk; only the main thread calls MPI; the LLM client and its cache are used by the judging
+ * chunk; the judging thread calls no MPI; the LLM client and its cache are used by the judging
  * thread alone until it is joined), so a round takes about the longer of sampling and judging
  * instead of their sum.  The stored results are those of judging everything afterwards: pair
  * selection and the critic's answers do not depend on when they are asked, nor the samples on

@@ -1,9 +1,12 @@
 /* gradsync -- gradient reduction and optimizer step; see include/stages/gradsync.h. */
 #include "stages/gradsync.h"
 
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/util.h"
 
@@ -34,6 +37,14 @@ struct GradSync {
     double comm_total, hidden_total;
     TraceEvent *ev;
     int nev, cap;
+    /* the progress thread (o.progress_thread): mu guards the bucket state above (next, ready, inflight,
+     * done_upto, req, pending, ts, td) and every MPI call on it while the thread may run */
+    int threaded;    /* the thread exists */
+    int active;      /* it may call MPI: from gradsync_arm to gradsync_finish */
+    int stop;        /* gradsync_free: it ends */
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* ready buckets, arm, stop */
 };
 
 void gradsync_range(const Model *m, const Comm *c, const GradSyncOptions *o, size_t *lo, size_t *hi) {
@@ -44,6 +55,9 @@ void gradsync_range(const Model *m, const Comm *c, const GradSyncOptions *o, siz
     *lo = b[c->rank], *hi = b[c->rank + 1];
     free(b);
 }
+
+static void start_thread(GradSync *g);
+static void stop_thread(GradSync *g);
 
 static double now(const GradSync *g) { return util_now() - g->t0; }
 
@@ -94,11 +108,20 @@ GradSync *gradsync_create(Model *m, const Comm *c, const GradSyncOptions *o, dou
         g->recv = xmalloc_aligned(sizeof(float) * (g->hi - g->lo + 1));
     }
     if (g->o.overlap || g->o.shard) make_buckets(g);
+    if (g->o.overlap && g->o.progress_thread) {
+        static int warned = 0;
+        if (c->mpi_serialized) start_thread(g);
+        else if (!warned++)
+            log_warn("MPI does not provide MPI_THREAD_SERIALIZED: no gradient progress thread "
+                     "(train.progress_thread=1 ignored); overlapped reductions move only between layers");
+    }
     return g;
 }
 
 void gradsync_free(GradSync *g) {
     if (!g) return;
+    CHECK(!g->armed, "gradsync_free between gradsync_arm and gradsync_finish (reductions in flight)");
+    if (g->threaded) stop_thread(g);
     if (g->m && g->m->grad_ctx == g) g->m->grad_ready = NULL, g->m->grad_ctx = NULL;
     free(g->counts), free(g->displs), free(g->recv), free(g->bs), free(g->be), free(g->req), free(g->pending);
     free(g->ts), free(g->td), free(g->scount), free(g->ev);
@@ -136,10 +159,74 @@ static void progress(GradSync *g) {
     while (g->next < g->ready && g->inflight < MAX_INFLIGHT) start_bucket(g, g->next++), g->inflight++;
 }
 
+/* Open MPI (libnbc) advances a non-blocking collective only inside MPI calls: while buckets are in flight
+ * or queued the thread tests them this often, and sleeps in between (a test of a few buckets costs
+ * microseconds; 1 Gbit/s moves 25 KB in this time, far less than a socket's buffer). */
+enum { PROGRESS_US = 200 };
+
+static int busy(const GradSync *g) { return g->inflight > 0 || g->next < g->ready; }
+
+static void lock(GradSync *g) {
+    if (g->threaded) CHECK(pthread_mutex_lock(&g->mu) == 0, "pthread_mutex_lock");
+}
+
+static void unlock(GradSync *g) {
+    if (g->threaded) CHECK(pthread_mutex_unlock(&g->mu) == 0, "pthread_mutex_unlock");
+}
+
+/* the progress thread: between gradsync_arm and gradsync_finish it starts the buckets the backward pass
+ * has finished and tests the ones in flight, every PROGRESS_US while any are; otherwise it waits */
+static void *progress_main(void *arg) {
+    GradSync *g = arg;
+    CHECK(pthread_mutex_lock(&g->mu) == 0, "pthread_mutex_lock");
+    while (!g->stop) {
+        if (g->active && busy(g)) progress(g);
+        int rc;
+        if (g->active && busy(g)) {
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            t.tv_nsec += PROGRESS_US * 1000L;
+            if (t.tv_nsec >= 1000000000L) t.tv_sec++, t.tv_nsec -= 1000000000L;
+            rc = pthread_cond_timedwait(&g->cv, &g->mu, &t);
+        } else {
+            rc = pthread_cond_wait(&g->cv, &g->mu);
+        }
+        CHECK(rc == 0 || rc == ETIMEDOUT, "pthread_cond_wait: %s", strerror(rc));
+    }
+    CHECK(pthread_mutex_unlock(&g->mu) == 0, "pthread_mutex_unlock");
+    return NULL;
+}
+
+static void start_thread(GradSync *g) {
+    pthread_condattr_t a;
+    CHECK(pthread_mutex_init(&g->mu, NULL) == 0, "pthread_mutex_init");
+    CHECK(pthread_condattr_init(&a) == 0 && pthread_condattr_setclock(&a, CLOCK_MONOTONIC) == 0 &&
+              pthread_cond_init(&g->cv, &a) == 0,
+          "pthread_cond_init");
+    pthread_condattr_destroy(&a);
+    int rc = pthread_create(&g->th, NULL, progress_main, g);
+    if (rc != 0) DIE("cannot start the gradient progress thread: %s (hint: set train.progress_thread=0)", strerror(rc));
+    g->threaded = 1;
+}
+
+static void stop_thread(GradSync *g) {
+    lock(g);
+    g->stop = 1;
+    CHECK(pthread_cond_signal(&g->cv) == 0, "pthread_cond_signal");
+    unlock(g);
+    CHECK(pthread_join(g->th, NULL) == 0, "pthread_join");
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    g->threaded = 0;
+}
+
 static void on_ready(void *ctx, size_t lo) {
     GradSync *g = ctx;
+    lock(g);
     while (g->ready < g->nb && g->bs[g->ready] >= lo) g->ready++;
-    progress(g);
+    if (g->threaded) CHECK(pthread_cond_signal(&g->cv) == 0, "pthread_cond_signal"); /* the thread starts them */
+    else progress(g);
+    unlock(g);
 }
 
 void gradsync_begin(GradSync *g) {
@@ -149,8 +236,12 @@ void gradsync_begin(GradSync *g) {
 
 void gradsync_arm(GradSync *g) {
     if (!g->o.overlap) return;
+    CHECK(!g->armed, "gradsync_arm twice without gradsync_finish");
+    lock(g);
     g->next = g->ready = g->inflight = g->done_upto = 0;
     g->armed = 1;
+    g->active = g->threaded;
+    unlock(g);
     g->m->grad_ready = on_ready;
     g->m->grad_ctx = g;
 }
@@ -179,8 +270,12 @@ void gradsync_finish(GradSync *g) {
     if (g->W <= 1) return;
     /* bucketed whenever buckets exist, also on a rank that was never armed (no backward pass this step:
      * a critique step with fewer pairs than ranks) -- the other ranks' bucket reductions must be
-     * matched; sharded without overlap: the buckets all start now (pieces keep MPI's buffers small) */
+     * matched, in the same order; sharded without overlap: the buckets all start now (pieces keep
+     * MPI's buffers small) */
     if (g->armed || g->o.shard || g->o.overlap) {
+        lock(g);
+        g->active = 0; /* from here on only this thread calls MPI */
+        unlock(g);
         if (!g->armed) g->next = g->inflight = g->done_upto = 0;
         g->m->grad_ready = NULL, g->m->grad_ctx = NULL;
         g->armed = 0;
@@ -245,6 +340,13 @@ int gradsync_trace_flush(GradSync *g, StoreFile *run, int64_t step, Err *e) {
                      store_append_f64(run, "/trace/t1", b, n, "end, s since the trainer started on that rank", e));
     free(st), free(rk), free(kd), free(a), free(b), free(all), free(lens);
     return rc ? -1 : 0;
+}
+
+int gradsync_pending(GradSync *g) {
+    lock(g);
+    int n = g->ready - (g->next - g->inflight);
+    unlock(g);
+    return n;
 }
 
 void gradsync_totals(const GradSync *g, double *comm, double *hidden) {

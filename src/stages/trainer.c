@@ -118,6 +118,7 @@ void trainer_step_done(Trainer *t, double loss, double lr, double gnorm, int64_t
 
 GradSyncOptions trainer_sync_options(const Config *cfg) {
     return (GradSyncOptions){.overlap = cfg->train.overlap,
+                             .progress_thread = cfg->train.progress_thread,
                              .bucket = (size_t)(cfg->train.bucket_mb * 1e6 / sizeof(float)),
                              .shard = cfg->train.shard_optimizer,
                              .trace = cfg->train.trace};
@@ -134,8 +135,9 @@ void trainer_log_comm(const Trainer *t) {
     double comm, hidden;
     gradsync_totals(t->gs, &comm, &hidden);
     log_info("gradient reduction: %.2f s on rank %d, %.0f %% of it hidden behind the backward pass (train.overlap=%d, "
-             "%d ranks)",
-             comm, t->comm->rank, comm > 0 ? 100.0 * hidden / comm : 0.0, t->cfg->train.overlap, t->comm->size);
+             "%d ranks, train.progress_thread=%d)",
+             comm, t->comm->rank, comm > 0 ? 100.0 * hidden / comm : 0.0, t->cfg->train.overlap, t->comm->size,
+             t->cfg->train.progress_thread);
 }
 
 void trainer_checkpoint(Trainer *t) {

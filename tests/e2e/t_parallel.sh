@@ -4,8 +4,8 @@
 #  - train.overlap=1 (bucketed non-blocking allreduces started during the
 #    backward pass; tiny buckets so there are many, and gradient
 #    accumulation) gives bitwise the model of train.overlap=0 on 2 ranks, in
-#    SFT and in a critique round; on 3 ranks bitwise or within 1e-6 (says
-#    which);
+#    SFT and in a critique round, with the progress thread (the default) and
+#    without it (SFT); on 3 ranks bitwise or within 1e-6 (says which);
 #  - train.trace=1: /trace holds, per step and rank, one compute, one wait,
 #    one optimizer interval and one interval per bucket; buckets start
 #    before the backward pass ends with overlap, after it without;
@@ -56,7 +56,11 @@ check "np2: overlap gives bitwise the loss of blocking" h5cmp "$TMP/o2/run.h5" "
 check "np2: overlap gives bitwise the gnorm of blocking" h5cmp "$TMP/o2/run.h5" "$TMP/b2/run.h5" /metrics/train/grad_norm exact
 check "np2: overlap gives bitwise the parameters and moments" same_params "$TMP/o2" "$TMP/b2" 30 exact
 check "the end-of-training line reports the hidden share" \
-    grep -Eq 'gradient reduction: [0-9.]+ s on rank 0, [0-9]+ % of it hidden .*train.overlap=1, 2 ranks' "$TMP/o2.log"
+    grep -Eq 'gradient reduction: [0-9.]+ s on rank 0, [0-9]+ % of it hidden .*train.overlap=1, 2 ranks, train.progress_thread=1' "$TMP/o2.log"
+tr 2 "$TMP/n2" --set train.overlap=1 --set train.progress_thread=0 --set train.micro_batch=2
+check "np2 overlap=1 without the progress thread exits 0" test $? -eq 0
+check "np2: overlap without the progress thread gives bitwise the loss of blocking" \
+    h5cmp "$TMP/n2/run.h5" "$TMP/b2/run.h5" /metrics/train/loss exact
 
 # --- the trace
 check "trace: per step and rank one compute/wait/optim, the buckets, ordered, overlapped" $PY - "$TMP/o2/run.h5" <<'EOF'

@@ -3,9 +3,10 @@
  *
  * Every rank differentiates its own rows; the naive reference needs no MPI:
  * each rank also differentiates every rank's rows itself, one after the
- * other, and adds the gradients in rank order.  Checked for overlap 0/1 ×
- * shard 0/1 × buckets that do not divide the vector (1000, 7 elements, one
- * bucket, a bucket larger than the vector), with two accumulated
+ * other, and adds the gradients in rank order.  Checked for mode 0
+ * (blocking), 1 (overlap), 2 (overlap + progress thread) × shard 0/1 ×
+ * buckets that do not divide the vector (1000, 7 elements, one bucket, a
+ * bucket larger than the vector), with two accumulated
  * micro-batches (only the last armed) and two optimizer steps:
  *  - after gradsync_finish the gradient on this rank's range equals the
  *    reference sum: bitwise for 2 ranks (a + b in every path), within 1e-6
@@ -256,32 +257,33 @@ static void check_against_reference(const Comm *c, const Reference *ref) {
     }
     for (int shard = 0; shard < 2; shard++)
         for (size_t k = 0; k < sizeof buckets / sizeof *buckets; k++)
-            for (int overlap = 0; overlap < 2; overlap++) {
+            for (int mode = 0; mode < 3; mode++) { /* 0 blocking, 1 overlap, 2 overlap + progress thread */
+                int overlap = mode > 0;
                 if (!shard && !overlap) continue; /* the base */
                 if (!overlap && k > 0) continue;  /* the bucket size matters only with overlap or sharding */
-                GradSyncOptions o = {.overlap = overlap, .bucket = buckets[k], .shard = shard};
+                GradSyncOptions o = {.overlap = overlap, .bucket = buckets[k], .shard = shard, .progress_thread = mode == 2};
                 Outcome x;
                 run_steps(c, &o, NULL, &x);
                 for (int s = 0; s < STEPS; s++) {
                     double scale = max_abs(ref->grad[s], n);
                     double d = max_diff(x.grad[s], ref->grad[s], x.lo, x.hi);
                     if (W == 2)
-                        EXPECT(d == 0, "2 ranks overlap %d shard %d bucket %zu step %d: reduced gradient on [%zu, %zu) "
-                                       "bitwise the sum (max diff %g)", overlap, shard, buckets[k], s, x.lo, x.hi, d);
+                        EXPECT(d == 0, "2 ranks mode %d shard %d bucket %zu step %d: reduced gradient on [%zu, %zu) "
+                                       "bitwise the sum (max diff %g)", mode, shard, buckets[k], s, x.lo, x.hi, d);
                     else
-                        EXPECT(d <= 1e-6 * scale, "%d ranks overlap %d shard %d bucket %zu step %d: max diff %g of %g", W,
-                               overlap, shard, buckets[k], s, d, scale);
+                        EXPECT(d <= 1e-6 * scale, "%d ranks mode %d shard %d bucket %zu step %d: max diff %g of %g", W,
+                               mode, shard, buckets[k], s, d, scale);
                     if (!shard && W == 2)
                         EXPECT(!memcmp(x.params[s], base.params[s], sizeof(float) * n) && x.gnorm[s] == base.gnorm[s],
-                               "overlap 1 bucket %zu step %d: bitwise the parameters of overlap 0", buckets[k], s);
+                               "mode %d bucket %zu step %d: bitwise the parameters of overlap 0", mode, buckets[k], s);
                     else
                         EXPECT(test_max_rel_err(x.params[s], base.params[s], (long)n, 1e-2) < ptol &&
                                    fabs(x.gnorm[s] - base.gnorm[s]) <= 1e-6 * base.gnorm[s],
-                               "%d ranks overlap %d shard %d bucket %zu step %d: parameters within %g (%g), norm %.9g "
-                               "vs %.9g", W, overlap, shard, buckets[k], s, ptol,
+                               "%d ranks mode %d shard %d bucket %zu step %d: parameters within %g (%g), norm %.9g "
+                               "vs %.9g", W, mode, shard, buckets[k], s, ptol,
                                test_max_rel_err(x.params[s], base.params[s], (long)n, 1e-2), x.gnorm[s], base.gnorm[s]);
-                    EXPECT(same_on_all_ranks(x.params[s], n), "overlap %d shard %d: parameters equal on every rank",
-                           overlap, shard);
+                    EXPECT(same_on_all_ranks(x.params[s], n), "mode %d shard %d: parameters equal on every rank",
+                           mode, shard);
                 }
                 EXPECT(x.comm > 0 && x.hidden >= 0 && x.hidden <= x.comm + 1e-9, "totals: comm %g hidden %g", x.comm,
                        x.hidden);
@@ -470,14 +472,14 @@ static int bad_slice(const Comm *c) {
  * pairs than ranks): with overlap on it must still take part in the bucketed reductions the other
  * ranks started (it took the blocking allreduce before: collectives that do not match, a hang).
  * Every rank ends with rank 0's gradient, exactly (adding zeros is exact). */
-static void check_idle_rank(const Comm *c) {
+static void check_idle_rank(const Comm *c, int progress_thread) {
     Model m;
     make_model(&m);
     float *want = xmalloc(sizeof(float) * m.n_params);
     model_zero_grad(&m);
     backward(&m, 0, 0, 0);
     memcpy(want, m.grads, sizeof(float) * m.n_params);
-    GradSyncOptions opt = {.overlap = 1, .bucket = m.n_params / 5 + 1};
+    GradSyncOptions opt = {.overlap = 1, .bucket = m.n_params / 5 + 1, .progress_thread = progress_thread};
     GradSync *g = gradsync_create(&m, c, &opt, util_now());
     gradsync_begin(g);
     model_zero_grad(&m);
@@ -487,7 +489,8 @@ static void check_idle_rank(const Comm *c) {
     }
     gradsync_finish(g);
     EXPECT(!memcmp(m.grads, want, sizeof(float) * m.n_params),
-           "rank %d: a rank without a backward pass joins the bucketed reduction (rank 0's gradient)", c->rank);
+           "rank %d progress thread %d: a rank without a backward pass joins the bucketed reduction (rank 0's gradient)",
+           c->rank, progress_thread);
     gradsync_free(g);
     free(want);
     model_free(&m);
@@ -514,7 +517,8 @@ static int ranks_main(int argc, char **argv) {
         check_against_reference(&c, &ref);
         reference_free(&ref);
         check_trace(&c, n);
-        check_idle_rank(&c);
+        check_idle_rank(&c, 0);
+        check_idle_rank(&c, 1);
     }
     int64_t counts[2] = {test_passed, test_failed};
     comm_allreduce_sum_i64(counts, 2);
