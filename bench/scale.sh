@@ -15,7 +15,10 @@
 #     progress_thread=1
 # Step time: the median step of /metrics/train/time after SCALE_WARMUP
 # steps; communication and the share of it hidden behind compute: rank 0's
-# /trace (train.trace=1, analysis/hdio.py comm_hidden).  The link's rate is
+# /trace (train.trace=1, analysis/hdio.py comm_hidden); the forward and
+# backward pass's own time (the trace's compute interval, median) shows how
+# much the reduction beside it slows the compute (here both nodes share the
+# machine's cores, so the TCP stack's work lands on them).  The link's rate is
 # measured too (a TCP stream node1 -> node2).  Prints a Markdown table per
 # preset, the ratios shaped-overlapped / unshaped (goal <= 1.1: the slow
 # link costs little once hidden) and overlapped / blocking on each link,
@@ -23,7 +26,7 @@
 #   RESULT rate=... step_unshaped_s=... step_shaped_blocking_s=... step_shaped_overlap_s=...
 #          shaped_overlap_vs_unshaped=... overlap_vs_blocking_shaped=... hidden_pct_shaped=... failed_runs=...
 #          preset=... step_shaped_overlap_nothread_s=... nothread_vs_unshaped=... hidden_pct_shaped_nothread=...
-#          libnbc_iallreduce_algorithm=...
+#          libnbc_iallreduce_algorithm=... params=... rows=...
 # (the keys up to failed_runs as before, the overlapped runs with the progress
 # thread; step_unshaped_s: the better of the two unshaped runs; nothread: the
 # shaped, overlapped run with train.progress_thread=0; failed_runs: of this
@@ -96,7 +99,7 @@ ALG=${SCALE_LIBNBC_ALG:-}
 [[ -n $ALG ]] && export OMPI_MCA_coll_libnbc_iallreduce_algorithm=$ALG
 
 # memory: two ranks of each preset's plan must fit (a preset that does not is skipped)
-declare -A PLAN
+declare -A PLAN NPARAM
 RUN_PRESETS=()
 avail=$(awk '/^MemAvailable:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
 for p in $PRESETS; do
@@ -104,12 +107,14 @@ for p in $PRESETS; do
     dry=$(OMP_NUM_THREADS=1 OMPI_MCA_btl=self,vader mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 \
           "$HD" train "${tp[@]}" --set run.dir="$OUT/dry" --dry-run 2>&1) || { echo "$dry" >&2; die "hdistill train --dry-run failed ($p)"; }
     PLAN[$p]=$(grep -o 'memory per rank: .*' <<<"$dry" | sed -E 's/.* ([0-9.]+) GiB in all.*/\1/' | head -n 1)
+    NPARAM[$p]=$(grep -o 'parameters: [0-9]*' <<<"$dry" | head -n 1 | grep -o '[0-9]*$')
     if [[ ${SCALE_FORCE:-0} != 1 ]] && $PY -c "import sys; sys.exit(0 if $avail < 2 * (${PLAN[$p]:-0} + 0.5) else 1)"; then
         echo "SKIPPED preset=$p reason=memory need_gib=$($PY -c "print(f'{2 * (${PLAN[$p]:-0} + 0.5):.1f}')") mem_available_gib=$avail (SCALE_FORCE=1 runs it anyway)"
         continue
     fi
     RUN_PRESETS+=("$p")
     echo "$p, 2 nodes x 1 rank x 1 thread, $(rows_of "$p") rows x $SEQ tokens per rank per step, $WARMUP + $STEPS steps;" \
+         "${NPARAM[$p]:-?} parameters (the gradient reduced each step: $($PY -c "print(f'{4 * ${NPARAM[$p]:-0} / 1e6:.0f}')") MB);" \
          "plan per rank ${PLAN[$p]} GiB; bucket ${BUCKET} MB"
 done
 [[ ${#RUN_PRESETS[@]} -gt 0 ]] || die "no preset fits this machine's memory (MemAvailable $avail GiB)"
@@ -142,7 +147,7 @@ c.close()' "$(cluster_addr node2)" "$port"
     cat "$OUT/rate"
 }
 
-declare -A STEP COMM HID FAILED
+declare -A STEP COMM HID COMP FAILED
 # modes: 0 = blocking, 1 = overlap with the progress thread, 1n = overlap without it
 mode_sets() {
     case $1 in
@@ -177,7 +182,7 @@ import hdio
 f = h5py.File(sys.argv[1] + "/run.h5", "r"); w = int(sys.argv[2])
 d = np.diff(np.concatenate([[0.0], f["/metrics/train/time"][()]]))  # seconds of each step
 step = float(np.median(d[w:])) if len(d) > w else float("nan")
-comm = hid = float("nan")
+comm = hid = comp = float("nan")
 if "trace" in f:
     tr = {k: f["/trace"][k][()] for k in ("step", "rank", "kind", "t0", "t1")}
     keep = tr["step"] > w
@@ -185,10 +190,12 @@ if "trace" in f:
     n = len(set(tr["step"].tolist()))
     c, h = hdio.comm_hidden(tr, rank=0)
     comm, hid = (c / n, (100.0 * h / c if c > 0 else 0.0)) if n else (float("nan"), float("nan"))
-print(f"{step:.3f} {comm:.3f} {hid:.1f}")
+    sel = (tr["rank"] == 0) & (tr["kind"] == 0)  # the compute interval: forward + backward
+    comp = float(np.median(tr["t1"][sel] - tr["t0"][sel])) if sel.any() else float("nan")
+print(f"{step:.3f} {comm:.3f} {hid:.1f} {comp:.3f}")
 PYEOF
 ) || die "could not read $dir/run.h5"
-    read -r STEP[$p,$link,$mode] COMM[$p,$link,$mode] HID[$p,$link,$mode] <<<"$r"
+    read -r STEP[$p,$link,$mode] COMM[$p,$link,$mode] HID[$p,$link,$mode] COMP[$p,$link,$mode] <<<"$r"
     echo "  $p, $link link, $(mode_name "$mode"): step ${STEP[$p,$link,$mode]} s," \
          "reduction ${COMM[$p,$link,$mode]} s/step, ${HID[$p,$link,$mode]} % hidden" >&2
     rm -rf "$dir/ckpt"
@@ -229,14 +236,14 @@ for p in "${RUN_PRESETS[@]}"; do
     echo
     echo "### $p"
     echo
-    echo "| link | mode | step s | gradient reduction s/step (rank 0) | hidden behind backward |"
-    echo "| --- | --- | --- | --- | --- |"
+    echo "| link | mode | step s | forward + backward s (rank 0) | gradient reduction s/step (rank 0) | hidden behind backward |"
+    echo "| --- | --- | --- | --- | --- | --- |"
     for link in unshaped shaped; do
         modes=("${free_modes[@]}"); [[ $link == shaped ]] && modes=("${shaped_modes[@]}")
         for m in "${modes[@]}"; do
-            comm=${COMM[$p,$link,$m]} hid="${HID[$p,$link,$m]} %"
-            [[ $comm == nan ]] && comm="n/a (no train.trace)" hid="n/a"
-            echo "| $link ($([[ $link == shaped ]] && echo "$RATE, $rate_shaped" || echo "$rate_free") Gbit/s) | $(mode_name "$m") | ${STEP[$p,$link,$m]} | $comm | $hid |"
+            comm=${COMM[$p,$link,$m]} hid="${HID[$p,$link,$m]} %" comp=${COMP[$p,$link,$m]}
+            [[ $comm == nan ]] && comm="n/a (no train.trace)" hid="n/a" comp="n/a"
+            echo "| $link ($([[ $link == shaped ]] && echo "$RATE, $rate_shaped" || echo "$rate_free") Gbit/s) | $(mode_name "$m") | ${STEP[$p,$link,$m]} | $comp | $comm | $hid |"
         done
     done
     echo
@@ -251,7 +258,8 @@ for p in "${RUN_PRESETS[@]}"; do
     [[ -n $same ]] && echo "loss curves of the shaped runs (every mode): $same"
     [[ $overlap_ok -eq 1 ]] || echo "overlap: not measured (this build has no train.overlap)"
     [[ ${FAILED[$p]:-0} -eq 0 ]] || echo "WARNING: ${FAILED[$p]} training run(s) of $p failed and were made again (logs above)"
-    printf 'RESULT rate=%s step_unshaped_s=%s step_shaped_blocking_s=%s step_shaped_overlap_s=%s shaped_overlap_vs_unshaped=%s overlap_vs_blocking_shaped=%s hidden_pct_shaped=%s failed_runs=%s preset=%s step_shaped_overlap_nothread_s=%s nothread_vs_unshaped=%s hidden_pct_shaped_nothread=%s libnbc_iallreduce_algorithm=%s\n' \
+    printf 'RESULT rate=%s step_unshaped_s=%s step_shaped_blocking_s=%s step_shaped_overlap_s=%s shaped_overlap_vs_unshaped=%s overlap_vs_blocking_shaped=%s hidden_pct_shaped=%s failed_runs=%s preset=%s step_shaped_overlap_nothread_s=%s nothread_vs_unshaped=%s hidden_pct_shaped_nothread=%s libnbc_iallreduce_algorithm=%s params=%s rows=%s\n' \
         "$RATE" "$s_free" "$s_sh0" "$(show "$s_sh1")" "$r_sh_free" "$r_ov_sh" "$(show "${HID[$p,shaped,1]:-nan}")" \
-        "${FAILED[$p]:-0}" "$p" "$(show "$s_sh1n")" "$r_shn_free" "$(show "${HID[$p,shaped,1n]:-nan}")" "${ALG:-default}"
+        "${FAILED[$p]:-0}" "$p" "$(show "$s_sh1n")" "$r_shn_free" "$(show "${HID[$p,shaped,1n]:-nan}")" "${ALG:-default}" \
+        "${NPARAM[$p]:-n/a}" "$(rows_of "$p")"
 done
