@@ -36,6 +36,7 @@
 #include "base/util.h"
 #include "io/ckpt.h"
 #include "test.h"
+#include "test_mpi.h"
 
 enum { MAXW = 8, N_CASES = 3 };
 
@@ -509,14 +510,7 @@ static int ranks_main(int argc, char **argv) {
             CHECK(0, "unknown mode %s", argv[i]);
     }
     meta_free(&x);
-    int64_t counts[2] = {test_passed, test_failed};
-    comm_allreduce_sum_i64(counts, 2);
-    fflush(stderr);
-    comm_barrier();
-    if (c.rank == 0) printf("%lld passed, %lld failed\n", (long long)counts[0], (long long)counts[1]);
-    fflush(stdout);
-    comm_finalize();
-    return counts[1] ? 1 : 0;
+    return test_ranks_finish(&c);
 }
 
 /* ---- the first process: no MPI ------------------------------------------------------ */

@@ -13,6 +13,7 @@
 #include "base/comm.h"
 #include "base/util.h"
 #include "test.h"
+#include "test_mpi.h"
 
 /* the value of rank r at index i (exactly representable sums) */
 static double val(int r, size_t i) { return (double)((int)(i % 1000) - 500) * 0.25 + r * 1024.0 + (double)i; }
@@ -192,12 +193,5 @@ int main(int argc, char **argv) {
     EXPECT(util_rank() == c.rank, "util_rank");
     collectives(&c);
     /* one summary for both ranks, printed by rank 0 */
-    int64_t counts[2] = {test_passed, test_failed};
-    comm_allreduce_sum_i64(counts, 2);
-    fflush(stderr);
-    comm_barrier();
-    if (c.rank == 0) printf("%lld passed, %lld failed\n", (long long)counts[0], (long long)counts[1]);
-    fflush(stdout);
-    comm_finalize();
-    return counts[1] ? 1 : 0;
+    return test_ranks_finish(&c);
 }

@@ -17,6 +17,7 @@
 #include "io/dataset.h"
 #include "io/store.h"
 #include "test.h"
+#include "test_mpi.h"
 
 static char *dir;
 
@@ -240,14 +241,7 @@ static int ranked(int argc, char **argv) {
     EXPECT(t != NULL, "rank %d: the broadcast tokenizer does not rebuild: %s", c.rank, e.msg);
     tokenizer_destroy(t);
     tokenizer_data_free(&td), tokenizer_data_free(&tw);
-    int64_t counts[2] = {test_passed, test_failed};
-    comm_allreduce_sum_i64(counts, 2);
-    fflush(stderr);
-    comm_barrier();
-    if (c.rank == 0) printf("%lld passed, %lld failed\n", (long long)counts[0], (long long)counts[1]);
-    fflush(stdout);
-    comm_finalize();
-    return counts[1] ? 1 : 0;
+    return test_ranks_finish(&c);
 }
 
 int main(int argc, char **argv) {

@@ -47,6 +47,7 @@
 #include "io/store.h"
 #include "stages/gradsync.h"
 #include "test.h"
+#include "test_mpi.h"
 
 enum { B = 2, T = 16, V = 64, MICRO = 2, STEPS = 2 };
 static const double LR = 1e-2;
@@ -520,14 +521,7 @@ static int ranks_main(int argc, char **argv) {
         check_idle_rank(&c, 0);
         check_idle_rank(&c, 1);
     }
-    int64_t counts[2] = {test_passed, test_failed};
-    comm_allreduce_sum_i64(counts, 2);
-    fflush(stderr);
-    comm_barrier();
-    if (c.rank == 0) printf("%lld passed, %lld failed\n", (long long)counts[0], (long long)counts[1]);
-    fflush(stdout);
-    comm_finalize();
-    return counts[1] ? 1 : 0;
+    return test_ranks_finish(&c);
 }
 
 /* ---- the first process: no MPI -------------------------------------------------------------- */

@@ -30,6 +30,7 @@
 #include "base/util.h"
 #include "stages/gradsync.h"
 #include "test.h"
+#include "test_mpi.h"
 
 enum { LAYERS = 7 };
 
@@ -241,12 +242,5 @@ int main(int argc, char **argv) {
     Comm c;
     comm_init(&c, &argc, &argv);
     all_cases(&c);
-    int64_t counts[2] = {test_passed, test_failed};
-    comm_allreduce_sum_i64(counts, 2);
-    fflush(stderr);
-    comm_barrier();
-    if (c.rank == 0) printf("%lld passed, %lld failed\n", (long long)counts[0], (long long)counts[1]);
-    fflush(stdout);
-    comm_finalize();
-    return 0;
+    return test_ranks_finish(&c);
 }
