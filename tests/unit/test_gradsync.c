@@ -293,6 +293,20 @@ static void check_against_reference(const Comm *c, const Reference *ref) {
     outcome_free(&base);
 }
 
+/* One step of this rank's rows with an optimizer over the whole vector: the model, the GradSync (returned)
+ * and the optimizer are made here and freed by the caller. */
+static GradSync *one_step(const Comm *c, GradSyncOptions o, Model *m, Optim *op) {
+    make_model(m);
+    GradSync *g = gradsync_create(m, c, &o, util_now());
+    optim_of(op, m, 0, m->n_params);
+    gradsync_begin(g);
+    model_zero_grad(m);
+    backward(m, 0, c->rank, 0);
+    gradsync_finish(g);
+    gradsync_step(g, op, LR, 1);
+    return g;
+}
+
 /* ---- the trace ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -398,16 +412,8 @@ static void check_trace(const Comm *c, size_t n) {
     }
     comm_barrier();
     Model m;
-    make_model(&m);
-    GradSyncOptions ot = {.trace = 1};
-    GradSync *g = gradsync_create(&m, c, &ot, util_now());
     Optim op;
-    optim_of(&op, &m, 0, m.n_params);
-    gradsync_begin(g);
-    model_zero_grad(&m);
-    backward(&m, 0, c->rank, 0);
-    gradsync_finish(g);
-    gradsync_step(g, &op, LR, 1);
+    GradSync *g = one_step(c, (GradSyncOptions){.trace = 1}, &m, &op);
     memset(&e, 0, sizeof e);
     int rc = gradsync_trace_flush(g, run, 1, &e);
     if (c->rank == 0) EXPECT(rc == -1 && strstr(e.msg, "readonly_np"), "read-only run file: rc %d, '%s'", rc, e.msg);
@@ -455,16 +461,8 @@ static void check_one_rank(const Comm *c) {
 /* both ranks step with an optimizer over the whole vector while sharded: a CHECK */
 static int bad_slice(const Comm *c) {
     Model m;
-    make_model(&m);
-    GradSyncOptions o = {.shard = 1};
-    GradSync *g = gradsync_create(&m, c, &o, util_now());
     Optim op;
-    optim_of(&op, &m, 0, m.n_params);
-    gradsync_begin(g);
-    model_zero_grad(&m);
-    backward(&m, 0, c->rank, 0);
-    gradsync_finish(g);
-    gradsync_step(g, &op, LR, 1); /* ends the job */
+    one_step(c, (GradSyncOptions){.shard = 1}, &m, &op); /* its gradsync_step ends the job */
     printf("not stopped\n");
     return 0;
 }
